@@ -1,0 +1,157 @@
+"""Augmentation on batches of tensors, on the device that trains (no per-image Python).
+
+Random numbers come from a torch.Generator on that device (per-image draws) and a numpy
+Generator (per-batch draws); both are saved in checkpoints so a resumed run repeats them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+
+from smallvision.schema import Strict
+
+
+class AugmentConfig(Strict):
+    """translate: random shift up to N pixels (reflect padding). crop_scale: random
+    resized crop, area fraction range. rotate (degrees), scale range and shear (degrees):
+    one random affine warp. brightness/contrast/saturation: jitter strength (factor drawn
+    from [1-s, 1+s]). mixup_alpha/cutmix_alpha: Beta(alpha, alpha) mixing, applied to a
+    batch with probability mix_prob (one of the two at random when both are set)."""
+
+    hflip: bool = False
+    vflip: bool = False
+    translate: int = Field(0, ge=0)
+    crop_scale: tuple[float, float] | None = None
+    rotate: float = Field(0.0, ge=0, le=180)
+    scale: tuple[float, float] | None = None
+    shear: float = Field(0.0, ge=0, lt=90)
+    brightness: float = Field(0.0, ge=0, lt=1)
+    contrast: float = Field(0.0, ge=0, lt=1)
+    saturation: float = Field(0.0, ge=0, lt=1)
+    mixup_alpha: float = Field(0.0, ge=0)
+    cutmix_alpha: float = Field(0.0, ge=0)
+    mix_prob: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self):
+        for key in ("crop_scale", "scale"):
+            bounds = getattr(self, key)
+            if bounds is not None and not 0 < bounds[0] <= bounds[1]:
+                raise ValueError(f"{key} must be [low, high] with 0 < low <= high")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return any(
+            [self.hflip, self.vflip, self.translate, self.crop_scale, self.rotate, self.scale, self.shear,
+             self.brightness, self.contrast, self.saturation, self.mixing]
+        )
+
+    @property
+    def mixing(self) -> bool:
+        return bool((self.mixup_alpha or self.cutmix_alpha) and self.mix_prob)
+
+
+class Augmenter:
+    def __init__(self, cfg: AugmentConfig, generator: torch.Generator, rng: np.random.Generator):
+        self.cfg = cfg
+        self.g = generator
+        self.rng = rng
+
+    def _uniform(self, n: int, low: float, high: float, device) -> torch.Tensor:
+        return torch.rand(n, device=device, generator=self.g) * (high - low) + low
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """Geometric and colour augmentation of a float batch in [0, 1]."""
+        cfg = self.cfg
+        if cfg.translate:
+            x = random_translate(x, cfg.translate, self.g)
+        if cfg.crop_scale or cfg.rotate or cfg.scale or cfg.shear:
+            x = self.random_affine(x)
+        if cfg.hflip:
+            x = torch.where(self._coin(x), x.flip(-1), x)
+        if cfg.vflip:
+            x = torch.where(self._coin(x), x.flip(-2), x)
+        if cfg.brightness or cfg.contrast or cfg.saturation:
+            x = self.colour_jitter(x)
+        return x
+
+    def _coin(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.rand(len(x), device=x.device, generator=self.g) < 0.5).view(-1, 1, 1, 1)
+
+    def random_affine(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotation, scale, shear and random-resized-crop as one grid_sample per batch."""
+        cfg, n, dev = self.cfg, len(x), x.device
+        angle = self._uniform(n, -cfg.rotate, cfg.rotate, dev) * (math.pi / 180)
+        zoom = self._uniform(n, *cfg.scale, dev) if cfg.scale else torch.ones(n, device=dev)
+        shear = self._uniform(n, -cfg.shear, cfg.shear, dev) * (math.pi / 180)
+        shift = torch.zeros(n, 2, device=dev)
+        if cfg.crop_scale:
+            # Sample a crop covering `area` of the image and stretch it to full size.
+            area = self._uniform(n, *cfg.crop_scale, dev)
+            zoom = zoom / area.sqrt()
+            room = 1 - area.sqrt()
+            shift = (torch.rand(n, 2, device=dev, generator=self.g) * 2 - 1) * room.unsqueeze(1)
+        # affine_grid maps output to input coordinates: rotate, shear, then divide by the
+        # zoom (a zoom above 1 shows a smaller region, i.e. crops), then shift.
+        cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear)
+        linear = torch.stack([torch.stack([cos, cos * tan - sin], 1), torch.stack([sin, sin * tan + cos], 1)], 1)
+        theta = torch.cat([linear / zoom.view(n, 1, 1), shift.unsqueeze(2)], dim=2)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    def colour_jitter(self, x: torch.Tensor) -> torch.Tensor:
+        cfg, n, dev = self.cfg, len(x), x.device
+        view = (-1, 1, 1, 1)
+        if cfg.brightness:
+            x = x * self._uniform(n, 1 - cfg.brightness, 1 + cfg.brightness, dev).view(view)
+        if cfg.contrast:
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * self._uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, dev).view(view) + mean
+        if cfg.saturation and x.shape[1] == 3:
+            gray = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = (x - gray) * self._uniform(n, 1 - cfg.saturation, 1 + cfg.saturation, dev).view(view) + gray
+        return x.clamp(0, 1)
+
+    def mix(self, x: torch.Tensor, targets: torch.Tensor, num_classes: int):
+        """MixUp or CutMix: returns mixed images and soft targets (or the inputs unchanged)."""
+        cfg = self.cfg
+        if not cfg.mixing or self.rng.random() >= cfg.mix_prob:
+            return x, targets
+        if targets.ndim == 1:
+            targets = F.one_hot(targets, num_classes).float()
+        use_cutmix = cfg.cutmix_alpha > 0 and (cfg.mixup_alpha == 0 or self.rng.random() < 0.5)
+        alpha = cfg.cutmix_alpha if use_cutmix else cfg.mixup_alpha
+        lam = float(self.rng.beta(alpha, alpha))
+        perm = torch.randperm(len(x), device=x.device, generator=self.g)
+        if use_cutmix:
+            h, w = x.shape[-2:]
+            cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+            cy, cx = int(self.rng.integers(h)), int(self.rng.integers(w))
+            top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+            left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+            x = x.clone()
+            x[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
+            lam = 1 - (bottom - top) * (right - left) / (h * w)
+        else:
+            x = lam * x + (1 - lam) * x[perm]
+        return x, lam * targets + (1 - lam) * targets[perm]
+
+
+def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to `pad` pixels in each direction (reflect padding), in one
+    gather instead of a Python loop over images."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (dx.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    return padded[batch, channel, rows, cols]

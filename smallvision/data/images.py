@@ -1,0 +1,81 @@
+"""Decode one image file into a square uint8 array, whatever its mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+WHITE = 255
+
+
+class BadImage(Exception):
+    """A file that cannot be decoded as an image."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def load_image(path: str | Path, size: int, color: str, resize: str) -> np.ndarray:
+    """(size, size, 3) for rgb or (size, size, 1) for gray, uint8.
+
+    EXIF orientation is applied; transparency is flattened onto white; 16-bit images are
+    scaled, not clipped; CMYK and palette images are converted."""
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG":
+                # Let libjpeg decode at a reduced scale when the image is much larger than needed.
+                image.draft("RGB" if color == "rgb" else "L", (size, size))
+            image = ImageOps.exif_transpose(image)
+            image = to_mode(image, "RGB" if color == "rgb" else "L")
+            image = fit_square(image, size, resize)
+            array = np.asarray(image, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise BadImage(f"{path}: cannot decode as an image ({err})") from None
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def to_mode(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        image = _to_8bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (WHITE, WHITE, WHITE, 255))
+        image = Image.alpha_composite(background, rgba).convert("RGB")
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit integer images hold 0..65535: scale to 0..255 (PIL would clip)."""
+    values = np.asarray(image, dtype=np.float64)
+    scale = 255.0 / 65535.0 if image.mode != "F" else 255.0 / max(values.max(), 1.0)
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
+
+
+def fit_square(image: Image.Image, size: int, resize: str) -> Image.Image:
+    width, height = image.size
+    if resize == "crop" and width != height:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    elif resize == "pad" and width != height:
+        side = max(width, height)
+        canvas = Image.new(image.mode, (side, side), _border_colour(image))
+        canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+        image = canvas
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return image
+
+
+def _border_colour(image: Image.Image):
+    """The mean colour of the image's edge pixels, so padding looks like background."""
+    array = np.asarray(image)
+    edges = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+    mean = np.rint(edges.mean(axis=0)).astype(int)
+    return tuple(mean.tolist()) if mean.ndim else int(mean)

@@ -1,0 +1,86 @@
+"""The prepared-dataset folder: what prepare writes and what training and evaluation read.
+
+data/prepared/<name>/
+  <split>_images.npy   uint8 (N, C, H, W)       split in train, val, test
+  <split>_labels.npy   int64 (N,)
+  classes.json         class names, index = label
+  files.json           source file of every image, per split
+  prepare.json         summary: counts, timings, skipped and ignored files
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from smallvision.errors import UserError
+from smallvision.io import read_json, write_json
+
+SPLITS = ("train", "val", "test")
+from smallvision.paths import PREPARED as PREPARED_DIR
+
+
+def save_prepared(out: Path, decoded, splits: dict[str, np.ndarray], summary: dict) -> None:
+    for split, index in splits.items():
+        np.save(out / f"{split}_images.npy", np.ascontiguousarray(decoded.images[index]))
+        np.save(out / f"{split}_labels.npy", decoded.labels[index])
+    write_json(out / "classes.json", decoded.classes)
+    write_json(out / "files.json", {split: [decoded.files[i] for i in index] for split, index in splits.items()})
+    write_json(out / "prepare.json", summary)
+
+
+@dataclass
+class Split:
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class PreparedData:
+    name: str
+    classes: list[str]
+    splits: dict[str, Split]
+    files: dict[str, list[str]]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return int(self._any_split.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self._any_split.images.shape[-1])
+
+    @property
+    def multilabel(self) -> bool:
+        return self._any_split.labels.ndim == 2
+
+    @property
+    def _any_split(self) -> Split:
+        return next(iter(self.splits.values()))
+
+    def __getitem__(self, split: str) -> Split:
+        return self.splits[split]
+
+
+def prepared_path(dataset: str) -> Path:
+    return PREPARED_DIR / dataset
+
+
+def load_prepared(dataset: str, splits=SPLITS, folder: Path | None = None) -> PreparedData:
+    folder = folder or prepared_path(dataset)
+    if not (folder / "classes.json").exists():
+        raise UserError(f"dataset '{dataset}' is not prepared ({folder} is missing): run `dvc repro prepare@{dataset}`")
+    loaded = {
+        split: Split(np.load(folder / f"{split}_images.npy"), np.load(folder / f"{split}_labels.npy"))
+        for split in splits
+    }
+    return PreparedData(dataset, read_json(folder / "classes.json"), loaded, read_json(folder / "files.json"))

@@ -1,0 +1,81 @@
+"""Load a trained recipe from the pipeline's outputs and predict class probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from smallvision.config import LogRegRecipe, TorchRecipe
+from smallvision.data.prepared import PreparedData
+from smallvision.errors import UserError
+from smallvision.models.classifier import parameter_count
+from smallvision.paths import model_dir
+from smallvision.train.device import resolve_device, to_float_images
+from smallvision.train.loop import BEST, build_for_data
+from smallvision.train.methods import LOGREG_FILE, flat_pixels
+
+
+class TorchPredictor:
+    def __init__(self, recipe: TorchRecipe, data: PreparedData, weights: Path):
+        self.device = resolve_device(recipe.device)
+        self.model = build_for_data(recipe, data, statistics=False)
+        self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.model.to(self.device).eval()
+        self.multilabel = data.multilabel
+        self.parameters = parameter_count(self.model)["parameters"]
+
+    @torch.no_grad()
+    def scores(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (softmax; sigmoid per class for multilabel)."""
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device))
+            logits = self.model(x).float()
+            out.append((torch.sigmoid(logits) if self.multilabel else logits.softmax(1)).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    @torch.no_grad()
+    def embeddings(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        out = [self.model.embed(to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device)))
+               .float().cpu().numpy() for i in range(0, len(images), batch_size)]
+        return np.concatenate(out)
+
+
+class LogRegPredictor:
+    def __init__(self, path: Path, num_classes: int):
+        from sklearn.linear_model import LogisticRegression
+
+        with np.load(path) as saved:
+            self.mean, self.scale = saved["mean"], saved["scale"]
+            self.model = LogisticRegression()
+            self.model.coef_, self.model.intercept_ = saved["coef"], saved["intercept"]
+            self.model.classes_ = saved["classes"]
+        self.num_classes = num_classes
+        self.parameters = int(self.model.coef_.size + self.model.intercept_.size)
+
+    def scores(self, images: np.ndarray, batch_size: int = 0) -> np.ndarray:
+        probabilities = self.model.predict_proba((flat_pixels(images) - self.mean) / self.scale)
+        full = np.zeros((len(images), self.num_classes), dtype=np.float64)
+        full[:, self.model.classes_] = probabilities  # classes absent from training score 0
+        return full
+
+
+def load_predictor(dataset: str, recipe_name: str, recipe, data: PreparedData):
+    folder = model_dir(dataset, recipe_name)
+    if isinstance(recipe, LogRegRecipe):
+        path = folder / LOGREG_FILE
+        _require(path, dataset, recipe_name)
+        return LogRegPredictor(path, data.num_classes)
+    path = folder / BEST
+    _require(path, dataset, recipe_name)
+    return TorchPredictor(recipe, data, path)
+
+
+def _require(path: Path, dataset: str, recipe: str) -> None:
+    if not path.exists():
+        raise UserError(
+            f"recipe '{recipe}' has no trained model for dataset '{dataset}' ({path} is missing): "
+            f"run `dvc repro train@{dataset}-{recipe}`"
+        )

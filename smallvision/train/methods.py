@@ -1,0 +1,57 @@
+"""Training methods keyed by a recipe's `method`: the torch loop, or scikit-learn."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from smallvision.data.prepared import PreparedData
+from smallvision.io import write_json
+from smallvision.registry import Registry
+
+METHODS: Registry[Callable] = Registry("method")
+LOGREG_FILE = "logreg.npz"
+
+
+@METHODS.register("torch")
+def fit_torch(recipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict:
+    from smallvision.train.loop import train_torch
+
+    return train_torch(recipe, data, run_dir, log_dir)
+
+
+def flat_pixels(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255
+
+
+@METHODS.register("logreg")
+def fit_logreg(recipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict:
+    """Multinomial logistic regression on pixels; saved as plain arrays (no pickle)."""
+    from sklearn.linear_model import LogisticRegression
+
+    start = time.perf_counter()
+    x = flat_pixels(data["train"].images)
+    mean = x.mean(0) if recipe.standardize else np.zeros(x.shape[1], np.float32)
+    scale = x.std(0).clip(min=1e-3) if recipe.standardize else np.ones(x.shape[1], np.float32)
+    model = LogisticRegression(C=recipe.C, max_iter=recipe.max_iter, random_state=recipe.seed)
+    model.fit((x - mean) / scale, data["train"].labels)
+    seconds = time.perf_counter() - start
+    run_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(run_dir / LOGREG_FILE, coef=model.coef_, intercept=model.intercept_, classes=model.classes_,
+             mean=mean, scale=scale)
+    val = data["val"]
+    summary = {
+        "train_seconds": round(seconds, 3),
+        "iterations": int(np.max(model.n_iter_)),
+        "converged": bool(np.max(model.n_iter_) < recipe.max_iter),
+        "parameters": int(model.coef_.size + model.intercept_.size),
+        "trainable_parameters": int(model.coef_.size + model.intercept_.size),
+        "final": {"val_accuracy": float(model.score((flat_pixels(val.images) - mean) / scale, val.labels))}
+        if len(val) else {},
+    }
+    log_dir.mkdir(parents=True, exist_ok=True)
+    write_json(log_dir / "train.json", summary)
+    return summary

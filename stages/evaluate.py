@@ -1,0 +1,25 @@
+"""Stage evaluate: test-set metrics, predictions and timings of one trained recipe."""
+
+import argparse
+
+from smallvision.config import load_params
+from smallvision.data.prepared import load_prepared
+from smallvision.errors import exits_cleanly
+from smallvision.evaluate import evaluate_recipe
+from smallvision.paths import eval_dir
+
+
+@exits_cleanly
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    parser.add_argument("recipe")
+    args = parser.parse_args()
+    params = load_params()
+    recipe = params.recipe(args.recipe)
+    data = load_prepared(args.dataset, splits=("test",))
+    evaluate_recipe(args.dataset, args.recipe, recipe, data, params.evaluate, eval_dir(args.dataset, args.recipe))
+
+
+if __name__ == "__main__":
+    main()

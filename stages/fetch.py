@@ -1,0 +1,28 @@
+"""Stage fetch: put one source's raw data under data/raw/<source>."""
+
+import argparse
+
+from smallvision.config import load_params
+from smallvision.errors import UserError, exits_cleanly
+from smallvision.io import atomic_dir, write_json
+from smallvision.paths import RAW
+from smallvision.progress import log
+
+
+@exits_cleanly
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("source")
+    args = parser.parse_args()
+    params = load_params()
+    if args.source not in params.sources:
+        raise UserError(f"no source '{args.source}' under sources in params.yaml")
+    source = params.sources[args.source]
+    with atomic_dir(RAW / args.source) as tmp:
+        info = source.fetch(tmp)
+        write_json(tmp / "source.json", {"source": args.source, **source.model_dump(), **info})
+    log(f"fetched {args.source}: {info}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Stage train: fit one recipe on one prepared dataset (resumes a killed run)."""
+
+import argparse
+
+from smallvision.config import load_params
+from smallvision.data.prepared import load_prepared
+from smallvision.errors import exits_cleanly
+from smallvision.paths import model_dir, train_log_dir
+from smallvision.progress import log
+from smallvision.train.methods import METHODS
+
+
+@exits_cleanly
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset")
+    parser.add_argument("recipe")
+    args = parser.parse_args()
+    recipe = load_params().recipe(args.recipe)
+    data = load_prepared(args.dataset)
+    summary = METHODS[recipe.method](recipe, data, model_dir(args.dataset, args.recipe),
+                                     train_log_dir(args.dataset, args.recipe))
+    log(f"trained {args.recipe} on {args.dataset} in {summary['train_seconds']:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
