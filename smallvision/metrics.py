@@ -22,11 +22,17 @@ def classification_metrics(truth: np.ndarray, scores: np.ndarray, top_k: int = 5
         "macro_f1": float(f1),
         **rates(confusion),
         "roc_auc_ovr": one_vs_rest_auc(truth, scores),
-        "log_loss": float(skm.log_loss(truth, np.clip(scores, 1e-7, 1), labels=classes)),
+        "log_loss": float(skm.log_loss(truth, normalised(scores), labels=classes)),
     }
     if len(classes) > top_k:
         out[f"top{top_k}_accuracy"] = float(skm.top_k_accuracy_score(truth, scores, k=top_k, labels=classes))
     return out
+
+
+def normalised(scores: np.ndarray) -> np.ndarray:
+    """Probabilities clipped away from 0 and summing to 1 exactly (for log loss)."""
+    clipped = np.clip(scores.astype(np.float64), 1e-7, 1)
+    return clipped / clipped.sum(1, keepdims=True)
 
 
 def rates(confusion: np.ndarray) -> dict:

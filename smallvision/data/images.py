@@ -54,7 +54,7 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     """16-bit and 32-bit integer images hold 0..65535: scale to 0..255 (PIL would clip)."""
     values = np.asarray(image, dtype=np.float64)
     scale = 255.0 / 65535.0 if image.mode != "F" else 255.0 / max(values.max(), 1.0)
-    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8))  # mode L
 
 
 def fit_square(image: Image.Image, size: int, resize: str) -> Image.Image:

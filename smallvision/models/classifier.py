@@ -113,7 +113,10 @@ class Classifier(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled backbone feature: what kNN retrieval compares."""
-        return self.head[: self.head.pool_layers](self.features(x))
+        x = self.features(x)
+        for layer in list(self.head)[: self.head.pool_layers]:
+            x = layer(x)
+        return x
 
     @property
     def backbone_frozen(self) -> bool:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 
 from smallvision.augment import Augmenter
 from smallvision.config import TorchRecipe
@@ -37,6 +36,7 @@ from smallvision.train.device import (
     use_channels_last,
 )
 from smallvision.train.early_stopping import EarlyStopping
+from smallvision.train.log import TrainLog
 from smallvision.train.losses import make_loss
 from smallvision.train.optim import make_optimizer, make_schedule
 
@@ -88,9 +88,9 @@ class Trainer:
         self.run_dir, self.log_dir = Path(run_dir), Path(log_dir)
         configure_threads(recipe.threads)
         seed_everything(recipe.seed)
+        # CPU kernels used here are deterministic as they are; torch.use_deterministic_algorithms
+        # would cost seconds of imports per stage (the resume test checks exact equality).
         self.device = resolve_device(recipe.device)
-        if self.device.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
         self.bf16 = use_bf16(recipe.precision, self.device)
         self.channels_last = use_channels_last(recipe.channels_last, self.device)
         self.multilabel = data.multilabel
@@ -222,15 +222,15 @@ class Trainer:
             with self._autocast():
                 logits.append(self.forward(x).float())
         logits = torch.cat(logits)
-        loss = self.loss_fn(logits, self.val_labels).item()
+        loss = self.loss_fn(logits, self.val_labels)
         if self.multilabel:
-            predicted = (logits > 0).cpu().numpy().astype(int)
+            predicted, truth = (logits > 0).long(), self.val_labels.long()
+            accuracy = (predicted == truth).all(1).float().mean()
         else:
-            predicted = logits.argmax(1).cpu().numpy()
-        truth = self.val_labels.cpu().numpy()
-        accuracy = float((predicted == truth).all(1).mean() if self.multilabel else (predicted == truth).mean())
-        macro_f1 = float(f1_score(truth, predicted, average="macro", zero_division=0))
-        return {"val_loss": loss, "val_accuracy": accuracy, "val_macro_f1": macro_f1}
+            predicted, truth = logits.argmax(1), self.val_labels
+            accuracy = (predicted == truth).float().mean()
+        f1 = macro_f1(predicted, truth, self.data.num_classes)
+        return {"val_loss": loss.item(), "val_accuracy": accuracy.item(), "val_macro_f1": f1.item()}
 
     def run(self) -> dict:
         self._resume()
@@ -312,19 +312,10 @@ class Trainer:
             self._log_epoch(record)
 
     def _reset_log(self) -> None:
-        from dvclive import Live
-
-        for stale in self.log_dir.glob("**/*"):
-            if stale.is_file():
-                stale.unlink()
-        self.live = Live(str(self.log_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+        self.train_log = TrainLog(self.log_dir)
 
     def _log_epoch(self, record: dict) -> None:
-        self.live.step = record["epoch"]
-        for key, value in record.items():
-            if key != "epoch":
-                self.live.log_metric(key, value)
-        self.live.make_summary()
+        self.train_log.epoch(record)
 
     def _summary(self, stop_reason: str | None) -> dict:
         best = self.stopper.best_epoch if self.has_val else len(self.history) - 1
@@ -339,6 +330,23 @@ class Trainer:
             **parameter_count(self.model),
             "final": self.history[-1] if self.history else {},
         }
+
+
+def macro_f1(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Macro F1 on the device (as scikit-learn: over classes that occur in truth or prediction)."""
+    if truth.ndim == 2:  # multilabel 0/1 matrices: per-class counts down the columns
+        tp = (predicted & truth).sum(0)
+        fp = (predicted & (1 - truth)).sum(0)
+        fn = ((1 - predicted) & truth).sum(0)
+    else:
+        counts = torch.bincount(truth * num_classes + predicted, minlength=num_classes ** 2)
+        matrix = counts.view(num_classes, num_classes)
+        tp = matrix.diag()
+        fp, fn = matrix.sum(0) - tp, matrix.sum(1) - tp
+    denominator = 2 * tp + fp + fn
+    occurring = denominator > 0
+    f1 = 2 * tp[occurring].float() / denominator[occurring].float()
+    return f1.mean() if occurring.any() else torch.zeros((), device=truth.device)
 
 
 def _epoch_line(record: dict) -> str:

@@ -9,8 +9,9 @@ from typing import Callable
 import numpy as np
 
 from smallvision.data.prepared import PreparedData
-from smallvision.io import write_json
+from smallvision.io import atomic_file, write_json
 from smallvision.registry import Registry
+from smallvision.train.log import TrainLog
 
 METHODS: Registry[Callable] = Registry("method")
 LOGREG_FILE = "logreg.npz"
@@ -40,18 +41,21 @@ def fit_logreg(recipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict
     model.fit((x - mean) / scale, data["train"].labels)
     seconds = time.perf_counter() - start
     run_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(run_dir / LOGREG_FILE, coef=model.coef_, intercept=model.intercept_, classes=model.classes_,
-             mean=mean, scale=scale)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(run_dir / LOGREG_FILE, "wb") as handle:
+        np.savez(handle, coef=model.coef_, intercept=model.intercept_, classes=model.classes_, mean=mean, scale=scale)
     val = data["val"]
+    record = {"epoch": 1, "train_accuracy": float(model.score((x - mean) / scale, data["train"].labels))}
+    if len(val):
+        record["val_accuracy"] = float(model.score((flat_pixels(val.images) - mean) / scale, val.labels))
+    TrainLog(log_dir).epoch(record)
     summary = {
         "train_seconds": round(seconds, 3),
         "iterations": int(np.max(model.n_iter_)),
         "converged": bool(np.max(model.n_iter_) < recipe.max_iter),
         "parameters": int(model.coef_.size + model.intercept_.size),
         "trainable_parameters": int(model.coef_.size + model.intercept_.size),
-        "final": {"val_accuracy": float(model.score((flat_pixels(val.images) - mean) / scale, val.labels))}
-        if len(val) else {},
+        "final": record,
     }
-    log_dir.mkdir(parents=True, exist_ok=True)
     write_json(log_dir / "train.json", summary)
     return summary

@@ -1,0 +1,1 @@
+"""The report: results gathered from the pipeline's outputs, figures, HTML and Markdown."""

@@ -1,0 +1,120 @@
+"""Seaborn figures of the results. Each function returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from smallvision.report.collect import pareto_front  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def accuracy_bars(leaderboard: pd.DataFrame) -> plt.Figure:
+    frame = leaderboard.sort_values("accuracy", ascending=False)
+    height = 0.5 + 0.35 * frame.recipe.nunique() * max(1, frame.dataset.nunique())
+    fig, ax = plt.subplots(figsize=(8, max(2.5, height)))
+    sns.barplot(frame, x="accuracy", y="recipe", hue="dataset", ax=ax, orient="h")
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.3f", padding=3, fontsize=9)
+    reference = frame.dropna(subset=["reference_accuracy"])
+    if len(reference):
+        ax.scatter(reference.reference_accuracy, reference.recipe, marker="|", s=300, color="black",
+                   label="published (seed)", zorder=5)
+    low = max(0.0, np.floor((frame.accuracy.min() - 0.05) * 10) / 10)
+    ax.set_xlim(low, 1.0 + (1.0 - low) * 0.08)  # zoomed in, so the gaps between recipes show
+    ax.set_xlabel("test accuracy")
+    ax.legend(loc="lower right", fontsize=9)
+    ax.set_title("Test accuracy per recipe")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_time(leaderboard: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.scatterplot(leaderboard, x="train_seconds", y="accuracy", hue="recipe", style="dataset", s=90, ax=ax)
+    for dataset, rows in leaderboard.groupby("dataset"):
+        front = rows[pareto_front(rows)].sort_values("train_seconds")
+        ax.plot(front.train_seconds, front.accuracy, "--", color="grey", linewidth=1,
+                label=f"Pareto front ({dataset})")
+        for _, row in rows.iterrows():
+            ax.annotate(row.recipe, (row.train_seconds, row.accuracy), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("training time (s, log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Accuracy vs training time (dashed: Pareto front)")
+    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(history: pd.DataFrame, dataset: str) -> plt.Figure:
+    rows = history[(history.dataset == dataset) & history.metric.isin(["val_accuracy", "train_loss"])]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, metric in zip(axes, ["val_accuracy", "train_loss"]):
+        sns.lineplot(rows[rows.metric == metric], x="step", y="value", hue="recipe", marker="o",
+                     markersize=4, ax=ax)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " "))
+        if metric == "train_loss":
+            ax.set_yscale("log")
+    fig.suptitle(f"Learning curves: {dataset}")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(confusion: dict, title: str) -> plt.Figure:
+    matrix = np.asarray(confusion["matrix"], dtype=float)
+    names = confusion["classes"]
+    normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    size = min(12, 2.5 + 0.45 * len(names))
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    sns.heatmap(normalised, annot=matrix.astype(int) if len(names) <= 15 else False, fmt="d", cmap="Blues",
+                xticklabels=names, yticklabels=names, vmin=0, vmax=1, ax=ax, cbar_kws={"label": "row share"})
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def worst_classes(per_class: pd.DataFrame, count: int, title: str) -> plt.Figure:
+    frame = per_class.sort_values(["f1", "support"], ascending=[True, False]).head(count)
+    frame = frame.assign(label=frame["class"].astype(str))  # class names like "3" are names, not numbers
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(frame)))
+    sns.barplot(frame, x="f1", y="label", ax=ax, color="#d9534f", orient="h")
+    ax.set_ylabel("class")
+    ax.set_xlim(0, 1)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def misclassified_gallery(images: np.ndarray, predictions: pd.DataFrame, count: int, title: str) -> plt.Figure | None:
+    """Test images the recipe got wrong, most confident mistakes first."""
+    wrong = predictions[~predictions.correct.astype(bool)].sort_values("confidence", ascending=False).head(count)
+    if wrong.empty:
+        return None
+    columns = min(6, len(wrong))
+    rows = int(np.ceil(len(wrong) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (index, row) in zip(axes.flat, wrong.iterrows()):
+        image = images[index].transpose(1, 2, 0)
+        ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        ax.set_title(f"true: {row.actual}\npred: {row.predicted} ({row.confidence:.2f})", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

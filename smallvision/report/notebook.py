@@ -1,0 +1,59 @@
+"""What notebooks/report.ipynb calls: each method displays one section of the page."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from IPython.display import HTML, Markdown, display
+
+from smallvision.config import load_params
+from smallvision.io import read_json
+from smallvision.report.collect import collect, most_confused_pairs
+from smallvision.report.text import dataset_line, format_table, leaderboard_table
+
+
+class ReportPage:
+    def __init__(self, reports_dir: str):
+        self.dir = Path(reports_dir)
+        self.params = load_params()
+        self.results = collect(self.params)
+        saved = read_json(self.dir / "results.json")
+        self.meta, self.figures = saved["metadata"], saved["figures"]
+
+    def image(self, path: str) -> None:
+        """Embed the PNG in the page itself, so index.html needs no other file."""
+        data = base64.b64encode((self.dir / path).read_bytes()).decode()
+        display(HTML(f'<img src="data:image/png;base64,{data}" alt="{Path(path).stem}">'))
+
+    def title(self) -> None:
+        display(Markdown(f"# {self.params.report.title}\n\n"
+                         f"{len(self.results.datasets)} dataset(s) x {len(self.params.benchmark.recipes)} recipes; "
+                         f"generated {self.meta['date']} on {self.meta['device']}."))
+
+    def overview(self) -> None:
+        display(Markdown("## Who wins, and at what cost"))
+        for path in self.figures["overview"]:
+            self.image(path)
+
+    def datasets(self) -> None:
+        for dataset in self.results.datasets:
+            best = self.results.best(dataset)
+            display(Markdown(f"## {dataset}\n\n{dataset_line(self.results, dataset)}. Best recipe: **{best}**."))
+            display(Markdown("**Leaderboard** (test split; *published* is the seed experiment's own figure)"))
+            table = format_table(leaderboard_table(self.results, dataset))
+            display(HTML(table.to_html(index=False, classes="leaderboard", escape=True)))
+            pairs = most_confused_pairs(self.results.confusion[(dataset, best)], self.params.report.most_confused_pairs)
+            if len(pairs):
+                display(Markdown(f"**Most confused pairs ({best})**"))
+                display(HTML(pairs.to_html(index=False, escape=True)))
+            for path in self.figures.get(dataset, []):
+                self.image(path)
+
+    def metadata(self) -> None:
+        meta = self.meta
+        rows = {"date": meta["date"], "git commit": meta["git_commit"], "params.yaml md5": meta["params_md5"],
+                "device": meta["device"], "python": meta["python"], **meta["libraries"]}
+        html = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows.items())
+        display(Markdown("## Run metadata"))
+        display(HTML(f'<table class="meta">{html}</table>'))

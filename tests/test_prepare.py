@@ -1,0 +1,130 @@
+"""Prepare: decode once, stratified fixed splits, clear errors, nothing half-written."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smallvision.config import DatasetConfig
+from smallvision.data.images import load_image
+from smallvision.data.prepare import prepare_dataset
+from smallvision.data.prepared import load_prepared
+from smallvision.errors import UserError
+from tests.conftest import make_image_folder
+
+
+def config(root, **overrides) -> DatasetConfig:
+    return DatasetConfig(**{"root": str(root), "image_size": 16, "workers": 1, **overrides})
+
+
+def test_folder_is_split_per_class_and_reproducibly(image_folder, tmp_path):
+    summary = prepare_dataset("demo", config(image_folder), tmp_path / "a")
+    assert summary["split_sizes"] == {"train": 32, "val": 8, "test": 8}
+    data = load_prepared("demo", folder=tmp_path / "a")
+    assert data.classes == ["alpha", "beta", "delta", "gamma"]
+    assert data["train"].images.shape == (32, 3, 16, 16) and data["train"].images.dtype == np.uint8
+    for split in ("train", "val", "test"):  # stratified: every class in every split
+        assert set(np.unique(data[split].labels)) == {0, 1, 2, 3}
+    prepare_dataset("demo", config(image_folder, workers=2), tmp_path / "b")
+    again = load_prepared("demo", folder=tmp_path / "b")
+    assert data.files == again.files
+    assert np.array_equal(data["test"].images, again["test"].images)
+    other = prepare_dataset("demo", config(image_folder, split_seed=1), tmp_path / "c")
+    assert load_prepared("demo", folder=tmp_path / "c").files["test"] != data.files["test"]
+    assert other["images"] == 48
+
+
+def test_train_test_layout_is_respected(tmp_path):
+    make_image_folder(tmp_path / "root" / "train", {"a": 10, "b": 10})
+    make_image_folder(tmp_path / "root" / "test", {"a": 3, "b": 4}, seed=1)
+    prepare_dataset("tt", config(tmp_path / "root"), tmp_path / "out")
+    data = load_prepared("tt", folder=tmp_path / "out")
+    assert len(data["test"]) == 7
+    assert all(f.startswith("test/") for f in data.files["test"])
+    assert all(f.startswith("train/") for f in data.files["train"] + data.files["val"])
+
+
+def test_corrupt_image_is_named_and_nothing_is_written(image_folder, tmp_path):
+    bad = image_folder / "beta" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="broken.png") as err:
+        prepare_dataset("demo", config(image_folder), out)
+    assert "on_bad_image: skip" in str(err.value)
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_truncated_jpeg_is_an_error(image_folder):
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(buffer, "JPEG")
+    (image_folder / "alpha" / "cut.jpg").write_bytes(buffer.getvalue()[:200])
+    with pytest.raises(UserError, match="cut.jpg"):
+        prepare_dataset("demo", config(image_folder), image_folder.parent / "out")
+
+
+def test_skip_option_lists_bad_files(image_folder, tmp_path):
+    (image_folder / "beta" / "broken.jpg").write_bytes(b"garbage")
+    (image_folder / "beta" / "notes.txt").write_text("not an image")
+    summary = prepare_dataset("demo", config(image_folder, on_bad_image="skip"), tmp_path / "out")
+    assert summary["images"] == 48
+    assert any("broken.jpg" in s for s in summary["skipped_bad_images"])
+    assert summary["ignored_non_images"] == ["beta/notes.txt"]
+
+
+def test_empty_class_folder_is_an_error(image_folder, tmp_path):
+    (image_folder / "empty").mkdir()
+    with pytest.raises(UserError, match="empty.*holds no images"):
+        prepare_dataset("demo", config(image_folder), tmp_path / "out")
+
+
+def test_class_with_too_few_images(tmp_path):
+    make_image_folder(tmp_path / "root", {"many": 10, "single": 1})
+    with pytest.raises(UserError, match="class 'single' has 1 training image"):
+        prepare_dataset("x", config(tmp_path / "root"), tmp_path / "out")
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(UserError, match="no class subfolders"):
+        prepare_dataset("x", config(tmp_path / "nothing"), tmp_path / "out")
+    with pytest.raises(UserError, match="folder not found"):
+        prepare_dataset("x", config(tmp_path / "missing"), tmp_path / "out")
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "LA"])
+def test_image_modes_are_converted(tmp_path, mode):
+    rgb = np.zeros((20, 20, 3), np.uint8)
+    rgb[:, :10] = (200, 30, 30)
+    image = Image.fromarray(rgb)
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)  # mode I;16
+    elif mode == "RGBA":
+        rgba = np.dstack([rgb, np.full((20, 20), 255, np.uint8)])
+        rgba[:, 10:, 3] = 0  # transparent right half -> white
+        image = Image.fromarray(rgba, "RGBA")
+    else:
+        image = image.convert(mode)
+    path = tmp_path / ("img.tiff" if mode in ("CMYK", "I;16") else "img.png")
+    image.save(path)
+    out = load_image(path, 20, "rgb", "stretch")
+    assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+    if mode == "I;16":  # 16-bit is scaled to 8 bits, not clipped to white
+        assert 0 < out[5, 5, 0] < 255
+    if mode == "RGBA":
+        assert (out[5, 15] == 255).all() and out[5, 5, 0] == 200
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    array = np.zeros((10, 30, 3), np.uint8)
+    array[:, :5] = 255  # white stripe on the left of a wide image
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    image.save(tmp_path / "r.jpg", exif=exif, quality=95)
+    out = load_image(tmp_path / "r.jpg", 30, "gray", "pad")
+    # After rotation the stripe lies along the top of a tall image, padded left and right.
+    gray = out[:, :, 0]
+    assert gray[0:4, 12:18].min() > 200 and gray[20:30, 12:18].max() < 60

@@ -1,0 +1,174 @@
+"""The training loop: resume after a kill, early stopping, registries, augmentation."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from smallvision.augment import AugmentConfig, Augmenter, random_translate
+from smallvision.config import DatasetConfig
+from smallvision.data.prepare import prepare_dataset
+from smallvision.train.early_stopping import EarlyStopping, EarlyStoppingConfig
+from smallvision.train.losses import LOSSES, LossConfig, make_loss
+from smallvision.train.optim import OPTIMIZERS, SCHEDULES, OptimizerConfig, SchedulerConfig, make_optimizer, make_schedule
+from tests.conftest import REPO, make_image_folder, python_env, run
+
+RECIPE = {
+    "model": {"backbone": {"name": "cnn", "widths": [8, 16]}, "head": {"hidden": [16], "dropout": 0.3}},
+    "epochs": 3,
+    "batch_size": 16,
+    "augment": {"translate": 2, "hflip": True, "brightness": 0.2, "mixup_alpha": 0.4, "mix_prob": 0.5},
+    "scheduler": {"name": "cosine", "warmup_epochs": 0.5},
+}
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A minimal project: params.yaml with one prepared dataset and one recipe."""
+    make_image_folder(tmp_path / "images", {"a": 20, "b": 20, "c": 20})
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["recipes"] = {"tiny": RECIPE}
+    params["benchmark"]["recipes"] = ["tiny"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    prepare_dataset("demo", DatasetConfig(root=str(tmp_path / "images"), image_size=16, workers=1),
+                    tmp_path / "data" / "prepared" / "demo")
+    return tmp_path
+
+
+def train(project, kill_after: int | None = None):
+    env = python_env()
+    env["PYTHONPATH"] = str(REPO)
+    if kill_after:
+        env["SMALLVISION_KILL_AFTER_EPOCH"] = str(kill_after)
+    return run(["python", "-m", "stages.train", "demo", "tiny"], cwd=project, check=not kill_after, env=env)
+
+
+def history(project) -> list[dict]:
+    summary = json.loads((project / "reports/train/demo/tiny/train.json").read_text())
+    metrics = json.loads((project / "reports/train/demo/tiny/metrics.json").read_text())
+    return summary, metrics
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(project, tmp_path_factory):
+    """SIGKILL after epoch 1; rerunning resumes at epoch 2 and ends exactly where a run
+    that was never interrupted ends (CPU)."""
+    other = tmp_path_factory.mktemp("uninterrupted")
+    for name in ("params.yaml", "data"):
+        source = project / name
+        (other / name).write_text(source.read_text()) if source.is_file() else \
+            __import__("shutil").copytree(source, other / name)
+    train(other)
+    expected_summary, expected_metrics = history(other)
+
+    killed = train(project, kill_after=1)
+    assert killed.returncode == -signal.SIGKILL
+    assert (project / "data/models/demo/tiny/checkpoint.pt").exists()
+    resumed = train(project)
+    assert "resuming from the checkpoint after epoch 1" in resumed.stdout
+    summary, metrics = history(project)
+    assert summary["epochs_run"] == expected_summary["epochs_run"] == 3
+    assert summary["final"] == {**expected_summary["final"], "seconds": summary["final"]["seconds"]}
+    assert {k: v for k, v in metrics.items() if k != "seconds"} == \
+        {k: v for k, v in expected_metrics.items() if k != "seconds"}
+    steps = (project / "reports/train/demo/tiny/plots/metrics/val_accuracy.tsv").read_text().splitlines()
+    assert len(steps) == 4  # header + one row per epoch: the log was rebuilt, not duplicated
+
+
+def test_changed_recipe_does_not_resume_a_stale_checkpoint(project):
+    train(project, kill_after=1)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["recipes"]["tiny"]["optimizer"] = {"lr": 0.01}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = train(project)
+    assert "resuming" not in result.stdout
+    assert history(project)[0]["epochs_run"] == 3
+
+
+def test_early_stopping_patience_and_min_epochs():
+    stopper = EarlyStopping(EarlyStoppingConfig(monitor="val_loss", patience=2, min_epochs=5))
+    for value in [1.0, 0.9, 0.95, 0.96]:
+        stopper.update(value)
+    assert stopper.should_stop() is None  # patience is exhausted but min_epochs is not reached
+    stopper.update(0.97)
+    assert "no val_loss improvement" in stopper.should_stop()
+    assert stopper.best_epoch == 1
+
+
+def test_early_stopping_on_spread():
+    stopper = EarlyStopping(EarlyStoppingConfig(monitor="val_accuracy", spread_window=3, spread_tolerance=0.01))
+    for value in [0.5, 0.8, 0.901, 0.905]:
+        stopper.update(value)
+        assert stopper.should_stop() is None
+    stopper.update(0.903)
+    assert "spread" in stopper.should_stop()
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.names())
+@pytest.mark.parametrize("schedule", SCHEDULES.names())
+def test_every_optimizer_and_schedule_steps(optimizer, schedule):
+    from tests.test_models import model
+
+    net = model({"backbone": {"name": "cnn", "widths": [4]}})
+    opt = make_optimizer(net, OptimizerConfig(name=optimizer, lr=0.1, weight_decay=0.01))
+    sched = make_schedule(opt, SchedulerConfig(name=schedule, warmup_epochs=1, step_size=1), epochs=3, steps_per_epoch=2,
+                          monitor_mode="min")
+    lrs = []
+    for epoch in range(3):
+        for _ in range(2):
+            net(torch.rand(2, 3, 32, 32)).sum().backward()
+            opt.step()
+            sched.after_step()
+        sched.after_epoch(1.0)
+        lrs.append(opt.param_groups[0]["lr"])
+    if schedule == "none":
+        assert lrs == [0.1] * 3
+    if schedule in ("cosine", "step", "onecycle"):
+        assert lrs[-1] < max(lrs)
+    # Weight decay goes to weights only, never to biases or norms.
+    assert {g["weight_decay"] for g in opt.param_groups if g["params"][0].ndim == 1} == {0.0}
+
+
+def test_losses():
+    logits = torch.randn(8, 4)
+    targets = torch.randint(0, 4, (8,))
+    counts = torch.ones(4)
+    ce = make_loss(LossConfig(name="cross_entropy"), counts)(logits, targets)
+    assert torch.allclose(make_loss(LossConfig(name="focal", gamma=0), counts)(logits, targets), ce)
+    assert torch.allclose(make_loss(LossConfig(name="weighted_cross_entropy"), counts)(logits, targets), ce)
+    rare = make_loss(LossConfig(name="weighted_cross_entropy"), torch.tensor([1.0, 100, 100, 100]))
+    only_rare = torch.zeros(8, dtype=torch.long)
+    assert rare(logits, only_rare) > 0
+    assert set(LOSSES.names()) >= {"cross_entropy", "focal", "weighted_cross_entropy", "bce"}
+
+
+def test_augmentation_is_reproducible_and_keeps_shapes():
+    x = torch.rand(6, 3, 16, 16)
+    cfg = AugmentConfig(translate=2, hflip=True, rotate=15, crop_scale=(0.5, 1.0), brightness=0.3, contrast=0.3,
+                        saturation=0.3)
+
+    def augment(seed):
+        return Augmenter(cfg, torch.Generator().manual_seed(seed), np.random.default_rng(seed)).images(x)
+
+    a, b, c = augment(0), augment(0), augment(1)
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_translate_shifts_content():
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 4, 4] = 1
+    shifted = random_translate(x, 2, torch.Generator().manual_seed(3))
+    assert shifted.sum() >= 1 and shifted.shape == x.shape
+
+
+def test_mixing_gives_soft_targets():
+    cfg = AugmentConfig(mixup_alpha=0.4, cutmix_alpha=1.0, mix_prob=1.0)
+    aug = Augmenter(cfg, torch.Generator().manual_seed(0), np.random.default_rng(0))
+    for _ in range(4):
+        x, y = aug.mix(torch.rand(8, 3, 16, 16), torch.randint(0, 5, (8,)), 5)
+        assert y.shape == (8, 5) and torch.allclose(y.sum(1), torch.ones(8))
