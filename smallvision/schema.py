@@ -29,7 +29,7 @@ class Strict(BaseModel):
 
 def choice_of(registry: Registry, tag: str):
     """The pydantic type 'one of the option models in `registry`', told apart by field `tag`."""
-    members = tuple(registry[name] for name in registry.names())
+    members = tuple(dict.fromkeys(registry[name] for name in registry.names()))  # one class may serve several names
     if len(members) == 1:
         return members[0]
     return Annotated[Union[members], Field(discriminator=tag)]

@@ -107,3 +107,36 @@ def test_embedding_is_the_pooled_feature():
     net = model({"backbone": {"name": "cnn", "widths": [8, 16]}, "head": {"hidden": [32]}})
     assert net.embed(torch.rand(3, 3, 32, 32)).shape == (3, 16)
     assert np.isfinite(net(torch.rand(3, 3, 32, 32)).detach().numpy()).all()
+
+
+def test_torchvision_weights_load_from_its_cache_without_download(tmp_path, monkeypatch):
+    """The real weights API: a checkpoint under the exact filename torchvision expects in
+    $TORCH_HOME/hub/checkpoints is used, and nothing is downloaded."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = torchvision.models.resnet18(weights=None)
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(reference.state_dict(), checkpoints / "resnet18-f37072fd.pth")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    net = model({"backbone": {"name": "resnet18", "weights": "imagenet"}}, size=32)
+    assert torch.equal(net.backbone.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+
+
+def test_missing_torchvision_weights_say_which_file_and_how(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(UserError) as err:
+        model({"backbone": {"name": "mobilenet_v2", "weights": "imagenet"}})
+    message = str(err.value)
+    assert str(tmp_path / "hub" / "checkpoints" / "mobilenet_v2-") in message
+    assert "https://download.pytorch.org/models/mobilenet_v2" in message and "weights: none" in message

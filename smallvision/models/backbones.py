@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
 from typing import Literal
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -88,6 +91,69 @@ class EfficientNetLite0Backbone(Backbone):
 
     def input_channels(self, data_channels: int) -> int:
         return 3
+
+
+TORCHVISION_NETS = ("resnet18", "resnet50", "vgg16", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+
+
+class TorchvisionBackbone(Backbone):
+    """A torchvision classification network without its classifier. `weights: imagenet` takes
+    torchvision's default ImageNet weights through its own weights API and cache
+    ($TORCH_HOME/hub/checkpoints). `small_stem` (ResNets) swaps the 7x7/2 stem and max-pool for
+    a 3x3/1 convolution, for 32-96 px images (that convolution then starts from random)."""
+
+    name: Literal[TORCHVISION_NETS]  # type: ignore[valid-type]
+    weights: Literal["imagenet", "none"] = "imagenet"
+    small_stem: bool = False
+
+    def build(self, in_channels: int) -> nn.Module:
+        import torchvision
+
+        builder = getattr(torchvision.models, self.name)
+        net = builder(weights=None)
+        if self.weights == "imagenet":
+            net.load_state_dict(torchvision_imagenet_state(self.name))
+        if self.name.startswith("resnet"):
+            return resnet_features(net, self.small_stem)
+        if self.small_stem:
+            raise UserError(f"model.backbone.small_stem applies to ResNets, not {self.name}")
+        # VGG and MobileNets keep their convolutional trunk in `.features`.
+        return net.features
+
+    def input_channels(self, data_channels: int) -> int:
+        return 3
+
+
+for _name in TORCHVISION_NETS:
+    BACKBONES.register(_name)(TorchvisionBackbone)
+
+
+def resnet_features(net: nn.Module, small_stem: bool) -> nn.Module:
+    """The trunk up to layer4, with torchvision's names (so `trainable_stages: [layer4]` works)."""
+    stem_conv, pool = net.conv1, net.maxpool
+    if small_stem:
+        stem_conv = nn.Conv2d(3, net.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+        pool = nn.Identity()
+    parts = [("conv1", stem_conv), ("bn1", net.bn1), ("relu", net.relu), ("maxpool", pool)]
+    parts += [(f"layer{i}", getattr(net, f"layer{i}")) for i in range(1, 5)]
+    return nn.Sequential(OrderedDict(parts))
+
+
+def torchvision_imagenet_state(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's default ImageNet weights from its cache, downloading them if allowed.
+    Offline and not cached: one message naming the file and where to put it."""
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(weights.url).path))
+    try:
+        return weights.get_state_dict(progress=False)
+    except Exception as err:  # urllib, socket and hash errors all mean: not available here
+        raise UserError(
+            f"ImageNet weights for {name} are not cached and could not be downloaded ({type(err).__name__}: "
+            f"{err}). Download {weights.url} on a machine with network and copy it to {cached} "
+            "(TORCH_HOME moves that folder), or set weights: none"
+        ) from None
 
 
 def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
