@@ -140,3 +140,17 @@ def test_missing_torchvision_weights_say_which_file_and_how(tmp_path, monkeypatc
     message = str(err.value)
     assert str(tmp_path / "hub" / "checkpoints" / "mobilenet_v2-") in message
     assert "https://download.pytorch.org/models/mobilenet_v2" in message and "weights: none" in message
+
+
+def test_backbone_init_loads_a_plain_state_dict(tmp_path):
+    source = model({"backbone": {"name": "cnn", "widths": [8, 16]}})
+    torch.save(source.backbone.state_dict(), tmp_path / "demo.pt")
+    spec = {"backbone": {"name": "cnn", "widths": [8, 16]}, "backbone_init": str(tmp_path / "{dataset}.pt")}
+    net = build_model(ModelConfig.model_validate(spec), 3, 32, 5, dataset="demo")
+    assert all(torch.equal(a, b) for a, b in zip(net.backbone.state_dict().values(),
+                                                  source.backbone.state_dict().values()))
+    with pytest.raises(UserError, match="does not fit"):
+        build_model(ModelConfig.model_validate({**spec, "backbone": {"name": "cnn", "widths": [8, 32]}}), 3, 32, 5,
+                    dataset="demo")
+    with pytest.raises(UserError, match="does not exist"):
+        build_model(ModelConfig.model_validate(spec), 3, 32, 5, dataset="other")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -36,7 +37,11 @@ class HeadConfig(Strict):
 
 
 class ModelConfig(Strict):
+    """`backbone_init`: a plain state dict of the backbone (e.g. from self-supervised
+    pretraining) loaded over its weights; `{dataset}` in the path becomes the dataset's name."""
+
     backbone: choice_of(BACKBONES, "name")  # type: ignore[valid-type]
+    backbone_init: str | None = None
     head: HeadConfig = HeadConfig()
     freeze: Literal["none", "all", "last_n", "stages"] = "none"
     trainable_last: int = Field(0, ge=0)
@@ -158,15 +163,32 @@ def apply_freeze(model: Classifier) -> None:
 
 
 def build_model(cfg: ModelConfig, data_channels: int, image_size: int, num_outputs: int,
-                input_size: int | None = None, dataset_mean=(0.5,), dataset_std=(0.25,)) -> Classifier:
+                input_size: int | None = None, dataset_mean=(0.5,), dataset_std=(0.25,),
+                dataset: str = "") -> Classifier:
     """Pretrained backbones normalise with ImageNet statistics, others with the dataset's."""
     backbone = cfg.backbone.build(cfg.backbone.input_channels(data_channels))
+    if cfg.backbone_init:
+        load_backbone_init(backbone, cfg.backbone_init.format(dataset=dataset))
     if cfg.backbone.pretrained:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     else:
         mean, std = tuple(dataset_mean), tuple(dataset_std)
     return Classifier(backbone, cfg, data_channels, input_size, mean, std, num_outputs,
                       probe_size=input_size or image_size)
+
+
+def load_backbone_init(backbone: nn.Module, path: str) -> None:
+    if not Path(path).is_file():
+        raise UserError(f"model.backbone_init: {path} does not exist; produce it first (e.g. its pretrain stage)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        backbone.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise UserError(
+            f"model.backbone_init: {path} does not fit the backbone ({first}); "
+            "it must come from the same backbone settings"
+        ) from None
 
 
 def parameter_count(model: nn.Module) -> dict[str, int]:

@@ -70,7 +70,7 @@ def build_for_data(recipe: TorchRecipe, data: PreparedData, statistics: bool = T
     else:
         mean, std = [0.5] * data.channels, [0.25] * data.channels
     return build_model(recipe.model, data.channels, data.image_size, data.num_classes,
-                       input_size=recipe.input_size, dataset_mean=mean, dataset_std=std)
+                       input_size=recipe.input_size, dataset_mean=mean, dataset_std=std, dataset=data.name)
 
 
 def fingerprint(recipe: TorchRecipe, data: PreparedData) -> str:
