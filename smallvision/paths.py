@@ -22,3 +22,27 @@ def train_log_dir(dataset: str, recipe: str) -> Path:
 
 def eval_dir(dataset: str, recipe: str) -> Path:
     return EVAL / dataset / recipe
+
+
+PRETRAINED = Path("data/pretrained")
+PRETRAIN_LOGS = Path("reports/pretrain")
+SSL_EVAL_RUNS = Path("data/ssl_eval")
+
+
+def pretrained_dir(dataset: str, ssl_recipe: str) -> Path:
+    return PRETRAINED / dataset / ssl_recipe
+
+
+def pretrain_log_dir(dataset: str, ssl_recipe: str) -> Path:
+    return PRETRAIN_LOGS / dataset / ssl_recipe
+
+
+def ssl_eval_dir(dataset: str, ssl_recipe: str) -> Path:
+    """Beside the recipes' evaluations (the report depends on reports/eval); the hyphen keeps
+    it apart from any recipe name, which may hold only letters, digits and '_'."""
+    return EVAL / dataset / f"ssl-{ssl_recipe}"
+
+
+def ssl_eval_runs_dir(dataset: str, ssl_recipe: str) -> Path:
+    """The probe's and the fine-tune's checkpoints (kept for resuming)."""
+    return SSL_EVAL_RUNS / dataset / ssl_recipe
