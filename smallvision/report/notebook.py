@@ -10,6 +10,8 @@ from IPython.display import HTML, Markdown, display
 from smallvision.config import load_params
 from smallvision.io import read_json
 from smallvision.report.collect import collect, most_confused_pairs
+from smallvision.report.ssl import INTRO as SSL_INTRO
+from smallvision.report.ssl import png_html, ssl_figure, ssl_results, ssl_table
 from smallvision.report.text import dataset_line, format_table, leaderboard_table
 
 
@@ -49,6 +51,18 @@ class ReportPage:
                 display(HTML(pairs.to_html(index=False, escape=True)))
             for path in self.figures.get(dataset, []):
                 self.image(path)
+
+    def ssl(self) -> None:
+        """SSL methods vs ImageNet and random init; shown only when SSL results exist."""
+        frame = ssl_results(self.params)
+        if frame.empty:
+            return
+        ks = self.params.ssl.evaluate.knn.k
+        display(Markdown(f"## Self-supervised pretraining\n\n{SSL_INTRO}"))
+        for dataset in frame.dataset.unique():
+            display(Markdown(f"### {dataset}"))
+            display(HTML(ssl_table(frame, dataset, ks).to_html(index=False, classes="leaderboard", escape=True)))
+            display(HTML(png_html(ssl_figure(frame, dataset, ks[0]), f"{dataset}_ssl")))
 
     def metadata(self) -> None:
         meta = self.meta

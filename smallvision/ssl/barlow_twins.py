@@ -19,7 +19,7 @@ class BarlowTwinsConfig(PretrainConfig):
     projection_dim: int = Field(2048, ge=1)
     lambda_param: float = Field(5e-3, gt=0)
 
-    def build(self, encoder, total_steps):
+    def build(self, encoder, images):
         return BarlowTwins(self, encoder)
 
 

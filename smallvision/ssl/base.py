@@ -58,7 +58,8 @@ class PretrainConfig(Strict):
             raise ValueError("backbone 'flatten' has no features to pretrain: use a convolutional backbone")
         return self
 
-    def build(self, encoder: Encoder, total_steps: int) -> "SSLMethod":
+    def build(self, encoder: Encoder, images: int) -> "SSLMethod":
+        """The method's module around `encoder`, for pretraining on `images` images."""
         raise NotImplementedError
 
 

@@ -19,7 +19,7 @@ class BYOLConfig(MomentumOptions, PretrainConfig):
     projection_dim: int = Field(256, ge=1)
     prediction_hidden: int = Field(1024, ge=1)
 
-    def build(self, encoder, total_steps):
+    def build(self, encoder, images):
         return BYOL(self, encoder)
 
 

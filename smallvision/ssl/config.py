@@ -80,6 +80,25 @@ class SSLParams:
         return _validate(TorchRecipe, merged, where=f"ssl.evaluate.{evaluation}")
 
 
+def check_method(name: str, recipe: dict) -> None:
+    where = f"{PARAMS_FILE}: ssl.recipes.{name}.method"
+    if "method" not in recipe:
+        raise UserError(f"{where} is missing: one of {', '.join(SSL_METHODS.names())} (none: a baseline)")
+    try:
+        SSL_METHODS[recipe["method"]]
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+
+
+def with_defaults(defaults: dict, overrides: dict) -> dict:
+    """`overrides` merged key by key over `defaults`, except that a recipe's backbone replaces
+    the default one whole (its options depend on its name)."""
+    merged = deep_merge(defaults, overrides)
+    if "backbone" in overrides:
+        merged["backbone"] = overrides["backbone"]
+    return merged
+
+
 def load_ssl(raw: dict, train_defaults: dict) -> SSLParams:
     top = _validate(RawSSL, raw, where="ssl")
     _validate(PretrainConfig, {"method": "none", **top.pretrain}, where="ssl.pretrain")
@@ -88,7 +107,8 @@ def load_ssl(raw: dict, train_defaults: dict) -> SSLParams:
         if not NAME_PATTERN.match(name):
             raise UserError(f"{PARAMS_FILE}: ssl.recipes.{name}: names may hold only letters, digits and '_' "
                             "(they become folder and DVC stage names)")
-        holder = _validate(_RecipeHolder, {"recipe": deep_merge(top.pretrain, overrides)},
+        check_method(name, overrides)
+        holder = _validate(_RecipeHolder, {"recipe": with_defaults(top.pretrain, overrides)},
                            where=f"ssl.recipes.{name}", drop_first=True)
         recipes[name] = holder.recipe
     for name in top.methods:

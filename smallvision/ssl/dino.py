@@ -39,7 +39,7 @@ class DINOConfig(MomentumOptions, PretrainConfig):
     local_crop_scale: tuple[float, float] = (0.05, 0.4)
     local_blur_prob: float = Field(0.5, ge=0, le=1)
 
-    def build(self, encoder, total_steps):
+    def build(self, encoder, images):
         return DINO(self, encoder)
 
 

@@ -9,6 +9,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from smallvision.errors import UserError
 from smallvision.ssl.base import SSL_METHODS, MomentumOptions, PretrainConfig, SSLMethod, follow_student, frozen_copy
 
 
@@ -23,7 +24,12 @@ class MoCoConfig(MomentumOptions, PretrainConfig):
     projection_hidden: int | None = Field(None, ge=1)
     projection_dim: int = Field(128, ge=1)
 
-    def build(self, encoder, total_steps):
+    def build(self, encoder, images):
+        if self.memory_bank_size >= images:
+            raise UserError(
+                f"moco: memory_bank_size {self.memory_bank_size} is not below the {images} pretraining images, so "
+                "each image would meet its own older keys as negatives: set a smaller memory_bank_size"
+            )
         return MoCo(self, encoder)
 
 

@@ -14,5 +14,5 @@ class NoPretrainingConfig(PretrainConfig):
 
     trains: ClassVar[bool] = False
 
-    def build(self, encoder, total_steps):
+    def build(self, encoder, images):
         return SSLMethod(self, encoder)

@@ -63,7 +63,7 @@ class Pretrainer:
         encoder = Encoder(recipe.backbone, data.channels, self.size, *dataset_statistics(train))
         self.epochs = recipe.epochs if recipe.trains else 0
         self.total_steps = max(1, self.epochs * self.steps_per_epoch)
-        self.method = recipe.build(encoder, self.total_steps).to(self.device)
+        self.method = recipe.build(encoder, len(self.images)).to(self.device)
         if self.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
         self.generator = torch.Generator(device=self.device).manual_seed(recipe.seed)

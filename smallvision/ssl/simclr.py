@@ -19,7 +19,7 @@ class SimCLRConfig(PretrainConfig):
     projection_hidden: int | None = Field(None, ge=1)
     projection_dim: int = Field(128, ge=1)
 
-    def build(self, encoder, total_steps):
+    def build(self, encoder, images):
         return SimCLR(self, encoder)
 
 

@@ -17,7 +17,7 @@ class SimSiamConfig(PretrainConfig):
     projection_dim: int = Field(2048, ge=1)
     prediction_hidden: int = Field(512, ge=1)
 
-    def build(self, encoder, total_steps):
+    def build(self, encoder, images):
         return SimSiam(self, encoder)
 
 
