@@ -98,21 +98,25 @@ class Pretrainer:
         seen = 0
         start = time.perf_counter()
         for step in progress(range(steps), desc=f"epoch {epoch + 1}", unit="batch"):
-            at = Step(index=epoch * steps + step, total=self.total_steps, epoch=epoch)
-            images = to_float_images(self.images[order[step * batch:(step + 1) * batch]])
-            views = self._prepare(self.method.make_views(images, self.views, self.size))
-            with self._autocast():
-                loss = self.method.loss(views, at)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.method.before_optimizer_step(at)
-            self.optimizer.step()
-            self.schedule.after_step()
-            self.method.after_optimizer_step(at)
-            loss_sum += loss.detach()
-            seen += len(images)
+            index = order[step * batch:(step + 1) * batch]
+            loss_sum += self.train_step(index, Step(index=epoch * steps + step, total=self.total_steps, epoch=epoch))
+            seen += len(index)
         seconds = time.perf_counter() - start
         return {"train_loss": (loss_sum / steps).item(), "images_per_second": seen / seconds, "seconds": seconds}
+
+    def train_step(self, index: torch.Tensor, at: Step) -> torch.Tensor:
+        """One optimiser step on the images at `index`; returns the loss (on the device)."""
+        images = to_float_images(self.images[index])
+        views = self._prepare(self.method.make_views(images, self.views, self.size))
+        with self._autocast():
+            loss = self.method.loss(views, at)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.method.before_optimizer_step(at)
+        self.optimizer.step()
+        self.schedule.after_step()
+        self.method.after_optimizer_step(at)
+        return loss.detach()
 
     @torch.no_grad()
     def monitor(self) -> dict:
