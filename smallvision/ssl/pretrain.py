@@ -30,7 +30,9 @@ from smallvision.ssl.knn import embed_images, embedding_spread, knn_accuracies
 from smallvision.ssl.views import ViewMaker
 from smallvision.train.device import (
     configure_threads,
+    random_states,
     resolve_device,
+    restore_random_states,
     seed_everything,
     to_float_images,
     use_bf16,
@@ -177,10 +179,7 @@ class Pretrainer:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "history": self.history,
-            "generator": self.generator.get_state(),
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            **random_states(self.generator, self.rng, self.device),
         }
         with atomic_file(self.run_dir / CHECKPOINT, "wb") as handle:
             torch.save(state, handle)
@@ -198,11 +197,7 @@ class Pretrainer:
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
-        self.generator.set_state(state["generator"].cpu())
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        restore_random_states(state, self.generator, self.rng)
         self.elapsed = state["elapsed"]
         self.start_epoch = state["epoch"]
         self.history = list(state["history"])

@@ -29,7 +29,9 @@ from smallvision.models.classifier import parameter_count
 from smallvision.progress import log, progress
 from smallvision.train.device import (
     configure_threads,
+    random_states,
     resolve_device,
+    restore_random_states,
     seed_everything,
     to_float_images,
     use_bf16,
@@ -276,10 +278,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "early_stopping": self.stopper.state,
             "history": self.history,
-            "generator": self.generator.get_state(),
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            **random_states(self.generator, self.rng, self.device),
         }
         with atomic_file(self.run_dir / CHECKPOINT, "wb") as handle:
             torch.save(state, handle)
@@ -299,11 +298,7 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.stopper = EarlyStopping(self.recipe.early_stopping, state["early_stopping"])
         self.history = list(state["history"])
-        self.generator.set_state(state["generator"].cpu())
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        restore_random_states(state, self.generator, self.rng)
         self.elapsed = state["elapsed"]
         self.start_epoch = state["epoch"]
         log(f"resuming from the checkpoint after epoch {self.start_epoch}")
