@@ -107,6 +107,19 @@ def test_resnet18_small_stem_backbone_round_trips(demo, tmp_path):
     build_model(ModelConfig(backbone=backbone, backbone_init=str(tmp_path / BACKBONE_FILE)), 3, 16, 4)
 
 
+def test_extra_unlabeled_images_join_the_training_split(demo, tmp_path):
+    from smallvision.ssl.pretrain import load_extra_images
+
+    make_image_folder(tmp_path / "unlabeled" / "nested", {"x": 5}, size=40)
+    extra = load_extra_images(str(tmp_path / "unlabeled"), DatasetConfig(image_size=16, workers=1), "ssl.recipes.s")
+    assert extra.shape == (5, 3, 16, 16) and extra.dtype == np.uint8
+    recipe = load_ssl(tiny_ssl(), {}).recipe("simclr")
+    trainer = Pretrainer(recipe, demo, extra, KnnConfig(), tmp_path, tmp_path / "log")
+    assert len(trainer.images) == len(demo["train"]) + 5
+    with pytest.raises(UserError, match=r"ssl\.recipes\.s\.extra_images: no images found"):
+        load_extra_images(str(tmp_path / "missing"), DatasetConfig(image_size=16), "ssl.recipes.s")
+
+
 def test_ssl_params_errors_name_the_key():
     with pytest.raises(UserError, match=r"ssl\.recipes\.x\.method: unknown SSL method 'simclrr'.*did you mean 'simclr'"):
         load_ssl({"recipes": {"x": {"method": "simclrr"}}}, {})
