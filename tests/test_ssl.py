@@ -100,10 +100,17 @@ def test_every_method_pretrains_and_its_backbone_loads_into_a_finetune_recipe(me
     assert finetune.model.backbone_init.endswith(BACKBONE_FILE) and finetune.model.freeze == "none"
 
 
-def test_resnet18_small_stem_backbone_round_trips(demo, tmp_path):
-    backbone = {"name": "resnet18", "weights": "none", "small_stem": True}
+@pytest.mark.parametrize("backbone", [{"name": "resnet18", "weights": "none", "small_stem": True},
+                                      {"name": "efficientnet_lite0", "weights": "imagenet"}])
+def test_real_backbones_round_trip(backbone, demo, tmp_path):
+    """ResNet18 with the small-image stem from scratch, and continued pretraining of ImageNet
+    EfficientNet-Lite0 (normalised with ImageNet statistics, as its fine-tune model is)."""
     recipe = load_ssl(tiny_ssl(backbone), {}).recipe("byol")
-    Pretrainer(recipe, demo, None, KnnConfig(k=[3]), tmp_path, tmp_path / "log").run()
+    trainer = Pretrainer(recipe, demo, None, KnnConfig(k=[3]), tmp_path, tmp_path / "log")
+    assert trainer.method.backbone.mean.flatten().tolist()[0] == pytest.approx(0.485 if "efficient" in backbone["name"]
+                                                                               else demo["train"].images[:, 0].mean() / 255,
+                                                                               abs=1e-3)
+    trainer.run()
     build_model(ModelConfig(backbone=backbone, backbone_init=str(tmp_path / BACKBONE_FILE)), 3, 16, 4)
 
 
