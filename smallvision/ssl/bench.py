@@ -60,7 +60,8 @@ def main() -> None:
     for name in names:
         recipe = params.ssl.recipe(name)
         speed = pretrain_throughput(recipe, data, args.steps)
-        print(f"{name:<16}{recipe.method:<14}{recipe.backbone.name:<20}{recipe.batch_size:>6}{speed:>10.1f}", flush=True)
+        row = f"{name:<16}{recipe.method:<14}{recipe.backbone.name:<20}{recipe.batch_size:>6}{speed:>10.1f}"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":
