@@ -33,7 +33,11 @@ RAW_DIR = "data/raw"
 
 
 class BenchmarkConfig(Strict):
+    """`launcher` starts the train stage: `python`, or e.g. `torchrun --nproc_per_node=4` for
+    data-parallel training on several GPUs (or CPU processes, with gloo)."""
+
     recipes: list[str] = Field(min_length=1)
+    launcher: str = Field("python", pattern=r"^(python3?|torchrun)(\s+--?[\w-]+(=\S+)?)*$")
 
 
 class DatasetConfig(Strict):
@@ -52,15 +56,16 @@ class DatasetConfig(Strict):
     split_seed: int = 0
     on_bad_image: Literal["error", "skip"] = "error"
     workers: int = Field(0, ge=0)
+    seed_dataset: str | None = None  # the seed experiment's dataset this one stands in for (report)
 
 
 class Reference(Strict):
-    """A figure a seed experiment published, shown beside ours in the report."""
+    """What a seed experiment published, shown beside our figures in the report.
+    `results` maps the seed's dataset (as named in profiles/, e.g. pokemon150) to metrics."""
 
     source: str
-    dataset: str
-    metrics: dict[str, float]
-    note: str = ""
+    setting: str = ""
+    results: dict[str, dict[str, float]]
 
 
 class TrainConfig(Strict):
@@ -92,6 +97,21 @@ class TorchRecipe(TrainConfig):
     notes: str = ""
 
 
+class KnnRecipe(TrainConfig):
+    """Retrieval: embed the training split with the model's backbone (pretrained as it is, or
+    after fine-tuning with the training settings when `finetune` is true) and classify each
+    test image by its k nearest training images. Every k in `ks` is reported; the headline
+    figures use the k that scores best on the validation split."""
+
+    method: Literal["knn"]
+    model: ModelConfig
+    finetune: bool = False
+    ks: list[Annotated[int, Field(ge=1)]] = Field([2, 3, 4], min_length=1)
+    knn_metric: Literal["cosine", "euclidean"] = "cosine"
+    reference: Reference | None = None
+    notes: str = ""
+
+
 class LogRegRecipe(Strict):
     """scikit-learn logistic regression on raw pixels (scaled to [0, 1], optionally standardised)."""
 
@@ -104,7 +124,8 @@ class LogRegRecipe(Strict):
     notes: str = ""
 
 
-Recipe = Annotated[Union[TorchRecipe, LogRegRecipe], Field(discriminator="method")]
+Recipe = Annotated[Union[TorchRecipe, KnnRecipe, LogRegRecipe], Field(discriminator="method")]
+TORCH_METHODS = ("torch", "knn")  # recipes that start from the `train` defaults
 
 
 class EvaluateConfig(Strict):
@@ -115,6 +136,7 @@ class EvaluateConfig(Strict):
 
 class ReportConfig(Strict):
     title: str = "smallvision benchmark"
+    gradcam_images: int = Field(8, ge=0, le=64)
     max_confusion_classes: int = Field(25, ge=2)
     most_confused_pairs: int = Field(10, ge=1)
 
@@ -135,7 +157,7 @@ class Params:
     benchmark: BenchmarkConfig
     sources: dict[str, Any]
     datasets: dict[str, DatasetConfig]
-    recipes: dict[str, TorchRecipe | LogRegRecipe]
+    recipes: dict[str, TorchRecipe | KnnRecipe | LogRegRecipe]
     evaluate: EvaluateConfig
     report: ReportConfig
 
@@ -218,7 +240,7 @@ class _RecipeHolder(Strict):
 
 def _recipe(name: str, train_defaults: dict, overrides: dict):
     method = overrides.get("method", "torch")
-    merged = deep_merge(train_defaults, overrides) if method == "torch" else dict(overrides)
+    merged = deep_merge(train_defaults, overrides) if method in TORCH_METHODS else dict(overrides)
     merged["method"] = method
     holder = _validate(_RecipeHolder, {"recipe": merged}, where=f"recipes.{name}", drop_first=True)
     return holder.recipe

@@ -89,3 +89,34 @@ def edit_params(repo: Path, change) -> dict:
     change(params)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return params
+
+
+def write_prepared(folder: Path, images: np.ndarray, labels: np.ndarray, classes: list[str], seed: int = 0) -> Path:
+    """A prepared dataset written straight from arrays (60/20/20 split), for loop-level tests."""
+    from types import SimpleNamespace
+
+    from smallvision.data.prepared import save_prepared
+
+    order = np.random.default_rng(seed).permutation(len(images))
+    cut1, cut2 = int(0.6 * len(order)), int(0.8 * len(order))
+    splits = {"train": order[:cut1], "val": order[cut1:cut2], "test": order[cut2:]}
+    decoded = SimpleNamespace(images=images, labels=labels, classes=classes,
+                              files=[f"synthetic/{i}.png" for i in range(len(images))])
+    folder.mkdir(parents=True, exist_ok=True)
+    task = "multilabel" if labels.ndim == 2 else "single"
+    save_prepared(folder, decoded, splits, {"task": task, "images": len(images)})
+    return folder
+
+
+def multilabel_arrays(count: int = 240, size: int = 16, labels: int = 4, seed: int = 0):
+    """Images whose label k is present exactly when quadrant k holds a bright patch."""
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((count, labels)) < 0.4).astype(np.uint8)
+    targets[targets.sum(1) == 0, 0] = 1
+    images = rng.integers(0, 50, (count, 3, size, size), dtype=np.uint8)
+    half = size // 2
+    for index, row in enumerate(targets):
+        for label in np.flatnonzero(row):
+            r, c = divmod(label, 2)
+            images[index, :, r * half:(r + 1) * half, c * half:(c + 1) * half] = 220
+    return images, targets

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from smallvision.config import Params
 from smallvision.data.prepared import load_prepared
@@ -67,11 +68,33 @@ def save_figures(results: Results, params: Params, folder: Path) -> dict[str, li
                  f"{dataset}_confusion.png", dataset)
         save(figures.worst_classes(results.per_class[key], 10, f"{dataset}: lowest per-class F1 ({best})"),
              f"{dataset}_worst_classes.png", dataset)
-        test_images = load_prepared(dataset, splits=("test",))["test"].images
-        save(figures.misclassified_gallery(test_images, results.predictions[key], 12,
+        test = load_prepared(dataset, splits=("test",))
+        save(figures.misclassified_gallery(test["test"].images, results.predictions[key], 12,
                                            f"{dataset}: most confident mistakes of {best}"),
              f"{dataset}_mistakes.png", dataset)
+        save(gradcam_figure(results, params, dataset, test), f"{dataset}_gradcam.png", dataset)
     return files
+
+
+def gradcam_figure(results: Results, params: Params, dataset: str, test):
+    """Grad-CAM overlays of a fixed sample of test images (evenly spaced through the split)
+    for the dataset's most accurate recipe with a spatial feature map."""
+    from smallvision.inference import load_predictor
+    from smallvision.report.explain import gradcam_maps, overlays, spatial_recipes
+
+    candidates = spatial_recipes(results.leaderboard, params, dataset)
+    if not candidates or test.multilabel or params.report.gradcam_images == 0:
+        return None
+    name = candidates[0]
+    data = load_prepared(dataset)
+    predictor = load_predictor(dataset, name, params.recipe(name), data)
+    labels = test["test"].labels
+    sample = np.linspace(0, len(labels) - 1, num=min(params.report.gradcam_images, len(labels))).astype(int)
+    images = test["test"].images[sample]
+    maps, predicted = gradcam_maps(predictor.model.cpu(), images)
+    truth = [test.classes[i] for i in labels[sample]]
+    return figures.gradcam_grid(images, overlays(images, maps), truth, [test.classes[i] for i in predicted],
+                                f"{dataset}: Grad-CAM of {name} (where the network looked)")
 
 
 def execute_notebook(build: Path) -> None:
