@@ -32,7 +32,8 @@ def load_image(path: str | Path, size: int, color: str, resize: str,
             if image.format == "JPEG" and edit is None:
                 # Let libjpeg decode at a reduced scale when the image is much larger than needed.
                 image.draft("RGB" if color == "rgb" else "L", (size, size))
-            return square_array(ImageOps.exif_transpose(image), size, color, resize, edit)
+            ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of every image
+            return square_array(image, size, color, resize, edit)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise BadImage(f"{path}: cannot decode as an image ({err})") from None
 
