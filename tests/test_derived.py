@@ -69,6 +69,17 @@ def test_primary_type_target_keeps_types_with_enough_images(tmp_path):
     assert summary["images"] == 6 * 150 and summary["task"] == "single"
 
 
+def test_types_join_only_the_kept_folders(tmp_path):
+    root = make_image_folder(tmp_path / "root", {"Pikachu": 6, "Gengar": 6, "Missingno": 6})
+    csv_dir = str(shared_path("pokeapi"))
+    with pytest.raises(UserError, match=r"1 class folder\(s\) match no Pokémon species.*'Missingno'"):
+        prepare_dataset("t", config(root, target="types", pokeapi=csv_dir), tmp_path / "a")
+    prepare_dataset("t", config(root, target="types", pokeapi=csv_dir, classes=["Pikachu", "Gengar"]), tmp_path / "b")
+    data = load_prepared("t", folder=tmp_path / "b")
+    present = [data.classes[i] for i in np.flatnonzero(data["train"].labels.any(axis=0))]
+    assert present == ["Poison", "Ghost", "Electric"]
+
+
 def test_type_targets_need_the_pokeapi_folder(tmp_path):
     with pytest.raises(ValueError, match="target: types needs pokeapi"):
         config(tmp_path, target="types")

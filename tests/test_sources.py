@@ -188,6 +188,8 @@ def _zip_symlink() -> bytes:
     ("zip-dotdot.zip", lambda: zip_bytes({"ok.txt": b"ok", "../escaped.txt": b"evil"}), "leaves the target"),
     ("zip-nested-dotdot.zip", lambda: zip_bytes({"a/../../escaped.txt": b"evil"}), "leaves the target"),
     ("zip-absolute.zip", lambda: zip_bytes({"/tmp/escaped.txt": b"evil"}), "absolute path"),
+    ("zip-windows-dotdot.zip", lambda: zip_bytes({"..\\escaped.txt": b"evil"}), "leaves the target"),
+    ("zip-windows-drive.zip", lambda: zip_bytes({"C:\\escaped.txt": b"evil"}), "absolute path"),
     ("zip-symlink.zip", _zip_symlink, "link or special file"),
     ("tar-dotdot.tar.gz", lambda: _tar_with(tarfile.TarInfo("../escaped.txt")), "leaves the target"),
     ("tar-absolute.tar.gz", lambda: _tar_with(tarfile.TarInfo("/tmp/escaped.txt")), "absolute path"),

@@ -127,7 +127,7 @@ def decode_folder(listing: FolderListing, selection: Selection, cfg: DatasetConf
 def _decoded(images, selection: Selection, keep: np.ndarray, files: list[str], split, skipped, ignored) -> Decoded:
     """The images that decoded (`keep`, positions in the selection) with their labels."""
     return Decoded(
-        images=images[keep],
+        images=images if len(keep) == len(images) else images[keep],  # no copy when all decoded
         labels=selection.labels[keep],
         classes=selection.classes,
         files=[files[i] for i in keep],

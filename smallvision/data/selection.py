@@ -53,16 +53,17 @@ def _with_target(rows: np.ndarray, labels: np.ndarray, names: list[str], cfg, wh
         return _compact(Selection(rows, labels, names, labels, names, "single"))
     from smallvision.sources.pokeapi import load_facts, match_species, type_names
 
-    types = [facts["types"] for facts in match_species(names, load_facts(cfg.pokeapi), where)]
-    if cfg.target == "primary_type":
-        all_types = type_names(cfg.pokeapi)
-        primary = np.array([all_types.index(kinds[0]) for kinds in types])[labels]
-        return _compact(Selection(rows, primary, all_types, primary, all_types, "single"))
+    present = np.unique(labels)  # only the folders kept by `classes` need to join a species
+    facts = match_species([names[i] for i in present], load_facts(cfg.pokeapi), where)
+    types = {int(folder): entry["types"] for folder, entry in zip(present, facts)}
     all_types = type_names(cfg.pokeapi)
-    multi_hot = np.zeros((len(names), len(all_types)), dtype=np.uint8)
-    for folder, kinds in enumerate(types):
-        multi_hot[folder, [all_types.index(kind) for kind in kinds]] = 1
-    return _compact(Selection(rows, multi_hot[labels], all_types, labels, names, "multilabel"))
+    if cfg.target == "primary_type":
+        primary = np.array([all_types.index(types[folder][0]) for folder in labels], dtype=np.int64)
+        return _compact(Selection(rows, primary, all_types, primary, all_types, "single"))
+    multi_hot = np.zeros((len(labels), len(all_types)), dtype=np.uint8)
+    for row, folder in enumerate(labels):
+        multi_hot[row, [all_types.index(kind) for kind in types[folder]]] = 1
+    return _compact(Selection(rows, multi_hot, all_types, labels, names, "multilabel"))
 
 
 def _limit_per_stratum(selection: Selection, cfg, where: str) -> Selection:

@@ -30,13 +30,13 @@ def download(url: str, dest: Path, what: str, timeout: float = 60) -> Path:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, atomic_file(dest, "wb") as out:
             expected = response.headers.get("Content-Length")
-            bar = progress(total=int(expected) if expected else None, desc=dest.name, unit="B", unit_scale=True)
             received = 0
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-            bar.close()
+            with progress(total=int(expected) if expected else None, desc=dest.name, unit="B",
+                          unit_scale=True) as bar:
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
             if expected is not None and received != int(expected):
                 raise UserError(
                     f"download of {what} from {url} is truncated: got {received} of {expected} bytes. "
@@ -85,19 +85,24 @@ def _zip_member_is_link(member: zipfile.ZipInfo) -> bool:
 
 
 def _check_member(name: str, archive: Path, dest: Path, is_link: bool) -> None:
-    unsafe = (
-        "is a link or special file" if is_link
-        else "has an absolute path" if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute()
-        or PureWindowsPath(name).drive
-        else "leaves the target folder" if ".." in PureWindowsPath(name).parts
-        or not (dest / name).resolve().is_relative_to(dest.resolve())
-        else None
-    )
+    unsafe = _unsafe_reason(name, dest, is_link)
     if unsafe:
         raise UserError(
             f"{archive.name}: member '{name}' {unsafe}; refusing to extract an archive that could write "
             f"outside {dest}. Check where the archive comes from"
         )
+
+
+def _unsafe_reason(name: str, dest: Path, is_link: bool) -> str | None:
+    # Windows paths too: an archive made there may hold `C:\x` or `..\x`.
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if is_link:
+        return "is a link or special file"
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root:
+        return "has an absolute path"
+    if ".." in windows.parts or not (dest / name).resolve().is_relative_to(dest.resolve()):
+        return "leaves the target folder"
+    return None
 
 
 def install_image_folder(extracted: Path, out_dir: Path, subdir: str | None, what: str) -> dict:

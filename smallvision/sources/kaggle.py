@@ -46,9 +46,9 @@ class KaggleSource(Strict):
 
 def download_kaggle_dataset(dataset: str, folder: Path) -> Path:
     """The dataset's zip, downloaded by the kaggle package into `folder`."""
-    api = _authenticated_api()
-    import requests
+    import requests  # the kaggle package's HTTP library: its errors say what went wrong
 
+    api = _authenticated_api()
     try:
         api.dataset_download_files(dataset, path=str(folder), quiet=True, unzip=False)
     except requests.HTTPError as err:
