@@ -326,6 +326,10 @@ def test_pokeapi_unreachable_or_missing_file_is_one_message(tmp_path):
             PokeapiSource(kind="pokeapi", base_url=standin.url).fetch(tmp_path)
     with pytest.raises(UserError, match="lacks the PokeAPI file"):
         load_facts(tmp_path)
+    for name in pokeapi.CSV_FILES:  # what a wrong base_url may serve with status 200
+        (tmp_path / name).write_text("<html>\n<body>Rate limit exceeded</body>\n</html>\n")
+    with pytest.raises(UserError, match="does not hold PokeAPI's CSV files"):
+        load_facts(tmp_path)
 
 
 def test_every_sprite_folder_joins_its_pokeapi_species():

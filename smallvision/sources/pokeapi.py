@@ -63,7 +63,17 @@ def species_key(name: str) -> str:
 def load_facts(csv_dir: str | Path) -> dict[str, dict]:
     """Facts per species, keyed by `normalize_name` of its English name; regional forms
     (e.g. `Alolan-Sandslash`, as some Kaggle sets name their folders) are entries of their own."""
-    tables = _read_tables(Path(csv_dir))
+    try:
+        facts = _facts_by_name(_read_tables(Path(csv_dir)))
+    except (KeyError, ValueError) as err:  # an error page or another file saved under the CSV's name
+        raise UserError(f"{csv_dir} does not hold PokeAPI's CSV files (unexpected content: {err!r}); "
+                        "check the pokeapi source's base_url and fetch again") from None
+    if not facts:
+        raise UserError(f"{csv_dir}: the PokeAPI files list no Pokémon species; check base_url and fetch again")
+    return facts
+
+
+def _facts_by_name(tables: dict[str, list[dict]]) -> dict[str, dict]:
     names = {row["pokemon_species_id"]: row for row in tables["pokemon_species_names"]
              if row["local_language_id"] == ENGLISH}
     species = {row["id"]: row for row in tables["pokemon_species"] if row["id"] in names}
