@@ -23,7 +23,7 @@ from smallvision.data.prepare import prepare_dataset
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError
 from smallvision.sources import pokeapi
-from smallvision.sources.download import download, safe_extract
+from smallvision.sources.download import download, install_image_folder, safe_extract
 from smallvision.sources.pokeapi import PokeapiSource, load_facts, match_species, normalize_name, type_names
 from smallvision.sources.tfds import TfdsSource, write_encoded_images
 from smallvision.sources.torchvision_datasets import fetch_cifar
@@ -214,6 +214,25 @@ def test_truncated_archive_is_one_message(tmp_path, suffix):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="truncated"):
         safe_extract(path, tmp_path / "out")
+
+
+def test_nested_train_test_archive_becomes_the_root(tmp_path):
+    """Laid out like the Stanford Cars mirror: car_data/car_data/{train,test}/<class>/, CSVs beside."""
+    rng = np.random.default_rng(0)
+    files = {f"car_data/car_data/{split}/{name}/{i}.png": png_bytes(label, rng)
+             for split in ("train", "test") for label, name in enumerate(["AM General Hummer SUV 2000", "Audi R8"])
+             for i in range(4)}
+    (tmp_path / "cars.zip").write_bytes(zip_bytes({**files, "names.csv": b"x", "anno_train.csv": b"x"}))
+    for subdir, out in [(None, "found"), ("car_data/car_data", "named")]:
+        safe_extract(tmp_path / "cars.zip", tmp_path / out / "extracted")
+        info = install_image_folder(tmp_path / out / "extracted", tmp_path / out, subdir, "cars")
+        assert info == {"images": 16, "classes": 2}
+        assert (tmp_path / out / "train" / "Audi R8").is_dir() and (tmp_path / out / "test").is_dir()
+    safe_extract(tmp_path / "cars.zip", tmp_path / "bad" / "extracted")
+    with pytest.raises(UserError, match="subdir '../..' must be a folder inside the download"):
+        install_image_folder(tmp_path / "bad" / "extracted", tmp_path / "bad", "../..", "cars")
+    with pytest.raises(UserError, match=r"no folder 'cars' \(its top level holds: anno_train.csv, car_data"):
+        install_image_folder(tmp_path / "bad" / "extracted", tmp_path / "bad", "cars", "cars")
 
 
 # --- torchvision ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from smallvision.progress import progress
 USER_AGENT = "smallvision (https://github.com/smallvision)"
 CHUNK_BYTES = 1 << 20
 IGNORED_DIRS = ("__MACOSX",)  # resource forks that macOS zips carry beside the data
+SPLIT_DIRS = ("train", "test")  # an image root with a fixed split (see smallvision.data.scan)
 
 
 def download(url: str, dest: Path, what: str, timeout: float = 60) -> Path:
@@ -110,6 +111,8 @@ def install_image_folder(extracted: Path, out_dir: Path, subdir: str | None, wha
     root, and count it. The image folder is `subdir` when given, else the first folder
     below `extracted` that does not just wrap a single other folder (archives often
     nest their data, e.g. PokemonData/<class>/ or car_data/car_data/train/)."""
+    if subdir and _unsafe_reason(subdir, extracted, is_link=False):
+        raise UserError(f"{what}: subdir '{subdir}' must be a folder inside the download")
     root = extracted / subdir if subdir else _unwrap(extracted)
     if not root.is_dir():
         found = ", ".join(sorted(p.name for p in extracted.iterdir())[:10])
@@ -128,11 +131,11 @@ def _unwrap(folder: Path) -> Path:
     while True:
         subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
                    and p.name not in IGNORED_DIRS]
-        if len(subdirs) != 1 or subdirs[0].name in ("train", "test"):
+        if len(subdirs) != 1 or subdirs[0].name in SPLIT_DIRS:
             return folder
         folder = subdirs[0]
 
 
 def _count_classes(root: Path) -> int:
-    split = root / "train" if (root / "train").is_dir() and (root / "test").is_dir() else root
+    split = root / "train" if all((root / name).is_dir() for name in SPLIT_DIRS) else root
     return sum(1 for p in split.iterdir() if p.is_dir() and not p.name.startswith("."))
