@@ -3,7 +3,8 @@
   python -m smallvision.predict IMAGE... [--dataset D] [--recipe R] [--top 5] [--json]
 
 The dataset defaults to the first in params.yaml, the recipe to that dataset's most accurate
-one in reports/metrics.json. Images are decoded exactly as prepare decoded the dataset."""
+one in reports/metrics.json. Images are decoded exactly as prepare decoded the dataset. For a
+Pokémon dataset with PokeAPI CSVs (`pokeapi:`), the top class comes with its Pokédex facts."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from smallvision.inference import load_predictor
 from smallvision.io import read_json
 from smallvision.paths import REPORT
 from smallvision.registry import did_you_mean
+from smallvision.report.facts import dataset_facts, fact_lines
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -68,11 +70,15 @@ def predict(args) -> list[dict]:
     data = load_prepared(dataset)
     predictor = load_predictor(dataset, recipe_name, params.recipe(recipe_name), data)
     scores = predictor.scores(images)
+    facts = dataset_facts(cfg, data.classes)
     results = []
     for path, row in zip(args.images, scores):
         top = np.argsort(-row)[: args.top]
-        results.append({"image": str(path), "dataset": dataset, "recipe": recipe_name,
-                        "top": [{"class": data.classes[i], "probability": round(float(row[i]), 4)} for i in top]})
+        result = {"image": str(path), "dataset": dataset, "recipe": recipe_name,
+                  "top": [{"class": data.classes[i], "probability": round(float(row[i]), 4)} for i in top]}
+        if facts:
+            result["facts"] = facts[data.classes[top[0]]]
+        results.append(result)
     return results
 
 
@@ -81,6 +87,8 @@ def show(results: list[dict]) -> None:
         print(f"{result['image']}  ({result['recipe']} on {result['dataset']})")
         for rank, entry in enumerate(result["top"], 1):
             print(f"  {rank}. {entry['class']:<24} {entry['probability']:.4f}")
+        if "facts" in result:
+            print("\n".join(f"     {line}" for line in fact_lines(result["facts"])))
 
 
 @exits_cleanly

@@ -11,7 +11,13 @@ import yaml
 from PIL import Image
 
 from smallvision.config import DatasetConfig, load_params
-from smallvision.data.derive import CompositeConfig, SilhouetteCropConfig, paste_on_photo, silhouette_crop, with_alpha
+from smallvision.data.derive import (
+    CompositeConfig,
+    SilhouetteCropConfig,
+    paste_on_photo,
+    silhouette_crop,
+    with_alpha,
+)
 from smallvision.data.prepare import prepare_dataset
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError

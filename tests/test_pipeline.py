@@ -4,61 +4,15 @@ every recipe in params.yaml on a tiny dataset (one epoch, 32 px, four classes)."
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 import torch
 
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
-from smallvision.models.backbones import TORCHVISION_NETS
 from smallvision.train.device import seed_everything
 from smallvision.train.loop import BEST, build_for_data
-from tests.conftest import copy_repo, edit_params, make_image_folder, run, shared_path
-
-
-def tiny(params: dict, epochs: int = 1) -> None:
-    """Small, fast settings for every recipe, keeping what each recipe is about (its model,
-    freezing, loss, sampler, augmentation). torchvision weights are not cached on test
-    machines, so those backbones start from random (EfficientNet's ship in a package)."""
-    params["prepare"]["image_size"] = 32
-    for recipe in params["recipes"].values():
-        if recipe.get("method", "torch") == "logreg":
-            recipe["max_iter"] = 50
-            continue
-        backbone = recipe["model"]["backbone"]
-        if backbone["name"] in TORCHVISION_NETS:
-            backbone["weights"] = "none"
-        if recipe["model"].get("freeze") == "all":  # a probe on features embedded once: cheap
-            recipe.update(epochs=30, batch_size=8)
-        else:
-            recipe.update(epochs=epochs, input_size=None, batch_size=8)
-    params["evaluate"]["timing_repeats"] = 1
-
-
-def commit(repo, message: str) -> None:
-    run(["git", "add", "-A"], cwd=repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message], cwd=repo)
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    images = make_image_folder(tmp_path_factory.mktemp("images") / "tiny", {c: 10 for c in "abcd"}, size=40)
-    repo = copy_repo(tmp_path_factory.mktemp("repo"))
-
-    def every_recipe_on_tiny(params):
-        tiny(params)
-        params["datasets"] = {"tiny": {"root": str(images)}}
-        params["benchmark"]["recipes"] = list(params["recipes"])
-
-    params = edit_params(repo, every_recipe_on_tiny)
-    commit(repo, "tiny settings, every recipe")
-    first = run(["dvc", "repro"], cwd=repo)
-    return repo, params, first
+from tests.conftest import run, stages_run
 
 
 def test_every_recipe_produces_metrics(pipeline):
@@ -139,24 +93,3 @@ def test_changing_one_learning_rate_reruns_only_that_recipe(pipeline):
     assert any(",0.002," in f"{row}," for row in rows)  # the experiment, with its own accuracy
     plots = run(["dvc", "plots", "show", "--json"], cwd=repo)
     assert "val_accuracy" in plots.stdout and "predictions.csv" in plots.stdout
-
-
-def test_sprites_folder_end_to_end(tmp_path):
-    """The README's 'any image folder' command, on the real Pokémon sprites (151 classes)."""
-    sprites = shared_path("pokemon-sprites-gen1")
-    repo = copy_repo(tmp_path / "repo")
-
-    def restrict(params):
-        tiny(params, epochs=2)
-        params["benchmark"]["recipes"] = ["logreg", "effnet_probe"]
-        params["recipes"]["effnet_probe"]["epochs"] = 30
-
-    edit_params(repo, restrict)
-    commit(repo, "tiny")
-    run(["dvc", "exp", "run", "-S", "~datasets.digits", "-S", f"+datasets.sprites.root={sprites}"], cwd=repo)
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert set(metrics) == {"sprites"}
-    prepared = json.loads((repo / "data/prepared/sprites/prepare.json").read_text())
-    assert prepared["classes"] == 151 and prepared["images"] > 2000
-    assert metrics["sprites"]["logreg"]["accuracy"] > 5 / 151  # well above chance
-    assert metrics["sprites"]["effnet_probe"]["accuracy"] > 0.3

@@ -24,7 +24,13 @@ from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError
 from smallvision.sources import pokeapi
 from smallvision.sources.download import download, install_image_folder, safe_extract
-from smallvision.sources.pokeapi import PokeapiSource, load_facts, match_species, normalize_name, type_names
+from smallvision.sources.pokeapi import (
+    PokeapiSource,
+    load_facts,
+    match_species,
+    normalize_name,
+    type_names,
+)
 from smallvision.sources.tfds import TfdsSource, write_encoded_images
 from smallvision.sources.torchvision_datasets import fetch_cifar
 from tests.conftest import REPO, class_image, copy_repo, edit_params, run, shared_path

@@ -6,13 +6,12 @@ import numpy as np
 import torch
 import yaml
 
-from smallvision.config import _recipe
+from smallvision.config import EvaluateConfig, _recipe
 from smallvision.data.prepared import load_prepared
 from smallvision.evaluate import evaluate_recipe
-from smallvision.config import EvaluateConfig
 from smallvision.metrics import multilabel_metrics
-from smallvision.retrieval import knn_scores
 from smallvision.paths import run_paths
+from smallvision.retrieval import knn_scores
 from smallvision.train.methods import METHODS
 from tests.conftest import REPO, class_image, multilabel_arrays, write_prepared
 

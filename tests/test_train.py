@@ -15,7 +15,14 @@ from smallvision.config import DatasetConfig
 from smallvision.data.prepare import prepare_dataset
 from smallvision.train.early_stopping import EarlyStopping, EarlyStoppingConfig
 from smallvision.train.losses import LOSSES, LossConfig, make_loss
-from smallvision.train.optim import OPTIMIZERS, SCHEDULES, OptimizerConfig, SchedulerConfig, make_optimizer, make_schedule
+from smallvision.train.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    OptimizerConfig,
+    SchedulerConfig,
+    make_optimizer,
+    make_schedule,
+)
 from tests.conftest import REPO, make_image_folder, python_env, run
 
 RECIPE = {

@@ -13,8 +13,8 @@ import torch
 
 from smallvision.data.prepared import PreparedData
 from smallvision.train.device import configure_threads, resolve_device, seed_everything
-from smallvision.train.losses import make_loss
 from smallvision.train.loop import build_for_data
+from smallvision.train.losses import make_loss
 from smallvision.train.optim import make_optimizer, make_schedule
 
 

@@ -18,9 +18,9 @@ import numpy as np
 
 from smallvision.errors import UserError
 from smallvision.io import read_json, write_json
+from smallvision.paths import PREPARED as PREPARED_DIR
 
 SPLITS = ("train", "val", "test")
-from smallvision.paths import PREPARED as PREPARED_DIR
 
 
 def save_prepared(out: Path, decoded, splits: dict[str, np.ndarray], summary: dict) -> None:
