@@ -113,8 +113,11 @@ class TrainConfig(Strict):
 
 
 class TorchRecipe(TrainConfig):
+    """`tta: hflip` averages the predictions for each test image and its mirror image."""
+
     method: Literal["torch"] = "torch"
     model: ModelConfig
+    tta: Literal["none", "hflip"] = "none"
     reference: Reference | None = None
     notes: str = ""
 

@@ -25,6 +25,7 @@ class TorchPredictor:
         self.model.to(self.device).eval()
         self.multilabel = data.multilabel
         self.parameters = parameter_count(self.model)["parameters"]
+        self.mirror = getattr(recipe, "tta", "none") == "hflip"
 
     @torch.no_grad()
     def scores(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -33,6 +34,8 @@ class TorchPredictor:
         for i in range(0, len(images), batch_size):
             x = to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device))
             logits = self.model(x).float()
+            if self.mirror:
+                logits = (logits + self.model(x.flip(-1)).float()) / 2
             out.append((torch.sigmoid(logits) if self.multilabel else logits.softmax(1)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
