@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from smallvision.augment import AugmentConfig
+from smallvision.data.derive import CompositeConfig, SilhouetteCropConfig
 from smallvision.errors import UserError
 from smallvision.models.classifier import ModelConfig
 from smallvision.registry import did_you_mean
@@ -33,7 +34,11 @@ RAW_DIR = "data/raw"
 
 
 class BenchmarkConfig(Strict):
+    """`launcher` starts the train stage: `python`, or e.g. `torchrun --nproc_per_node=4` for
+    data-parallel training on several GPUs (or CPU processes, with gloo)."""
+
     recipes: list[str] = Field(min_length=1)
+    launcher: str = Field("python", pattern=r"^(python3?|torchrun)(\s+--?[\w-]+(=\S+)?)*$")
 
 
 class DatasetConfig(Strict):
@@ -41,7 +46,14 @@ class DatasetConfig(Strict):
     or `train/` and `test/` subfolders (their split is kept), or a folder holding a fetched
     source's arrays.npz. `resize`: stretch to a square, crop the centre square, or pad to a
     square with the border colour. Fractions are of each class; `test_fraction` is unused
-    when the source has its own test split."""
+    when the source has its own test split.
+
+    Derived datasets: `classes` keeps only these class folders; `target` is the folder's
+    class, or (class folders named after Pokémon species, facts from the PokeAPI CSVs in
+    `pokeapi`) its `types` (multi-label, 18 types) or `primary_type`; `min_per_class` drops
+    smaller classes and `max_per_class` keeps a seeded random pick (both count species for
+    `types`); `composite` pastes each object onto background photos; `silhouette_crop`
+    crops to the object before resizing (smallvision/data/selection.py, derive.py)."""
 
     root: str | None = None
     image_size: int = Field(32, ge=4, le=1024)
@@ -52,15 +64,30 @@ class DatasetConfig(Strict):
     split_seed: int = 0
     on_bad_image: Literal["error", "skip"] = "error"
     workers: int = Field(0, ge=0)
+    seed_dataset: str | None = None  # the seed experiment's dataset this one stands in for (report)
+    classes: list[str] | None = Field(None, min_length=1)
+    target: Literal["class", "types", "primary_type"] = "class"
+    pokeapi: str | None = None
+    min_per_class: int = Field(1, ge=1)
+    max_per_class: int | None = Field(None, ge=1)
+    composite: CompositeConfig | None = None
+    silhouette_crop: SilhouetteCropConfig | None = None
+
+    @model_validator(mode="after")
+    def _type_targets_need_pokeapi(self):
+        if self.target != "class" and not self.pokeapi:
+            raise ValueError(f"target: {self.target} needs pokeapi: the folder of PokeAPI CSVs "
+                             "(a fetched pokeapi source, e.g. data/raw/pokeapi)")
+        return self
 
 
 class Reference(Strict):
-    """A figure a seed experiment published, shown beside ours in the report."""
+    """What a seed experiment published, shown beside our figures in the report.
+    `results` maps the seed's dataset (as named in profiles/, e.g. pokemon150) to metrics."""
 
     source: str
-    dataset: str
-    metrics: dict[str, float]
-    note: str = ""
+    setting: str = ""
+    results: dict[str, dict[str, float]]
 
 
 class TrainConfig(Strict):
@@ -86,8 +113,26 @@ class TrainConfig(Strict):
 
 
 class TorchRecipe(TrainConfig):
+    """`tta: hflip` averages the predictions for each test image and its mirror image."""
+
     method: Literal["torch"] = "torch"
     model: ModelConfig
+    tta: Literal["none", "hflip"] = "none"
+    reference: Reference | None = None
+    notes: str = ""
+
+
+class KnnRecipe(TrainConfig):
+    """Retrieval: embed the training split with the model's backbone (pretrained as it is, or
+    after fine-tuning with the training settings when `finetune` is true) and classify each
+    test image by its k nearest training images. Every k in `ks` is reported; the headline
+    figures use the k that scores best on the validation split."""
+
+    method: Literal["knn"]
+    model: ModelConfig
+    finetune: bool = False
+    ks: list[Annotated[int, Field(ge=1)]] = Field([2, 3, 4], min_length=1)
+    knn_metric: Literal["cosine", "euclidean"] = "cosine"
     reference: Reference | None = None
     notes: str = ""
 
@@ -104,7 +149,8 @@ class LogRegRecipe(Strict):
     notes: str = ""
 
 
-Recipe = Annotated[Union[TorchRecipe, LogRegRecipe], Field(discriminator="method")]
+Recipe = Annotated[Union[TorchRecipe, KnnRecipe, LogRegRecipe], Field(discriminator="method")]
+TORCH_METHODS = ("torch", "knn")  # recipes that start from the `train` defaults
 
 
 class EvaluateConfig(Strict):
@@ -115,6 +161,7 @@ class EvaluateConfig(Strict):
 
 class ReportConfig(Strict):
     title: str = "smallvision benchmark"
+    gradcam_images: int = Field(8, ge=0, le=64)
     max_confusion_classes: int = Field(25, ge=2)
     most_confused_pairs: int = Field(10, ge=1)
 
@@ -136,7 +183,7 @@ class Params:
     benchmark: BenchmarkConfig
     sources: dict[str, Any]
     datasets: dict[str, DatasetConfig]
-    recipes: dict[str, TorchRecipe | LogRegRecipe]
+    recipes: dict[str, TorchRecipe | KnnRecipe | LogRegRecipe]
     evaluate: EvaluateConfig
     report: ReportConfig
     ssl: Any = None  # smallvision.ssl.config.SSLParams
@@ -164,7 +211,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     _validate(TrainConfig, train_defaults, where="train")
     datasets = {name: _dataset(name, raw.get("prepare") or {}, cfg) for name, cfg in top.datasets.items()}
     for name, cfg in datasets.items():
-        _check_root(name, cfg, top)
+        _check_fetched_paths(name, cfg, top)
     recipes = {name: _recipe(name, train_defaults, cfg) for name, cfg in top.recipes.items()}
     for name in top.benchmark.recipes:
         if name not in recipes:
@@ -207,14 +254,17 @@ def _dataset(name: str, defaults: dict, overrides: dict) -> DatasetConfig:
     return cfg
 
 
-def _check_root(name: str, cfg: DatasetConfig, top: RawParams) -> None:
-    """A root under data/raw must be a source this file fetches."""
-    parts = Path(cfg.root).parts
-    if parts[:2] == tuple(Path(RAW_DIR).parts) and len(parts) > 2 and parts[2] not in top.sources:
-        raise UserError(
-            f"{PARAMS_FILE}: datasets.{name}.root is {cfg.root}, but no source '{parts[2]}' is defined "
-            f"under sources{did_you_mean(parts[2], top.sources)}"
-        )
+def _check_fetched_paths(name: str, cfg: DatasetConfig, top: RawParams) -> None:
+    """A folder under data/raw (root, pokeapi, composite.backgrounds) must be a source this file fetches."""
+    paths = {"root": cfg.root, "pokeapi": cfg.pokeapi,
+             "composite.backgrounds": cfg.composite.backgrounds if cfg.composite else None}
+    for key, path in paths.items():
+        parts = Path(path).parts if path else ()
+        if parts[:2] == tuple(Path(RAW_DIR).parts) and len(parts) > 2 and parts[2] not in top.sources:
+            raise UserError(
+                f"{PARAMS_FILE}: datasets.{name}.{key} is {path}, but no source '{parts[2]}' is defined "
+                f"under sources{did_you_mean(parts[2], top.sources)}"
+            )
 
 
 class _RecipeHolder(Strict):
@@ -223,7 +273,7 @@ class _RecipeHolder(Strict):
 
 def _recipe(name: str, train_defaults: dict, overrides: dict):
     method = overrides.get("method", "torch")
-    merged = deep_merge(train_defaults, overrides) if method == "torch" else dict(overrides)
+    merged = deep_merge(train_defaults, overrides) if method in TORCH_METHODS else dict(overrides)
     merged["method"] = method
     holder = _validate(_RecipeHolder, {"recipe": merged}, where=f"recipes.{name}", drop_first=True)
     return holder.recipe

@@ -10,6 +10,7 @@ reports/eval/<dataset>/<recipe>/
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,15 @@ import pandas as pd
 
 from smallvision.config import EvaluateConfig
 from smallvision.data.prepared import PreparedData
-from smallvision.inference import load_predictor
+from smallvision.inference import KnnPredictor, load_predictor
 from smallvision.io import atomic_dir, read_json, write_json
-from smallvision.metrics import classification_metrics, confusion, per_class_table
+from smallvision.metrics import (
+    classification_metrics,
+    confusion,
+    multilabel_metrics,
+    per_class_table,
+    predicted_labels,
+)
 from smallvision.paths import train_log_dir
 from smallvision.progress import log
 
@@ -38,22 +45,47 @@ def predictions_table(data: PreparedData, scores: np.ndarray, top_k: int) -> pd.
     names = np.asarray(data.classes)
     truth = data["test"].labels
     order = np.argsort(-scores, axis=1)[:, :top_k]
+    if data.multilabel:  # label sets as "Grass|Poison"; confidence of the weakest decision
+        predicted = predicted_labels(scores, True)
+        actual = ["|".join(names[row.astype(bool)]) for row in truth]
+        shown = ["|".join(names[row.astype(bool)]) for row in predicted]
+        correct = (predicted == truth).all(1)
+        confidence = np.abs(scores - 0.5).min(1) + 0.5
+    else:
+        actual, shown = names[truth], names[scores.argmax(1)]
+        correct, confidence = scores.argmax(1) == truth, scores.max(1)
     return pd.DataFrame({
         "file": data.files["test"],
-        "actual": names[truth],
-        "predicted": names[scores.argmax(1)],
-        "correct": scores.argmax(1) == truth,
-        "confidence": scores.max(1).round(5),
+        "actual": actual,
+        "predicted": shown,
+        "correct": correct,
+        "confidence": np.round(confidence, 5),
         f"top{top_k}": [" | ".join(names[row]) for row in order],
     })
+
+
+def knn_per_k(predictor: KnnPredictor, data: PreparedData, score) -> dict:
+    """Test metrics for every k, and the k chosen on the validation split for the headline."""
+    out = {}
+    if len(data["val"]):
+        val = predictor.select_k(data["val"].images, data["val"].labels, lambda y, s: score(y, s)["accuracy"])
+        out.update({f"k{k}_val_accuracy": v for k, v in val.items()})
+    for k in predictor.recipe.ks:
+        test = score(data["test"].labels, predictor.scores(data["test"].images, k=k))
+        for name in ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1"):
+            out[f"k{k}_{name}"] = test[name]
+    out["k"] = predictor.k
+    return out
 
 
 def evaluate_recipe(dataset: str, recipe_name: str, recipe, data: PreparedData, cfg: EvaluateConfig,
                     out_dir: Path) -> dict:
     predictor = load_predictor(dataset, recipe_name, recipe, data)
     test = data["test"]
+    score = multilabel_metrics if data.multilabel else partial(classification_metrics, top_k=cfg.top_k)
+    extra = knn_per_k(predictor, data, score) if isinstance(predictor, KnnPredictor) else {}
     scores, images_per_second = timed_scores(predictor, test.images, cfg)
-    metrics = classification_metrics(test.labels, scores, cfg.top_k)
+    metrics = {**score(test.labels, scores), **extra}
     train = read_json(train_log_dir(dataset, recipe_name) / "train.json")
     metrics.update({
         "train_seconds": train["train_seconds"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smallvision.config import LogRegRecipe, TorchRecipe
+from smallvision.config import KnnRecipe, LogRegRecipe, TorchRecipe
 from smallvision.data.prepared import PreparedData
 from smallvision.errors import UserError
 from smallvision.models.classifier import parameter_count
@@ -25,6 +25,7 @@ class TorchPredictor:
         self.model.to(self.device).eval()
         self.multilabel = data.multilabel
         self.parameters = parameter_count(self.model)["parameters"]
+        self.mirror = getattr(recipe, "tta", "none") == "hflip"
 
     @torch.no_grad()
     def scores(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -33,6 +34,8 @@ class TorchPredictor:
         for i in range(0, len(images), batch_size):
             x = to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device))
             logits = self.model(x).float()
+            if self.mirror:
+                logits = (logits + self.model(x.flip(-1)).float()) / 2
             out.append((torch.sigmoid(logits) if self.multilabel else logits.softmax(1)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -41,6 +44,32 @@ class TorchPredictor:
         out = [self.model.embed(to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device)))
                .float().cpu().numpy() for i in range(0, len(images), batch_size)]
         return np.concatenate(out)
+
+
+class KnnPredictor(TorchPredictor):
+    """Scores = neighbour vote shares among the training split's embeddings, for k = self.k
+    (the recipe's first k until `select_k` picks one on the validation split)."""
+
+    def __init__(self, recipe: KnnRecipe, data: PreparedData, weights: Path):
+        super().__init__(recipe, data, weights)
+        self.recipe = recipe
+        self.num_classes = data.num_classes
+        self.index = torch.as_tensor(self.embeddings(data["train"].images), device=self.device)
+        self.index_labels = torch.as_tensor(data["train"].labels, device=self.device)
+        self.k = recipe.ks[0]
+
+    def scores(self, images: np.ndarray, batch_size: int = 256, k: int | None = None) -> np.ndarray:
+        from smallvision.retrieval import knn_scores
+
+        queries = torch.as_tensor(self.embeddings(images, batch_size), device=self.device)
+        return knn_scores(self.index, self.index_labels, queries, k or self.k, self.num_classes,
+                          self.recipe.knn_metric)
+
+    def select_k(self, images: np.ndarray, labels: np.ndarray, accuracy) -> dict[int, float]:
+        """Validation accuracy per k; keeps the best k (the smallest on ties)."""
+        by_k = {k: accuracy(labels, self.scores(images, k=k)) for k in self.recipe.ks}
+        self.k = max(by_k, key=lambda k: (by_k[k], -k))
+        return by_k
 
 
 class LogRegPredictor:
@@ -70,6 +99,8 @@ def load_predictor(dataset: str, recipe_name: str, recipe, data: PreparedData):
         return LogRegPredictor(path, data.num_classes)
     path = folder / BEST
     _require(path, dataset, recipe_name)
+    if isinstance(recipe, KnnRecipe):
+        return KnnPredictor(recipe, data, path)
     return TorchPredictor(recipe, data, path)
 
 

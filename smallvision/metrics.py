@@ -29,6 +29,36 @@ def classification_metrics(truth: np.ndarray, scores: np.ndarray, top_k: int = 5
     return out
 
 
+def multilabel_metrics(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
+    """Multilabel: `truth` and the thresholded `scores` are (N, K) 0/1 matrices."""
+    truth = truth.astype(int)
+    predicted = (scores >= threshold).astype(int)
+    per_label = skm.multilabel_confusion_matrix(truth, predicted)  # (K, 2, 2): [[tn, fp], [fn, tp]]
+    tn, fp, fn, tp = (per_label[:, i, j].astype(float) for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))
+    present = (tp + fn) > 0
+    tpr = np.divide(tp, tp + fn, out=np.zeros_like(tp), where=present)
+    tnr = np.divide(tn, tn + fp, out=np.ones_like(tn), where=(tn + fp) > 0)
+    out = {
+        "accuracy": float(skm.accuracy_score(truth, predicted)),  # subset accuracy: the exact label set
+        "binary_accuracy": float(1 - skm.hamming_loss(truth, predicted)),
+        "hamming_loss": float(skm.hamming_loss(truth, predicted)),
+        "balanced_accuracy": float(((tpr + tnr) / 2)[present].mean()),
+        "micro_f1": float(skm.f1_score(truth, predicted, average="micro", zero_division=0)),
+        "macro_f1": float(skm.f1_score(truth, predicted, average="macro", zero_division=0)),
+        "macro_precision": float(skm.precision_score(truth, predicted, average="macro", zero_division=0)),
+        "macro_recall": float(skm.recall_score(truth, predicted, average="macro", zero_division=0)),
+        "micro_recall": float(skm.recall_score(truth, predicted, average="micro", zero_division=0)),
+        "macro_tpr": float(tpr[present].mean()),
+        "macro_tnr": float(tnr[present].mean()),
+        "macro_fpr": float(1 - tnr[present].mean()),
+        "macro_fnr": float(1 - tpr[present].mean()),
+    }
+    aucs = [skm.roc_auc_score(truth[:, k], scores[:, k]) for k in range(truth.shape[1])
+            if 0 < truth[:, k].sum() < len(truth)]
+    out["roc_auc_ovr"] = float(np.mean(aucs)) if aucs else None
+    return out
+
+
 def normalised(scores: np.ndarray) -> np.ndarray:
     """Probabilities clipped away from 0 and summing to 1 exactly (for log loss)."""
     clipped = np.clip(scores.astype(np.float64), 1e-7, 1)
@@ -63,13 +93,19 @@ def one_vs_rest_auc(truth: np.ndarray, scores: np.ndarray) -> float | None:
     return float(np.mean(aucs)) if aucs else None
 
 
+def predicted_labels(scores: np.ndarray, multilabel: bool, threshold: float = 0.5) -> np.ndarray:
+    return (scores >= threshold).astype(int) if multilabel else scores.argmax(1)
+
+
 def per_class_table(truth: np.ndarray, scores: np.ndarray, class_names: list[str]):
+    """Precision, recall, F1 and support per class (per label for multilabel targets)."""
     import pandas as pd
 
-    predicted = scores.argmax(1)
-    classes = np.arange(len(class_names))
+    multilabel = truth.ndim == 2
+    predicted = predicted_labels(scores, multilabel)
+    classes = None if multilabel else np.arange(len(class_names))
     precision, recall, f1, support = skm.precision_recall_fscore_support(
-        truth, predicted, labels=classes, zero_division=0
+        truth.astype(int) if multilabel else truth, predicted, labels=classes, zero_division=0
     )
     return pd.DataFrame(
         {"class": class_names, "precision": precision, "recall": recall, "f1": f1, "support": support}
@@ -77,4 +113,8 @@ def per_class_table(truth: np.ndarray, scores: np.ndarray, class_names: list[str
 
 
 def confusion(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(K, K) for single-label; for multilabel, label co-occurrence of truth (rows) with
+    predictions (columns): cell (i, j) counts images labelled i that were predicted j."""
+    if truth.ndim == 2:
+        return truth.astype(int).T @ predicted_labels(scores, True)
     return skm.confusion_matrix(truth, scores.argmax(1), labels=np.arange(scores.shape[1]))

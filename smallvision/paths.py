@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
 MODELS = Path("data/models")
+RESUME = Path("data/resume")  # unfinished runs' full state: not a result, deleted when a run ends
 TRAIN_LOGS = Path("reports/train")
 EVAL = Path("reports/eval")
 REPORT = Path("reports")
@@ -24,6 +26,21 @@ def eval_dir(dataset: str, recipe: str) -> Path:
     return EVAL / dataset / recipe
 
 
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one dataset x recipe run writes: results (DVC outputs) and its resume state."""
+
+    model_dir: Path
+    log_dir: Path
+    resume_dir: Path
+
+
+def run_paths(dataset: str, recipe: str) -> RunPaths:
+    return RunPaths(model_dir(dataset, recipe), train_log_dir(dataset, recipe), RESUME / dataset / recipe)
+
+
+# Self-supervised pretraining. A hyphen keeps SSL folders apart from recipe folders beside
+# them (names may hold only letters, digits and '_').
 PRETRAINED = Path("data/pretrained")
 PRETRAIN_LOGS = Path("reports/pretrain")
 SSL_EVAL_RUNS = Path("data/ssl_eval")
@@ -33,16 +50,18 @@ def pretrained_dir(dataset: str, ssl_recipe: str) -> Path:
     return PRETRAINED / dataset / ssl_recipe
 
 
-def pretrain_log_dir(dataset: str, ssl_recipe: str) -> Path:
-    return PRETRAIN_LOGS / dataset / ssl_recipe
+def pretrain_paths(dataset: str, ssl_recipe: str) -> RunPaths:
+    return RunPaths(pretrained_dir(dataset, ssl_recipe), PRETRAIN_LOGS / dataset / ssl_recipe,
+                    RESUME / dataset / f"pretrain-{ssl_recipe}")
 
 
 def ssl_eval_dir(dataset: str, ssl_recipe: str) -> Path:
-    """Beside the recipes' evaluations (the report depends on reports/eval); the hyphen keeps
-    it apart from any recipe name, which may hold only letters, digits and '_'."""
+    """Beside the recipes' evaluations: the report depends on reports/eval."""
     return EVAL / dataset / f"ssl-{ssl_recipe}"
 
 
-def ssl_eval_runs_dir(dataset: str, ssl_recipe: str) -> Path:
-    """The probe's and the fine-tune's checkpoints (kept for resuming)."""
-    return SSL_EVAL_RUNS / dataset / ssl_recipe
+def ssl_evaluation_paths(dataset: str, ssl_recipe: str, evaluation: str) -> RunPaths:
+    """The linear probe's or the fine-tune's run on a pretrained backbone."""
+    folder = SSL_EVAL_RUNS / dataset / ssl_recipe
+    return RunPaths(folder / evaluation, folder / f"{evaluation}_log",
+                    RESUME / dataset / f"ssl-{ssl_recipe}-{evaluation}")

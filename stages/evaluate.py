@@ -17,7 +17,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     recipe = params.recipe(args.recipe)
-    data = load_prepared(args.dataset, splits=("test",))
+    data = load_prepared(args.dataset)  # kNN recipes index the training split
     evaluate_recipe(args.dataset, args.recipe, recipe, data, params.evaluate, eval_dir(args.dataset, args.recipe))
 
 

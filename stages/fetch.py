@@ -18,8 +18,11 @@ def main() -> None:
     if args.source not in params.sources:
         raise UserError(f"no source '{args.source}' under sources in params.yaml")
     source = params.sources[args.source]
-    with atomic_dir(RAW / args.source) as tmp:
-        info = source.fetch(tmp)
+    with atomic_dir(RAW / args.source) as tmp:  # a failed download leaves nothing behind
+        try:
+            info = source.fetch(tmp)
+        except UserError as err:
+            raise UserError(f"sources.{args.source}: {err}") from None
         write_json(tmp / "source.json", {"source": args.source, **source.model_dump(), **info})
     log(f"fetched {args.source}: {info}")
 

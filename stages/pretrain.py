@@ -6,7 +6,7 @@ import argparse
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
-from smallvision.paths import pretrain_log_dir, pretrained_dir
+from smallvision.paths import pretrain_paths
 from smallvision.progress import log
 from smallvision.ssl.pretrain import load_extra_images, pretrain
 
@@ -23,8 +23,7 @@ def main() -> None:
     extra = None
     if recipe.extra_images:
         extra = load_extra_images(recipe.extra_images, params.dataset(args.dataset), f"ssl.recipes.{args.ssl_recipe}")
-    summary = pretrain(recipe, data, extra, params.ssl.evaluate.knn, pretrained_dir(args.dataset, args.ssl_recipe),
-                       pretrain_log_dir(args.dataset, args.ssl_recipe))
+    summary = pretrain(recipe, data, extra, params.ssl.evaluate.knn, pretrain_paths(args.dataset, args.ssl_recipe))
     speed = summary["pretrain_images_per_second"]
     log(f"pretrained {args.ssl_recipe} ({summary['method']}) on {args.dataset}: {summary['epochs_run']} epochs in "
         f"{summary['pretrain_seconds']:.1f}s" + (f", {speed:.1f} images/s" if speed else "")

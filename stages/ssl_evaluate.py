@@ -5,7 +5,7 @@ import argparse
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
-from smallvision.paths import ssl_eval_dir, ssl_eval_runs_dir
+from smallvision.paths import ssl_eval_dir
 from smallvision.ssl.evaluate import evaluate_pretrained
 
 
@@ -17,7 +17,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     evaluate_pretrained(args.dataset, args.ssl_recipe, params.ssl, load_prepared(args.dataset), params.evaluate.top_k,
-                        ssl_eval_dir(args.dataset, args.ssl_recipe), ssl_eval_runs_dir(args.dataset, args.ssl_recipe))
+                        ssl_eval_dir(args.dataset, args.ssl_recipe))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import argparse
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
-from smallvision.paths import model_dir, train_log_dir
+from smallvision.paths import run_paths
 from smallvision.progress import log
 from smallvision.train.methods import METHODS
 
@@ -18,9 +18,9 @@ def main() -> None:
     args = parser.parse_args()
     recipe = load_params().recipe(args.recipe)
     data = load_prepared(args.dataset)
-    summary = METHODS[recipe.method](recipe, data, model_dir(args.dataset, args.recipe),
-                                     train_log_dir(args.dataset, args.recipe))
-    log(f"trained {args.recipe} on {args.dataset} in {summary['train_seconds']:.1f}s")
+    summary = METHODS[recipe.method](recipe, data, run_paths(args.dataset, args.recipe))
+    if summary is not None:  # None: a non-main torchrun process, whose rank 0 reports
+        log(f"trained {args.recipe} on {args.dataset} in {summary['train_seconds']:.1f}s")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,86 @@ def edit_params(repo: Path, change) -> dict:
     change(params)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return params
+
+
+def write_prepared(folder: Path, images: np.ndarray, labels: np.ndarray, classes: list[str], seed: int = 0) -> Path:
+    """A prepared dataset written straight from arrays (60/20/20 split), for loop-level tests."""
+    from types import SimpleNamespace
+
+    from smallvision.data.prepared import save_prepared
+
+    order = np.random.default_rng(seed).permutation(len(images))
+    cut1, cut2 = int(0.6 * len(order)), int(0.8 * len(order))
+    splits = {"train": order[:cut1], "val": order[cut1:cut2], "test": order[cut2:]}
+    decoded = SimpleNamespace(images=images, labels=labels, classes=classes,
+                              files=[f"synthetic/{i}.png" for i in range(len(images))])
+    folder.mkdir(parents=True, exist_ok=True)
+    task = "multilabel" if labels.ndim == 2 else "single"
+    save_prepared(folder, decoded, splits, {"task": task, "images": len(images)})
+    return folder
+
+
+def multilabel_arrays(count: int = 240, size: int = 16, labels: int = 4, seed: int = 0):
+    """Images whose label k is present exactly when quadrant k holds a bright patch."""
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((count, labels)) < 0.4).astype(np.uint8)
+    targets[targets.sum(1) == 0, 0] = 1
+    images = rng.integers(0, 50, (count, 3, size, size), dtype=np.uint8)
+    half = size // 2
+    for index, row in enumerate(targets):
+        for label in np.flatnonzero(row):
+            r, c = divmod(label, 2)
+            images[index, :, r * half:(r + 1) * half, c * half:(c + 1) * half] = 220
+    return images, targets
+
+
+# ---------------------------------------------------------------------------------------
+# The end-to-end pipeline: every recipe through `dvc repro` on a tiny dataset, shared by the
+# pipeline, report and predict tests (it is the suite's most expensive fixture).
+
+def tiny(params: dict, epochs: int = 1) -> None:
+    """Small, fast settings for every recipe, keeping what each recipe is about (its model,
+    freezing, loss, sampler, augmentation). torchvision weights are not cached on test
+    machines, so those backbones start from random (EfficientNet's ship in a package)."""
+    from smallvision.models.backbones import TORCHVISION_NETS
+
+    params["prepare"]["image_size"] = 32
+    for recipe in params["recipes"].values():
+        if recipe.get("method", "torch") == "logreg":
+            recipe["max_iter"] = 50
+            continue
+        backbone = recipe["model"]["backbone"]
+        if backbone["name"] in TORCHVISION_NETS:  # not cached on test machines
+            backbone["weights"] = "none"
+        if recipe["model"].get("freeze") == "all":  # a probe on features embedded once: cheap
+            recipe.update(epochs=30, batch_size=8)
+        else:
+            recipe.update(epochs=epochs, input_size=None, batch_size=8)
+    params["evaluate"]["timing_repeats"] = 1
+
+
+def commit(repo, message: str) -> None:
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message], cwd=repo)
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    images = make_image_folder(tmp_path_factory.mktemp("images") / "tiny", {c: 10 for c in "abcd"}, size=40)
+    repo = copy_repo(tmp_path_factory.mktemp("repo"))
+
+    def every_recipe_on_tiny(params):
+        tiny(params)
+        params["datasets"] = {"tiny": {"root": str(images)}}
+        params["benchmark"]["recipes"] = list(params["recipes"])
+
+    params = edit_params(repo, every_recipe_on_tiny)
+    commit(repo, "tiny settings, every recipe")
+    first = run(["dvc", "repro"], cwd=repo)
+    return repo, params, first
+
+

@@ -8,7 +8,10 @@ import torch
 
 from smallvision.errors import UserError
 from smallvision.models import build_model
-from smallvision.models.backbones import efficientnet_lite0_imagenet_state, load_positionally
+from smallvision.models.backbones import (
+    efficientnet_lite0_imagenet_state,
+    load_positionally,
+)
 from smallvision.models.classifier import ModelConfig
 
 # ImageNet classes a temple photo may be: bell cote, church, palace, dome, monastery, boathouse, pagoda...
@@ -62,7 +65,7 @@ def test_seed_heads_are_expressible():
                  "head": {"hidden": [4096, 4096], "activation": "leaky_relu", "batchnorm": True, "dropout": 0.5,
                           "bias": False}})
     linears = [m for m in net.head if isinstance(m, torch.nn.Linear)]
-    assert [l.bias is None for l in linears] == [True, True, False]  # the output layer keeps its bias
+    assert [layer.bias is None for layer in linears] == [True, True, False]  # the output layer keeps its bias
     assert any(isinstance(m, torch.nn.LeakyReLU) for m in net.head)
 
 

@@ -19,13 +19,13 @@ from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError
 from smallvision.models import build_model
 from smallvision.models.classifier import ModelConfig
+from smallvision.paths import RunPaths
 from smallvision.ssl.base import SSL_METHODS
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig, load_ssl
 from smallvision.ssl.knn import embedding_spread, knn_accuracies
 from smallvision.ssl.pretrain import Pretrainer
 from smallvision.ssl.views import ViewConfig, ViewMaker
-from tests.conftest import REPO, copy_repo, edit_params, make_image_folder, python_env, run
-from tests.test_pipeline import commit, stages_run
+from tests.conftest import REPO, commit, copy_repo, edit_params, make_image_folder, python_env, run, stages_run
 
 METHODS = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "none"]
 TINY_BACKBONE = {"name": "cnn", "widths": [8, 16]}
@@ -39,6 +39,10 @@ TINY_OVERRIDES = {"dino": {"local_views": 2, "output_dim": 64, "projection_hidde
 def tiny_ssl(backbone=TINY_BACKBONE, epochs=1) -> dict:
     return {"pretrain": {"backbone": backbone, "epochs": epochs, "batch_size": 16, "monitor_every": 1, "threads": 1},
             "recipes": {m: {"method": m, **TINY_OVERRIDES.get(m, {})} for m in METHODS}}
+
+
+def run_paths(folder) -> RunPaths:
+    return RunPaths(folder, folder / "log", folder / "resume")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +83,7 @@ def test_full_crop_blur_and_hue_leave_an_image_alone_when_they_should():
 def test_knn_and_spread():
     bank = torch.eye(4).repeat(5, 1) + 0.01 * torch.randn(20, 4)
     labels = torch.arange(4).repeat(5)
-    assert knn_accuracies(bank, labels, torch.eye(4), torch.arange(4), 4, [3, 20], 0.1) == \
+    assert knn_accuracies(bank, labels, torch.eye(4), torch.arange(4), 4, [3, 20]) == \
         {"knn3_accuracy": 1.0, "knn20_accuracy": 1.0}
     assert embedding_spread(torch.ones(10, 8)) < 1e-3 < embedding_spread(bank)
 
@@ -90,7 +94,7 @@ def test_every_method_pretrains_and_its_backbone_loads_into_a_finetune_recipe(me
     state dict, and a fine-tune recipe built from the same backbone settings loads it."""
     ssl = load_ssl(tiny_ssl(), {})
     recipe = ssl.recipe(method)
-    summary = Pretrainer(recipe, demo, None, KnnConfig(), tmp_path, tmp_path / "log").run()
+    summary = Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path)).run()
     assert summary["epochs_run"] == (0 if method == "none" else 1)
     saved = torch.load(tmp_path / BACKBONE_FILE, weights_only=True)
     model = build_model(ModelConfig(backbone=TINY_BACKBONE, backbone_init=str(tmp_path / BACKBONE_FILE)),
@@ -106,7 +110,7 @@ def test_real_backbones_round_trip(backbone, demo, tmp_path):
     """ResNet18 with the small-image stem from scratch, and continued pretraining of ImageNet
     EfficientNet-Lite0 (normalised with ImageNet statistics, as its fine-tune model is)."""
     recipe = load_ssl(tiny_ssl(backbone), {}).recipe("byol")
-    trainer = Pretrainer(recipe, demo, None, KnnConfig(k=[3]), tmp_path, tmp_path / "log")
+    trainer = Pretrainer(recipe, demo, None, KnnConfig(k=[3]), run_paths(tmp_path))
     red_mean = 0.485 if "efficient" in backbone["name"] else demo["train"].images[:, 0].mean() / 255
     assert trainer.method.backbone.mean.flatten()[0].item() == pytest.approx(red_mean, abs=1e-3)
     trainer.run()
@@ -120,7 +124,7 @@ def test_extra_unlabeled_images_join_the_training_split(demo, tmp_path):
     extra = load_extra_images(str(tmp_path / "unlabeled"), DatasetConfig(image_size=16, workers=1), "ssl.recipes.s")
     assert extra.shape == (5, 3, 16, 16) and extra.dtype == np.uint8
     recipe = load_ssl(tiny_ssl(), {}).recipe("simclr")
-    trainer = Pretrainer(recipe, demo, extra, KnnConfig(), tmp_path, tmp_path / "log")
+    trainer = Pretrainer(recipe, demo, extra, KnnConfig(), run_paths(tmp_path))
     assert len(trainer.images) == len(demo["train"]) + 5
     with pytest.raises(UserError, match=r"ssl\.recipes\.s\.extra_images: no images found"):
         load_extra_images(str(tmp_path / "missing"), DatasetConfig(image_size=16), "ssl.recipes.s")
@@ -141,7 +145,7 @@ def test_ssl_params_errors_name_the_key():
 def test_moco_memory_bank_larger_than_the_data_is_refused(demo, tmp_path):
     recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": "moco", "memory_bank_size": 4096}}}, {}).recipe("m")
     with pytest.raises(UserError, match="memory_bank_size 4096 is not below"):
-        Pretrainer(recipe, demo, None, KnnConfig(), tmp_path, tmp_path / "log")
+        Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path))
 
 
 @pytest.fixture
@@ -178,9 +182,11 @@ def test_killed_pretraining_resumes_from_the_saved_epoch(project, tmp_path_facto
 
     killed, folder = pretrain(project, method, kill_after=1)
     assert killed.returncode == -signal.SIGKILL
-    assert (folder / "checkpoint.pt").exists() and not (folder / BACKBONE_FILE).exists()
+    resume = project / "data/resume/demo" / f"pretrain-{method}"
+    assert (resume / "state.pt").exists() and not (folder / BACKBONE_FILE).exists()
     resumed, _ = pretrain(project, method)
     assert "resuming from the checkpoint after epoch 1" in resumed.stdout
+    assert not resume.exists()  # a finished run leaves no resume state
     summary, reference = (json.loads((f / "pretrain.json").read_text()) for f in (folder, expected))
     assert summary["epochs_run"] == 3
     assert {k: v for k, v in summary["final"].items() if k not in ("seconds", "images_per_second")} == \

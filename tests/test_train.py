@@ -15,7 +15,14 @@ from smallvision.config import DatasetConfig
 from smallvision.data.prepare import prepare_dataset
 from smallvision.train.early_stopping import EarlyStopping, EarlyStoppingConfig
 from smallvision.train.losses import LOSSES, LossConfig, make_loss
-from smallvision.train.optim import OPTIMIZERS, SCHEDULES, OptimizerConfig, SchedulerConfig, make_optimizer, make_schedule
+from smallvision.train.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    OptimizerConfig,
+    SchedulerConfig,
+    make_optimizer,
+    make_schedule,
+)
 from tests.conftest import REPO, make_image_folder, python_env, run
 
 RECIPE = {
@@ -67,7 +74,8 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(project, tmp_path_f
 
     killed = train(project, kill_after=1)
     assert killed.returncode == -signal.SIGKILL
-    assert (project / "data/models/demo/tiny/checkpoint.pt").exists()
+    assert (project / "data/resume/demo/tiny/state.pt").exists()
+    assert not (project / "data/models/demo/tiny/best.pt").exists()  # no result before the run ends
     resumed = train(project)
     assert "resuming from the checkpoint after epoch 1" in resumed.stdout
     summary, metrics = history(project)
@@ -77,6 +85,8 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(project, tmp_path_f
         {k: v for k, v in expected_metrics.items() if k != "seconds"}
     steps = (project / "reports/train/demo/tiny/plots/metrics/val_accuracy.tsv").read_text().splitlines()
     assert len(steps) == 4  # header + one row per epoch: the log was rebuilt, not duplicated
+    assert {p.name for p in (project / "data/models/demo/tiny").iterdir()} == {"best.pt", "last.pt"}
+    assert not (project / "data/resume/demo/tiny").exists()  # resume state goes when the run ends
 
 
 def test_changed_recipe_does_not_resume_a_stale_checkpoint(project):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -19,22 +20,31 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def load_image(path: str | Path, size: int, color: str, resize: str) -> np.ndarray:
+def load_image(path: str | Path, size: int, color: str, resize: str,
+               edit: Callable[[Image.Image], Image.Image] | None = None) -> np.ndarray:
     """(size, size, 3) for rgb or (size, size, 1) for gray, uint8.
 
     EXIF orientation is applied; transparency is flattened onto white; 16-bit images are
-    scaled, not clipped; CMYK and palette images are converted."""
+    scaled, not clipped; CMYK and palette images are converted. `edit` (a derived dataset's
+    composite or crop) sees the full-resolution image, transparency included."""
     try:
         with Image.open(path) as image:
-            if image.format == "JPEG":
+            if image.format == "JPEG" and edit is None:
                 # Let libjpeg decode at a reduced scale when the image is much larger than needed.
                 image.draft("RGB" if color == "rgb" else "L", (size, size))
-            image = ImageOps.exif_transpose(image)
-            image = to_mode(image, "RGB" if color == "rgb" else "L")
-            image = fit_square(image, size, resize)
-            array = np.asarray(image, dtype=np.uint8)
+            ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of every image
+            return square_array(image, size, color, resize, edit)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise BadImage(f"{path}: cannot decode as an image ({err})") from None
+
+
+def square_array(image: Image.Image, size: int, color: str, resize: str,
+                 edit: Callable[[Image.Image], Image.Image] | None = None) -> np.ndarray:
+    """An opened image as prepare stores it: edited, converted to `color`, fitted to a square."""
+    if edit is not None:
+        image = edit(image)
+    image = fit_square(to_mode(image, "RGB" if color == "rgb" else "L"), size, resize)
+    array = np.asarray(image, dtype=np.uint8)
     return array[:, :, None] if array.ndim == 2 else array
 
 
@@ -65,7 +75,7 @@ def fit_square(image: Image.Image, size: int, resize: str) -> Image.Image:
         image = image.crop((left, top, left + side, top + side))
     elif resize == "pad" and width != height:
         side = max(width, height)
-        canvas = Image.new(image.mode, (side, side), _border_colour(image))
+        canvas = Image.new(image.mode, (side, side), border_colour(image))
         canvas.paste(image, ((side - width) // 2, (side - height) // 2))
         image = canvas
     if image.size != (size, size):
@@ -73,7 +83,7 @@ def fit_square(image: Image.Image, size: int, resize: str) -> Image.Image:
     return image
 
 
-def _border_colour(image: Image.Image):
+def border_colour(image: Image.Image):
     """The mean colour of the image's edge pixels, so padding looks like background."""
     array = np.asarray(image)
     edges = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])

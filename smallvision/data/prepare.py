@@ -1,4 +1,8 @@
-"""Prepare: decode every image once, at a fixed size, into uint8 arrays with fixed splits."""
+"""Prepare: decode every image once, at a fixed size, into uint8 arrays with fixed splits.
+
+Which images and labels (class subsets, per-class limits, Pokémon type targets) is decided
+before decoding (selection.py); derived images (composites, silhouette crops) are made
+while decoding (derive.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,14 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from smallvision.config import DatasetConfig
-from smallvision.data.images import BadImage, fit_square, load_image, to_mode
+from smallvision.data.derive import image_editor
+from smallvision.data.images import BadImage, load_image, square_array
 from smallvision.data.prepared import SPLITS, save_prepared
 from smallvision.data.scan import FolderListing, is_arrays_root, scan_folder
+from smallvision.data.selection import Selection, select_examples
 from smallvision.errors import UserError
 from smallvision.io import atomic_dir
 from smallvision.progress import log, progress
@@ -24,14 +31,28 @@ CHUNK = 256  # images per task sent to a decoding process
 
 
 @dataclass
+class ArraysSource:
+    """A fetched source stored as arrays.npz (see smallvision.sources)."""
+
+    images: np.ndarray  # (N, H, W) or (N, H, W, C) uint8
+    labels: np.ndarray
+    classes: list[str]
+    split: np.ndarray | None
+
+
+@dataclass
 class Decoded:
     images: np.ndarray  # (N, C, H, W) uint8
-    labels: np.ndarray  # (N,) int64
+    labels: np.ndarray  # (N,) int64, or (N, len(classes)) uint8 multi-hot when task is "multilabel"
     classes: list[str]
     files: list[str]  # where each image came from (relative to the root)
     split: np.ndarray | None  # 'train'/'test' per image when the source fixes it
     skipped: list[str]
     ignored: list[str]
+    strata: np.ndarray  # (N,) the groups the split is stratified by (see selection.py)
+    strata_names: list[str]
+    sources: np.ndarray  # (N,) source image of each image: its copies stay in one split
+    task: str = "single"
 
 
 def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
@@ -39,12 +60,18 @@ def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
     where = f"datasets.{name}"
     start = time.perf_counter()
     root = Path(cfg.root)
-    decoded = decode_arrays(root, cfg) if is_arrays_root(root) else decode_folder(scan_folder(root, where), cfg, where)
+    source = read_arrays(root) if is_arrays_root(root) else scan_folder(root, where)
+    selection = select_examples(source.labels, source.classes, cfg, where)
+    if isinstance(source, ArraysSource):
+        decoded = decode_arrays(source, selection, cfg)
+    else:
+        decoded = decode_folder(source, selection, cfg, where)
     seconds = time.perf_counter() - start
     splits = split_indices(decoded, cfg, where)
     summary = {
         "dataset": name,
         "root": str(root),
+        "task": decoded.task,
         "images": int(len(decoded.labels)),
         "classes": len(decoded.classes),
         "image_shape": list(decoded.images.shape[1:]),
@@ -65,39 +92,66 @@ def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
     return summary
 
 
-def decode_folder(listing: FolderListing, cfg: DatasetConfig, where: str) -> Decoded:
+def decode_folder(listing: FolderListing, selection: Selection, cfg: DatasetConfig, where: str) -> Decoded:
     size, channels = cfg.image_size, 3 if cfg.color == "rgb" else 1
-    images = np.empty((len(listing.files), channels, size, size), dtype=np.uint8)
-    ok = np.ones(len(listing.files), dtype=bool)
+    rows = selection.rows
+    images = np.empty((len(rows), channels, size, size), dtype=np.uint8)
+    ok = np.ones(len(rows), dtype=bool)
     skipped: list[str] = []
-    chunks = [range(i, min(i + CHUNK, len(listing.files))) for i in range(0, len(listing.files), CHUNK)]
-    work = partial(_decode_chunk, files=listing.files, cfg=cfg)
+    chunks = [range(i, min(i + CHUNK, len(rows))) for i in range(0, len(rows), CHUNK)]
+    # Each task carries only its own paths: sending the whole list with every chunk made
+    # pickling, not decoding, the bottleneck on large folders.
+    tasks = [[(_edit_key(selection, i), str(listing.files[rows[i]])) for i in chunk] for chunk in chunks]
+    work = partial(_decode_chunk, cfg=cfg, editor=image_editor(cfg.composite, cfg.silhouette_crop, size))
     workers = cfg.workers or os.cpu_count() or 1
     with _pool(workers) as pool:
         mapper = pool.imap if pool else map
-        bar = progress(total=len(listing.files), desc="decode", unit="img")
-        for chunk, (arrays, errors) in zip(chunks, mapper(work, chunks)):
+        bar = progress(total=len(rows), desc="decode", unit="img")
+        for chunk, (arrays, errors) in zip(chunks, mapper(work, tasks)):
             images[chunk.start:chunk.stop] = arrays
-            for index, message in errors:
+            for offset, message in errors:
                 if cfg.on_bad_image == "error":
                     raise UserError(
                         f"{where}: {message}. Fix or delete the file, or set {where}.on_bad_image: skip"
                     )
-                ok[index] = False
+                ok[chunk.start + offset] = False
                 skipped.append(message)
             bar.update(len(chunk))
         bar.close()
-    relative = [str(path.relative_to(listing.root)) for path in listing.files]
-    keep = np.flatnonzero(ok)
+    files = _file_names([str(listing.files[row].relative_to(listing.root)) for row in rows], selection)
+    split = None if listing.split is None else np.asarray(listing.split)[rows]
+    ignored = [str(Path(p).relative_to(listing.root)) for p in listing.ignored]
+    return _decoded(images, selection, np.flatnonzero(ok), files, split, skipped, ignored)
+
+
+def _decoded(images, selection: Selection, keep: np.ndarray, files: list[str], split, skipped, ignored) -> Decoded:
+    """The images that decoded (`keep`, positions in the selection) with their labels."""
     return Decoded(
-        images=images[keep],
-        labels=np.asarray(listing.labels, dtype=np.int64)[keep],
-        classes=listing.classes,
-        files=[relative[i] for i in keep],
-        split=None if listing.split is None else np.asarray(listing.split)[keep],
+        images=images if len(keep) == len(images) else images[keep],  # no copy when all decoded
+        labels=selection.labels[keep],
+        classes=selection.classes,
+        files=[files[i] for i in keep],
+        split=None if split is None else split[keep],
         skipped=skipped,
-        ignored=[str(Path(p).relative_to(listing.root)) for p in listing.ignored],
+        ignored=ignored,
+        strata=selection.strata[keep],
+        strata_names=selection.strata_names,
+        sources=selection.rows[keep],
+        task=selection.task,
     )
+
+
+def _edit_key(selection: Selection, position: int) -> tuple[int, int]:
+    """What seeds a derived image: its source image and copy number (not its decoding order)."""
+    copy = 0 if selection.copy is None else int(selection.copy[position])
+    return int(selection.rows[position]), copy
+
+
+def _file_names(files: list[str], selection: Selection) -> list[str]:
+    """Copies of one source image are told apart as file#copy."""
+    if selection.copy is None:
+        return files
+    return [f"{name}#{copy}" for name, copy in zip(files, selection.copy)]
 
 
 def _pool(workers: int):
@@ -114,43 +168,50 @@ class _NoPool:
         return False
 
 
-def _decode_chunk(indices: range, files: list[Path], cfg: DatasetConfig):
+def _decode_chunk(items: list[tuple[tuple[int, int], str]], cfg: DatasetConfig, editor):
+    """Decode (edit key, path) pairs; the key seeds a derived dataset's randomness."""
     size, channels = cfg.image_size, 3 if cfg.color == "rgb" else 1
-    out = np.zeros((len(indices), channels, size, size), dtype=np.uint8)
+    out = np.zeros((len(items), channels, size, size), dtype=np.uint8)
     errors = []
-    for row, index in enumerate(indices):
+    for row, (key, path) in enumerate(items):
+        edit = partial(editor, key=key) if editor else None
         try:
-            out[row] = load_image(files[index], size, cfg.color, cfg.resize).transpose(2, 0, 1)
+            out[row] = load_image(path, size, cfg.color, cfg.resize, edit).transpose(2, 0, 1)
         except BadImage as err:
-            errors.append((index, str(err)))
+            errors.append((row, str(err)))
     return out, errors
 
 
-def decode_arrays(root: Path, cfg: DatasetConfig) -> Decoded:
-    """A fetched source stored as arrays.npz: resize and convert each image the same way."""
-    from PIL import Image
-
+def read_arrays(root: Path) -> ArraysSource:
     with np.load(root / ARRAYS_FILE, allow_pickle=False) as data:
-        raw, labels, classes = data["images"], data["labels"], [str(c) for c in data["class_names"]]
         split = data["split"].astype(str) if "split" in data.files else None
-    out = np.empty((len(raw), 3 if cfg.color == "rgb" else 1, cfg.image_size, cfg.image_size), dtype=np.uint8)
-    mode = "RGB" if cfg.color == "rgb" else "L"
-    for index in progress(range(len(raw)), desc="convert", unit="img"):
-        image = fit_square(to_mode(Image.fromarray(raw[index]), mode), cfg.image_size, cfg.resize)
-        array = np.asarray(image, dtype=np.uint8)
-        out[index] = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    files = [f"{ARRAYS_FILE}#{i}" for i in range(len(raw))]
-    return Decoded(out, labels.astype(np.int64), classes, files, split, [], [])
+        return ArraysSource(data["images"], data["labels"], [str(c) for c in data["class_names"]], split)
+
+
+def decode_arrays(source: ArraysSource, selection: Selection, cfg: DatasetConfig) -> Decoded:
+    """A fetched source stored as arrays.npz: resize and convert each image the same way."""
+    rows = selection.rows
+    out = np.empty((len(rows), 3 if cfg.color == "rgb" else 1, cfg.image_size, cfg.image_size), dtype=np.uint8)
+    editor = image_editor(cfg.composite, cfg.silhouette_crop, cfg.image_size)
+    for row, index in enumerate(progress(rows, desc="convert", unit="img")):
+        edit = partial(editor, key=_edit_key(selection, row)) if editor else None
+        image = Image.fromarray(source.images[index])
+        out[row] = square_array(image, cfg.image_size, cfg.color, cfg.resize, edit).transpose(2, 0, 1)
+    files = _file_names([f"{ARRAYS_FILE}#{i}" for i in rows], selection)
+    split = None if source.split is None else source.split[rows]
+    return _decoded(out, selection, np.arange(len(rows)), files, split, [], [])
 
 
 def split_indices(decoded: Decoded, cfg: DatasetConfig, where: str) -> dict[str, np.ndarray]:
-    """Per-class shuffled split, fixed by split_seed. A source's own test split is kept."""
+    """Per-class (per-stratum) shuffled split of the source images, fixed by split_seed; the
+    copies of a source image follow it. A source's own test split is kept."""
     rng = np.random.default_rng(cfg.split_seed)
     parts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     has_test = decoded.split is not None
-    for label, name in enumerate(decoded.classes):
-        pool = np.flatnonzero((decoded.labels == label) & (decoded.split == "train" if has_test else True))
-        pool = rng.permutation(pool)
+    for stratum, name in enumerate(decoded.strata_names):
+        in_stratum = decoded.strata == stratum
+        in_pool = in_stratum & (decoded.split == "train" if has_test else True)
+        pool = rng.permutation(np.unique(decoded.sources[in_pool]))
         n = len(pool)
         n_test = 0 if has_test else max(1, round(n * cfg.test_fraction))
         n_val = max(1, round(n * cfg.val_fraction)) if cfg.val_fraction > 0 else 0
@@ -158,11 +219,11 @@ def split_indices(decoded: Decoded, cfg: DatasetConfig, where: str) -> dict[str,
             needed = 1 + (0 if has_test else 1) + (1 if cfg.val_fraction > 0 else 0)
             raise UserError(
                 f"{where}: class '{name}' has {n} training image(s); splitting it needs at least {needed}. "
-                "Add images, remove the class folder, or set val_fraction: 0"
+                "Add images, remove the class folder (or set min_per_class), or set val_fraction: 0"
             )
-        parts["test"].append(pool[:n_test])
-        parts["val"].append(pool[n_test:n_test + n_val])
-        parts["train"].append(pool[n_test + n_val:])
+        for split, chosen in (("test", pool[:n_test]), ("val", pool[n_test:n_test + n_val]),
+                              ("train", pool[n_test + n_val:])):
+            parts[split].append(np.flatnonzero(in_pool & np.isin(decoded.sources, chosen)))
         if has_test:
-            parts["test"].append(np.flatnonzero((decoded.labels == label) & (decoded.split == "test")))
+            parts["test"].append(np.flatnonzero(in_stratum & (decoded.split == "test")))
     return {split: np.sort(np.concatenate(chunks)).astype(np.int64) for split, chunks in parts.items()}

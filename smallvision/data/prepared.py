@@ -2,10 +2,11 @@
 
 data/prepared/<name>/
   <split>_images.npy   uint8 (N, C, H, W)       split in train, val, test
-  <split>_labels.npy   int64 (N,)
-  classes.json         class names, index = label
+  <split>_labels.npy   int64 (N,); for a multi-label target (task "multilabel", e.g. the
+                       Pokémon types) uint8 (N, len(classes)) multi-hot
+  classes.json         class names, index = label (column of the multi-hot labels)
   files.json           source file of every image, per split
-  prepare.json         summary: counts, timings, skipped and ignored files
+  prepare.json         summary: task ("single" | "multilabel"), counts, timings, skipped and ignored files
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import numpy as np
 
 from smallvision.errors import UserError
 from smallvision.io import read_json, write_json
+from smallvision.paths import PREPARED as PREPARED_DIR
 
 SPLITS = ("train", "val", "test")
-from smallvision.paths import PREPARED as PREPARED_DIR
 
 
 def save_prepared(out: Path, decoded, splits: dict[str, np.ndarray], summary: dict) -> None:

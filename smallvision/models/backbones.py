@@ -48,12 +48,13 @@ class FlattenBackbone(Backbone):
 
 @BACKBONES.register("cnn")
 class CNNBackbone(Backbone):
-    """Stages of (conv3x3-BN-ReLU) x blocks, each stage ending in a 2x2 max-pool."""
+    """Stages of (conv3x3-BN-activation) x blocks, each stage ending in a 2x2 max-pool."""
 
     name: Literal["cnn"]
     widths: list[int] = [32, 64, 128]
     blocks: int = 1
     pool_last: bool = True
+    activation: Literal["relu", "gelu"] = "relu"
 
     def build(self, in_channels: int) -> nn.Module:
         if not self.widths or min(self.widths) < 1:
@@ -65,7 +66,7 @@ class CNNBackbone(Backbone):
                 layers += [
                     nn.Conv2d(channels, width, 3, padding=1, bias=False),
                     nn.BatchNorm2d(width),
-                    nn.ReLU(inplace=True),
+                    nn.GELU() if self.activation == "gelu" else nn.ReLU(inplace=True),
                 ]
                 channels = width
             if self.pool_last or index < len(self.widths) - 1:

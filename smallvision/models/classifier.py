@@ -19,9 +19,12 @@ ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
 
 class HeadConfig(Strict):
     """Pool the backbone's output, then hidden layers (Linear, activation, [BN], [dropout]),
-    then the output layer. `batchnorm` and `dropout` take one value or one per hidden layer."""
+    then the output layer. `batchnorm` and `dropout` take one value or one per hidden layer.
+    `normalize` standardises the pooled features (batch norm without scale and shift) first:
+    a linear probe then learns at the same pace whatever the scale of the frozen features."""
 
     pool: Literal["avg", "flatten"] = "avg"
+    normalize: bool = False
     hidden: list[int] = []
     activation: Literal["relu", "leaky_relu", "gelu"] = "relu"
     batchnorm: bool | list[bool] = False
@@ -65,6 +68,8 @@ class Head(nn.Sequential):
             layers.append(nn.AdaptiveAvgPool2d(1))
         layers.append(nn.Flatten())
         width = int(torch.Size(in_shape).numel()) if cfg.pool == "flatten" or len(in_shape) == 1 else in_shape[0]
+        if cfg.normalize:
+            layers.append(nn.BatchNorm1d(width, affine=False))
         if cfg.input_dropout:
             layers.append(nn.Dropout(cfg.input_dropout))
         norms = cfg.per_layer(cfg.batchnorm, "batchnorm")

@@ -43,7 +43,7 @@ def collect(params: Params) -> Results:
                 raise UserError(f"no evaluation of {recipe_name} on {dataset} ({folder}): run `dvc repro`")
             recipe = params.recipe(recipe_name)
             rows.append({"dataset": dataset, "recipe": recipe_name, **read_json(folder / "metrics.json"),
-                         **reference_columns(recipe)})
+                         **reference_columns(recipe, dataset, params.dataset(dataset).seed_dataset)})
             histories.append(read_history(dataset, recipe_name))
             key = (dataset, recipe_name)
             results.confusion[key] = read_json(folder / "confusion.json")
@@ -54,13 +54,19 @@ def collect(params: Params) -> Results:
     return results
 
 
-def reference_columns(recipe) -> dict:
-    """The seed's published figure for this recipe, if it has one."""
+COMPARABLE = ("accuracy", "binary_accuracy", "macro_f1", "macro_recall", "k3_accuracy")
+
+
+def reference_columns(recipe, dataset: str, seed_dataset: str | None) -> dict:
+    """The seed's published figure for this recipe on this dataset (or on the seed dataset it
+    stands in for): the first of COMPARABLE it reports, to set beside ours for the same metric."""
     ref = recipe.reference
-    if ref is None:
-        return {"reference_accuracy": np.nan, "reference": ""}
-    value = ref.metrics.get("accuracy", np.nan)
-    return {"reference_accuracy": value, "reference": f"{ref.source} ({ref.dataset})"}
+    published = None if ref is None else ref.results.get(dataset, ref.results.get(seed_dataset or ""))
+    metric = next((m for m in COMPARABLE if published and m in published), None)
+    if metric is None:
+        return {"reference_metric": "", "reference_value": np.nan, "reference": ""}
+    figures = ", ".join(f"{k} {v:g}" for k, v in published.items())
+    return {"reference_metric": metric, "reference_value": published[metric], "reference": f"{ref.source}: {figures}"}
 
 
 def read_history(dataset: str, recipe: str) -> pd.DataFrame:
@@ -81,7 +87,8 @@ def metrics_tree(results: Results) -> dict:
     tree: dict = {}
     for row in results.leaderboard.to_dict("records"):
         scalars = {k: v for k, v in row.items()
-                   if k not in ("dataset", "recipe", "reference") and isinstance(v, (int, float))
+                   if k not in ("dataset", "recipe", "reference", "reference_metric", "reference_value")
+                   and isinstance(v, (int, float))
                    and not (isinstance(v, float) and np.isnan(v))}
         tree.setdefault(row["dataset"], {})[row["recipe"]] = scalars
     return tree

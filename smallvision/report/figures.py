@@ -24,11 +24,12 @@ def accuracy_bars(leaderboard: pd.DataFrame) -> plt.Figure:
     sns.barplot(frame, x="accuracy", y="recipe", hue="dataset", ax=ax, orient="h")
     for container in ax.containers:
         ax.bar_label(container, fmt="%.3f", padding=3, fontsize=9)
-    reference = frame.dropna(subset=["reference_accuracy"])
+    reference = frame[frame.reference_metric == "accuracy"]
     if len(reference):
-        ax.scatter(reference.reference_accuracy, reference.recipe, marker="|", s=300, color="black",
-                   label="published (seed)", zorder=5)
-    low = max(0.0, np.floor((frame.accuracy.min() - 0.05) * 10) / 10)
+        ax.scatter(reference.reference_value, reference.recipe, marker="|", s=300, color="black",
+                   label="published accuracy (seed)", zorder=5)
+    lowest = min(frame.accuracy.min(), reference.reference_value.min() if len(reference) else 1.0)
+    low = max(0.0, np.floor((lowest - 0.05) * 10) / 10)
     ax.set_xlim(low, 1.0 + (1.0 - low) * 0.08)  # zoomed in, so the gaps between recipes show
     ax.set_xlabel("test accuracy")
     ax.legend(loc="lower right", fontsize=9)
@@ -115,6 +116,28 @@ def misclassified_gallery(images: np.ndarray, predictions: pd.DataFrame, count: 
         image = images[index].transpose(1, 2, 0)
         ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
         ax.set_title(f"true: {row.actual}\npred: {row.predicted} ({row.confidence:.2f})", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def gradcam_grid(images: np.ndarray, overlaid: list[np.ndarray], truth: list[str], predicted: list[str],
+                 title: str) -> plt.Figure:
+    """Each test image beside its Grad-CAM overlay, with true and predicted class."""
+    columns = min(4, len(images))
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, 2 * columns, figsize=(2.0 * 2 * columns, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for index, (image, overlay) in enumerate(zip(images, overlaid)):
+        row, column = divmod(index, columns)
+        picture = image.transpose(1, 2, 0)
+        axes[row, 2 * column].imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture,
+                                     cmap="gray" if picture.shape[-1] == 1 else None)
+        axes[row, 2 * column].set_title(f"true: {truth[index]}", fontsize=8)
+        axes[row, 2 * column + 1].imshow(overlay)
+        mark = "" if truth[index] == predicted[index] else " (wrong)"
+        axes[row, 2 * column + 1].set_title(f"pred: {predicted[index]}{mark}", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -8,11 +8,21 @@ from pathlib import Path
 from IPython.display import HTML, Markdown, display
 
 from smallvision.config import load_params
+from smallvision.data.prepared import load_prepared
 from smallvision.io import read_json
 from smallvision.report.collect import collect, most_confused_pairs
+from smallvision.report.facts import card_html, dataset_facts
 from smallvision.report.ssl import INTRO as SSL_INTRO
 from smallvision.report.ssl import png_html, ssl_figure, ssl_results, ssl_table
 from smallvision.report.text import dataset_line, format_table, leaderboard_table
+
+CAPTIONS = {  # by figure file suffix
+    "learning_curves": "Learning curves (dvclive logs): validation accuracy and training loss per epoch.",
+    "confusion": "Confusion matrix of the best recipe (rows: true class, share of the row).",
+    "worst_classes": "The classes the best recipe gets least right (per-class F1).",
+    "mistakes": "The best recipe's most confident mistakes on test images.",
+    "gradcam": "Grad-CAM: where the best CNN-type recipe looked (red: the regions that drove its prediction).",
+}
 
 
 class ReportPage:
@@ -21,7 +31,7 @@ class ReportPage:
         self.params = load_params()
         self.results = collect(self.params)
         saved = read_json(self.dir / "results.json")
-        self.meta, self.figures = saved["metadata"], saved["figures"]
+        self.meta, self.figures, self.samples = saved["metadata"], saved["figures"], saved["samples"]
 
     def image(self, path: str) -> None:
         """Embed the PNG in the page itself, so index.html needs no other file."""
@@ -50,7 +60,24 @@ class ReportPage:
                 display(Markdown(f"**Most confused pairs ({best})**"))
                 display(HTML(pairs.to_html(index=False, escape=True)))
             for path in self.figures.get(dataset, []):
+                caption = next((text for suffix, text in CAPTIONS.items() if path.endswith(f"_{suffix}.png")), "")
+                display(Markdown(f"*{caption}*"))
                 self.image(path)
+            self.cards(dataset)
+
+    def cards(self, dataset: str) -> None:
+        """A fun-fact card beside each shown prediction, for Pokémon datasets."""
+        sample = self.samples.get(dataset)
+        if not sample or not sample["items"]:
+            return
+        test = load_prepared(dataset, splits=("test",))
+        facts = dataset_facts(self.params.dataset(dataset), test.classes)
+        if facts is None:
+            return
+        cards = [card_html(facts[item["predicted"]], png_uri(test["test"].images[item["index"]]), item["true"],
+                           item["predicted"], item["probability"]) for item in sample["items"]]
+        display(Markdown(f"**Predictions of {sample['recipe']} with Pokédex facts (PokeAPI)**"))
+        display(HTML(f'<div class="cards">{"".join(cards)}</div>'))
 
     def ssl(self) -> None:
         """SSL methods vs ImageNet and random init; shown only when SSL results exist."""
@@ -71,3 +98,15 @@ class ReportPage:
         html = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows.items())
         display(Markdown("## Run metadata"))
         display(HTML(f'<table class="meta">{html}</table>'))
+
+
+def png_uri(image) -> str:
+    """A (C, H, W) uint8 image as a data URI, so the page needs no other file."""
+    import io
+
+    from PIL import Image
+
+    array = image.transpose(1, 2, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from smallvision.config import Params
 from smallvision.data.prepared import load_prepared
@@ -15,7 +16,7 @@ from smallvision.io import write_json
 from smallvision.paths import REPORT
 from smallvision.progress import log
 from smallvision.report import figures
-from smallvision.report.collect import Results, collect, metrics_tree, most_confused_pairs
+from smallvision.report.collect import Results, collect, metrics_tree
 from smallvision.report.metadata import run_metadata
 from smallvision.report.ssl import ssl_markdown
 from smallvision.report.text import readme
@@ -33,8 +34,8 @@ def build_report(params: Params, out: Path = REPORT) -> None:
     with tempfile.TemporaryDirectory(dir=out, prefix=".report.") as tmp:
         build = Path(tmp)
         write_json(build / "metrics.json", metrics_tree(results))
-        figure_files = save_figures(results, params, build / "figures")
-        write_json(build / "results.json", {"metadata": meta, "figures": figure_files})
+        figure_files, samples = save_figures(results, params, build / "figures")
+        write_json(build / "results.json", {"metadata": meta, "figures": figure_files, "samples": samples})
         (build / "README.md").write_text(readme(results, params, meta, figure_files) + ssl_markdown(params))
         execute_notebook(build)
         for name in OUTPUTS:
@@ -45,10 +46,12 @@ def build_report(params: Params, out: Path = REPORT) -> None:
     log(f"report written to {out}/index.html and {out}/README.md in {time.perf_counter() - start:.1f}s")
 
 
-def save_figures(results: Results, params: Params, folder: Path) -> dict[str, list[str]]:
-    """PNG files by section ('overview' or a dataset name), relative to reports/."""
+def save_figures(results: Results, params: Params, folder: Path) -> tuple[dict, dict]:
+    """PNG files by section ('overview' or a dataset name), relative to reports/, and per
+    dataset the fixed sample of test images shown with Grad-CAM and fact cards."""
     folder.mkdir(parents=True)
     files: dict[str, list[str]] = {"overview": []}
+    samples: dict[str, dict] = {}
 
     def save(fig, name: str, section: str) -> None:
         if fig is None:
@@ -68,11 +71,45 @@ def save_figures(results: Results, params: Params, folder: Path) -> dict[str, li
                  f"{dataset}_confusion.png", dataset)
         save(figures.worst_classes(results.per_class[key], 10, f"{dataset}: lowest per-class F1 ({best})"),
              f"{dataset}_worst_classes.png", dataset)
-        test_images = load_prepared(dataset, splits=("test",))["test"].images
-        save(figures.misclassified_gallery(test_images, results.predictions[key], 12,
+        test = load_prepared(dataset, splits=("test",))
+        save(figures.misclassified_gallery(test["test"].images, results.predictions[key], 12,
                                            f"{dataset}: most confident mistakes of {best}"),
              f"{dataset}_mistakes.png", dataset)
-    return files
+        samples[dataset] = shown_sample(results, params, dataset, len(test["test"]))
+        save(gradcam_figure(params, dataset, test, samples[dataset]), f"{dataset}_gradcam.png", dataset)
+    return files, samples
+
+
+def shown_sample(results: Results, params: Params, dataset: str, test_size: int) -> dict:
+    """Evenly spaced test images, with the predictions of the most accurate recipe that has a
+    spatial feature map (the Grad-CAM one), or else of the most accurate recipe."""
+    from smallvision.report.explain import spatial_recipes
+
+    spatial = spatial_recipes(results.leaderboard, params, dataset)
+    recipe = spatial[0] if spatial else results.best(dataset)
+    count = min(params.report.gradcam_images, test_size)
+    rows = results.predictions[(dataset, recipe)]
+    indices = np.linspace(0, test_size - 1, num=count).astype(int).tolist() if count else []
+    items = [{"index": i, "true": str(rows.actual[i]), "predicted": str(rows.predicted[i]),
+              "probability": float(rows.confidence[i])} for i in indices]
+    return {"recipe": recipe, "gradcam": bool(spatial), "items": items}
+
+
+def gradcam_figure(params: Params, dataset: str, test, sample: dict):
+    """Grad-CAM overlays of the sample for its recipe (one with a spatial feature map)."""
+    from smallvision.inference import load_predictor
+    from smallvision.report.explain import gradcam_maps, overlays
+
+    if not sample["gradcam"] or not sample["items"] or test.multilabel:
+        return None
+    name = sample["recipe"]
+    predictor = load_predictor(dataset, name, params.recipe(name), load_prepared(dataset))
+    index = [item["index"] for item in sample["items"]]
+    images = test["test"].images[index]
+    maps, predicted = gradcam_maps(predictor.model.cpu(), images)
+    truth = [item["true"] for item in sample["items"]]
+    return figures.gradcam_grid(images, overlays(images, maps), truth, [test.classes[i] for i in predicted],
+                                f"{dataset}: Grad-CAM of {name} (where the network looked)")
 
 
 def execute_notebook(build: Path) -> None:
@@ -110,6 +147,11 @@ tr.best td { font-weight: 600; background: #f3fbf3; }
 img { max-width: 100%; height: auto; }
 .output_stderr { display: none; }
 .meta td { text-align: left; }
+.cards { display: flex; flex-wrap: wrap; gap: .6em; }
+.card { display: flex; gap: .6em; width: 340px; border: 1px solid #d4d4dc; border-radius: 6px; padding: .5em;
+        font-size: 0.85em; }
+.card img { width: 72px; height: 72px; image-rendering: pixelated; }
+.card.wrong { border-color: #d9534f; } .card .genus { color: #555; font-style: italic; }
 </style></head><body>
 {body}
 </body></html>

@@ -17,6 +17,7 @@ import torch
 
 from smallvision.data.prepared import PreparedData, load_prepared
 from smallvision.errors import exits_cleanly
+from smallvision.paths import RunPaths
 from smallvision.ssl.base import PretrainConfig, Step
 from smallvision.ssl.config import KnnConfig
 from smallvision.ssl.pretrain import Pretrainer
@@ -25,7 +26,7 @@ from smallvision.ssl.pretrain import Pretrainer
 def pretrain_throughput(recipe: PretrainConfig, data: PreparedData, steps: int = 3, warmup: int = 1) -> float:
     """Images per second over `steps` optimiser steps, after `warmup` untimed ones."""
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Pretrainer(recipe, data, None, KnnConfig(), Path(tmp), Path(tmp))
+        trainer = Pretrainer(recipe, data, None, KnnConfig(), RunPaths(Path(tmp), Path(tmp), Path(tmp)))
         trainer.method.train()
         batch = min(recipe.batch_size, len(trainer.images))
         total = warmup + steps

@@ -24,12 +24,10 @@ BACKBONE_FILE = "backbone.pt"  # what pretrain saves: the backbone's plain state
 
 
 class KnnConfig(Strict):
-    """kNN classification on frozen, L2-normalised features (cosine similarity), votes
-    weighted by exp(similarity / temperature) as in lightly's knn_predict. Every k is
-    reported; the first one is also the accuracy logged during pretraining."""
+    """kNN classification on frozen features by cosine similarity (smallvision.retrieval, as
+    the retrieval recipes). Every k is reported; the first is also logged during pretraining."""
 
     k: list[int] = Field([20, 3], min_length=1)
-    temperature: float = Field(0.1, gt=0)
 
 
 class SSLEvaluateConfig(Strict):

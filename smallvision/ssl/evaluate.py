@@ -6,7 +6,7 @@ pretrained file. Every evaluation loads the backbone the way any recipe would, s
 that a fine-tune recipe cannot load fails here, at once.
 
 reports/eval/<dataset>/ssl-<recipe>/metrics.json   knn<k>_accuracy, probe_*, finetune_*, pretraining figures
-data/ssl_eval/<dataset>/<recipe>/{probe,finetune}   the two runs' checkpoints (kept for resuming)
+data/ssl_eval/<dataset>/<recipe>/{probe,finetune}   the two runs' weights and logs
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from smallvision.data.prepared import PreparedData
+from smallvision.errors import UserError
 from smallvision.inference import TorchPredictor
 from smallvision.io import atomic_dir, read_json, write_json
 from smallvision.metrics import classification_metrics
-from smallvision.paths import pretrained_dir
+from smallvision.paths import RunPaths, pretrained_dir, ssl_evaluation_paths
 from smallvision.progress import log
 from smallvision.ssl.config import BACKBONE_FILE, EVALUATIONS, KnnConfig, SSLParams
 from smallvision.ssl.knn import embed_images, knn_accuracies
@@ -29,7 +30,9 @@ from smallvision.train.loop import BEST, build_for_data, train_torch
 
 
 def evaluate_pretrained(dataset: str, name: str, ssl: SSLParams, data: PreparedData, top_k: int,
-                        out_dir: Path, runs_dir: Path) -> dict:
+                        out_dir: Path) -> dict:
+    if data.multilabel:
+        raise UserError(f"ssl_evaluate reports single-label accuracies; dataset '{dataset}' is multi-label")
     pretrained = pretrained_dir(dataset, name)
     backbone_init = str(pretrained / BACKBONE_FILE)
     recipe = ssl.recipe(name)
@@ -39,7 +42,7 @@ def evaluate_pretrained(dataset: str, name: str, ssl: SSLParams, data: PreparedD
     metrics.update(knn_test_accuracies(ssl.evaluation_recipe(name, "probe", backbone_init), data, ssl.evaluate.knn))
     for evaluation in EVALUATIONS:
         metrics.update(fit_and_test(evaluation, ssl.evaluation_recipe(name, evaluation, backbone_init), data, top_k,
-                                    runs_dir / evaluation))
+                                    ssl_evaluation_paths(dataset, name, evaluation)))
     metrics.update(pretraining_figures(pretraining))
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "metrics.json", metrics)
@@ -60,12 +63,12 @@ def knn_test_accuracies(recipe, data: PreparedData, cfg: KnnConfig) -> dict:
 
     labels = {split: torch.as_tensor(data[split].labels, device=device) for split in ("train", "test")}
     return knn_accuracies(features("train"), labels["train"], features("test"), labels["test"], data.num_classes,
-                          cfg.k, cfg.temperature)
+                          cfg.k)
 
 
-def fit_and_test(evaluation: str, recipe, data: PreparedData, top_k: int, run_dir: Path) -> dict:
-    summary = train_torch(recipe, data, run_dir, run_dir.with_name(f"{run_dir.name}_log"))
-    scores = TorchPredictor(recipe, data, run_dir / BEST).scores(data["test"].images, recipe.eval_batch_size)
+def fit_and_test(evaluation: str, recipe, data: PreparedData, top_k: int, paths: RunPaths) -> dict:
+    summary = train_torch(recipe, data, paths)
+    scores = TorchPredictor(recipe, data, paths.model_dir / BEST).scores(data["test"].images, recipe.eval_batch_size)
     test = classification_metrics(data["test"].labels, scores, top_k)
     return {f"{evaluation}_accuracy": test["accuracy"], f"{evaluation}_macro_f1": test["macro_f1"],
             f"{evaluation}_seconds": summary["train_seconds"], f"{evaluation}_epochs": summary["epochs_run"]}

@@ -1,16 +1,18 @@
 """The one pretraining loop for every self-supervised method.
 
 Like the training loop: the uint8 images live on the device, batches are gathered by index
-and turned into views there, and every epoch ends with a checkpoint holding all that is
-needed to continue exactly (method with heads, teacher and loss state, optimiser, schedule,
-random states). A killed run that is started again resumes from it. The backbone alone is
-saved at the end as a plain state dict: what `model.backbone_init` loads.
+and turned into views there, and every epoch ends by saving, in the run's resume folder, all
+that is needed to continue exactly (method with heads, teacher and loss state, optimiser,
+schedule, random states). A killed run that is started again resumes from it. At the end the
+backbone alone is saved as a plain state dict (what `model.backbone_init` loads) and the
+resume folder goes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import time
 from contextlib import nullcontext
@@ -22,6 +24,7 @@ import torch
 from smallvision.config import DatasetConfig
 from smallvision.data.prepared import PreparedData
 from smallvision.io import atomic_file, write_json
+from smallvision.paths import RunPaths
 from smallvision.progress import log, progress
 from smallvision.ssl.base import PretrainConfig, Step
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig
@@ -39,18 +42,16 @@ from smallvision.train.device import (
     use_channels_last,
 )
 from smallvision.train.log import TrainLog
-from smallvision.train.loop import KILL_AFTER_EPOCH, dataset_statistics
+from smallvision.train.loop import KILL_AFTER_EPOCH, STATE, dataset_statistics
 from smallvision.train.optim import make_optimizer, make_schedule
 
-CHECKPOINT = "checkpoint.pt"  # full state after the last finished epoch
 SUMMARY = "pretrain.json"
 
 
 class Pretrainer:
     def __init__(self, recipe: PretrainConfig, data: PreparedData, extra_images: np.ndarray | None,
-                 knn: KnnConfig, run_dir: Path, log_dir: Path):
-        self.recipe, self.data, self.knn = recipe, data, knn
-        self.run_dir, self.log_dir = Path(run_dir), Path(log_dir)
+                 knn: KnnConfig, paths: RunPaths):
+        self.recipe, self.data, self.knn, self.paths = recipe, data, knn, paths
         configure_threads(recipe.threads)
         seed_everything(recipe.seed)
         self.device = resolve_device(recipe.device)
@@ -133,10 +134,10 @@ class Pretrainer:
             queries = embed_images(encoder.embed, torch.as_tensor(val.images, device=self.device), batch)
         self.method.train()
         metrics = {"embedding_spread": embedding_spread(bank)}
-        if len(val):
+        if len(val) and not self.data.multilabel:
             accuracies = knn_accuracies(bank, torch.as_tensor(self.data["train"].labels, device=self.device), queries,
                                         torch.as_tensor(val.labels, device=self.device), self.data.num_classes,
-                                        self.knn.k[:1], self.knn.temperature)
+                                        self.knn.k[:1])
             metrics["val_knn_accuracy"] = next(iter(accuracies.values()))
         return metrics
 
@@ -150,11 +151,12 @@ class Pretrainer:
             if (epoch + 1) % self.recipe.monitor_every == 0 or epoch + 1 == self.epochs:
                 record.update(self.monitor())
             self._record(record)
-            self._save_checkpoint(finished=epoch + 1 == self.epochs)
+            self._save_state()
             if os.environ.get(KILL_AFTER_EPOCH) == str(epoch + 1):
                 os.kill(os.getpid(), signal.SIGKILL)
-        self._save_backbone()
-        return self._summary()
+        summary = self._summary()
+        self._save_results(summary)
+        return summary
 
     def _record(self, record: dict) -> None:
         self.history.append(record)
@@ -169,11 +171,10 @@ class Pretrainer:
         digest.update(self.data["val"].images.tobytes())
         return digest.hexdigest()
 
-    def _save_checkpoint(self, finished: bool) -> None:
+    def _save_state(self) -> None:
         state = {
             "fingerprint": self._fingerprint,
             "epoch": len(self.history) - 1,  # history[0] is the check before training
-            "finished": finished,
             "elapsed": self.elapsed,
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -181,18 +182,18 @@ class Pretrainer:
             "history": self.history,
             **random_states(self.generator, self.rng, self.device),
         }
-        with atomic_file(self.run_dir / CHECKPOINT, "wb") as handle:
+        self.paths.resume_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.paths.resume_dir / STATE, "wb") as handle:
             torch.save(state, handle)
 
     def _resume(self) -> None:
-        """Continue an unfinished run of the same recipe on the same images; else start afresh."""
+        """Continue a killed run of the same recipe on the same images; else start afresh."""
         self._fingerprint = self.fingerprint()
-        path = self.run_dir / CHECKPOINT
+        path = self.paths.resume_dir / STATE
         state = torch.load(path, map_location=self.device, weights_only=True) if path.exists() else None
-        self.train_log = TrainLog(self.log_dir)
-        if not state or state["fingerprint"] != self._fingerprint or state["finished"]:
-            for stale in (path, self.run_dir / BACKBONE_FILE, self.run_dir / SUMMARY):
-                stale.unlink(missing_ok=True)
+        self.train_log = TrainLog(self.paths.log_dir)
+        if not state or state["fingerprint"] != self._fingerprint:
+            shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
             return
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -205,9 +206,13 @@ class Pretrainer:
         for record in self.history:  # the log is rebuilt from the checkpoint, the single truth
             self.train_log.epoch(record)
 
-    def _save_backbone(self) -> None:
-        with atomic_file(self.run_dir / BACKBONE_FILE, "wb") as handle:
+    def _save_results(self, summary: dict) -> None:
+        """The backbone alone and the summary, once the run has ended; then its resume state goes."""
+        self.paths.model_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.paths.model_dir / BACKBONE_FILE, "wb") as handle:
             torch.save(self.method.exported.backbone.state_dict(), handle)
+        write_json(self.paths.model_dir / SUMMARY, summary)
+        shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
 
     def _summary(self) -> dict:
         trained = [record for record in self.history if "train_loss" in record]
@@ -237,25 +242,24 @@ def epoch_line(record: dict) -> str:
 
 
 def load_extra_images(folder: str, dataset: DatasetConfig, where: str) -> np.ndarray:
-    """Every image under `folder` (recursively), decoded once with the dataset's prepare
-    settings (size, colour, resize), before any epoch."""
-    from smallvision.data.images import is_image_file
-    from smallvision.data.prepare import decode_folder
-    from smallvision.data.scan import FolderListing
+    """Every image under `folder` (recursively) as uint8 (N, C, H, W), decoded once before any
+    epoch at the dataset's size, colour and resize (a derived dataset's edits do not apply)."""
+    from smallvision.data.images import BadImage, is_image_file, load_image
     from smallvision.errors import UserError
 
     root = Path(folder)
     files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p)) if root.is_dir() else []
     if not files:
         raise UserError(f"{where}.extra_images: no images found under {folder}; give a folder of images or null")
-    listing = FolderListing(root, ["unlabeled"], files, [0] * len(files), None)
-    return decode_folder(listing, dataset, f"{where}.extra_images").images
+    try:
+        images = [load_image(path, dataset.image_size, dataset.color, dataset.resize)
+                  for path in progress(files, desc="decode extra images", unit="img")]
+    except BadImage as err:
+        raise UserError(f"{where}.extra_images: {err}; fix or delete the file") from None
+    return np.stack(images).transpose(0, 3, 1, 2).copy()
 
 
 def pretrain(recipe: PretrainConfig, data: PreparedData, extra_images: np.ndarray | None, knn: KnnConfig,
-             run_dir: Path, log_dir: Path) -> dict:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    summary = Pretrainer(recipe, data, extra_images, knn, run_dir, log_dir).run()
-    write_json(run_dir / SUMMARY, summary)
-    return summary
+             paths: RunPaths) -> dict:
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    return Pretrainer(recipe, data, extra_images, knn, paths).run()

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,12 +26,12 @@ from smallvision.data.prepared import PreparedData
 from smallvision.io import atomic_file, write_json
 from smallvision.models import Classifier, build_model
 from smallvision.models.classifier import parameter_count
+from smallvision.paths import RunPaths
 from smallvision.progress import log, progress
+from smallvision.train import distributed
 from smallvision.train.device import (
     configure_threads,
-    random_states,
     resolve_device,
-    restore_random_states,
     seed_everything,
     to_float_images,
     use_bf16,
@@ -42,8 +42,9 @@ from smallvision.train.log import TrainLog
 from smallvision.train.losses import make_loss
 from smallvision.train.optim import make_optimizer, make_schedule
 
-CHECKPOINT = "checkpoint.pt"  # full state after the last finished epoch
+STATE = "state.pt"  # in the resume folder: everything after the last finished epoch
 BEST = "best.pt"  # model weights of the best epoch (what evaluation uses)
+LAST = "last.pt"  # model weights after the last epoch
 KILL_AFTER_EPOCH = "SMALLVISION_KILL_AFTER_EPOCH"  # tests: die like a killed job after epoch N
 
 
@@ -85,14 +86,13 @@ def fingerprint(recipe: TorchRecipe, data: PreparedData) -> str:
 
 
 class Trainer:
-    def __init__(self, recipe: TorchRecipe, data: PreparedData, run_dir: Path, log_dir: Path):
-        self.recipe, self.data = recipe, data
-        self.run_dir, self.log_dir = Path(run_dir), Path(log_dir)
+    def __init__(self, recipe: TorchRecipe, data: PreparedData, paths: RunPaths):
+        self.recipe, self.data, self.paths = recipe, data, paths
         configure_threads(recipe.threads)
         seed_everything(recipe.seed)
         # CPU kernels used here are deterministic as they are; torch.use_deterministic_algorithms
         # would cost seconds of imports per stage (the resume test checks exact equality).
-        self.device = resolve_device(recipe.device)
+        self.ranks, self.device = distributed.start(resolve_device(recipe.device))
         self.bf16 = use_bf16(recipe.precision, self.device)
         self.channels_last = use_channels_last(recipe.channels_last, self.device)
         self.multilabel = data.multilabel
@@ -100,24 +100,28 @@ class Trainer:
         self.model = build_for_data(recipe, data).to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # The batch order is the same in every process; augmentation draws differ per process.
         self.generator = torch.Generator(device=self.device).manual_seed(recipe.seed)
-        self.rng = np.random.default_rng(recipe.seed)
-        self.augmenter = Augmenter(recipe.augment, self.generator, self.rng)
+        self.augment_generator = torch.Generator(device=self.device).manual_seed(recipe.seed + self.ranks.rank)
+        self.rng = np.random.default_rng(recipe.seed + self.ranks.rank)
+        self.augmenter = Augmenter(recipe.augment, self.augment_generator, self.rng)
 
-        self.train_labels = torch.as_tensor(data["train"].labels, device=self.device)
-        self.val_labels = torch.as_tensor(data["val"].labels, device=self.device)
+        self.train_labels = self._labels(data["train"].labels)
+        self.val_labels = self._labels(data["val"].labels)
         self.has_val = len(self.val_labels) > 0
         self.inputs = self._inputs()
         trainable = self.model.head if self.inputs.cached_features else self.model
+        trainable = distributed.wrap(trainable, self.ranks, self.device)
         self.forward = torch.compile(trainable) if recipe.compile else trainable
 
         steps = self.steps_per_epoch
         self.optimizer = make_optimizer(self.model, recipe.optimizer)
         self.schedule = make_schedule(self.optimizer, recipe.scheduler, recipe.epochs, steps,
                                       recipe.early_stopping.mode)
-        self.loss_fn = make_loss(recipe.loss, self._class_counts())
+        self.loss_fn = make_loss(recipe.loss, self._class_counts(), len(self.train_labels), self.multilabel)
         self.stopper = EarlyStopping(recipe.early_stopping)
         self.history: list[dict] = []
+        self.best_state: dict = {}
         self.start_epoch = 0
         self.elapsed = self.setup_seconds
 
@@ -145,6 +149,11 @@ class Trainer:
         ]
         return torch.cat(chunks) if chunks else images.new_zeros((0,))
 
+    def _labels(self, labels: np.ndarray) -> torch.Tensor:
+        """Class indices, or float 0/1 vectors for multilabel targets."""
+        tensor = torch.as_tensor(labels, device=self.device)
+        return tensor.float() if self.multilabel else tensor
+
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
         batch = to_float_images(batch)
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
@@ -163,9 +172,12 @@ class Trainer:
     def _order(self) -> torch.Tensor:
         """Indices of one epoch: a shuffle, or a class-balanced draw with replacement."""
         n = len(self.train_labels)
-        if self.recipe.sampler == "balanced" and not self.multilabel:
-            counts = self._class_counts()
-            weights = (1.0 / counts.clamp(min=1))[self.train_labels]
+        if self.recipe.sampler == "balanced":
+            inverse = 1.0 / self._class_counts().clamp(min=1)
+            if self.multilabel:  # an image counts as rare as the mean of its labels
+                weights = (self.train_labels * inverse).sum(1) / self.train_labels.sum(1).clamp(min=1)
+            else:
+                weights = inverse[self.train_labels]
             return torch.multinomial(weights, n, replacement=True, generator=self.generator)
         return torch.randperm(n, device=self.device, generator=self.generator)
 
@@ -185,12 +197,11 @@ class Trainer:
         seen = 0
         for step in progress(range(steps), desc=f"epoch {len(self.history) + 1}", unit="batch"):
             # The last partial batch is dropped (one image would break batch norm).
-            index = order[step * batch:(step + 1) * batch]
+            index = distributed.shard(order[step * batch:(step + 1) * batch], self.ranks)
             x, y = self.inputs.train[index], self.train_labels[index]
             if not self.inputs.cached_features:
                 x = self.augmenter.images(self._prepare(x))
-            if not self.multilabel:
-                x, y = self.augmenter.mix(x, y, self.data.num_classes)
+            x, y = self.augmenter.mix(x, y, self.data.num_classes)
             with self._autocast():
                 logits = self.forward(x)
                 loss = self.loss_fn(logits.float(), y)
@@ -201,11 +212,13 @@ class Trainer:
             loss_sum += loss.detach() * len(index)
             correct += self._correct(logits.detach(), y)
             seen += len(index)
-        return {"train_loss": (loss_sum / seen).item(), "train_accuracy": (correct / seen).item()}
+        sums = distributed.total(torch.stack([loss_sum, correct, torch.tensor(float(seen), device=self.device)]),
+                                 self.ranks)
+        return {"train_loss": (sums[0] / sums[2]).item(), "train_accuracy": (sums[1] / sums[2]).item()}
 
     def _correct(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.multilabel:
-            return ((logits > 0) == targets.bool()).all(1).sum()
+        if self.multilabel:  # exact match of the label set (MixUp targets are rounded)
+            return ((logits > 0) == (targets > 0.5)).all(1).sum()
         if targets.ndim == 2:  # MixUp/CutMix soft targets: credit the dominant class
             targets = targets.argmax(1)
         return (logits.argmax(1) == targets).sum()
@@ -222,17 +235,21 @@ class Trainer:
             if not self.inputs.cached_features:
                 x = self._prepare(x)
             with self._autocast():
-                logits.append(self.forward(x).float())
+                logits.append(self._evaluated(x).float())
         logits = torch.cat(logits)
         loss = self.loss_fn(logits, self.val_labels)
         if self.multilabel:
-            predicted, truth = (logits > 0).long(), self.val_labels.long()
+            predicted, truth = (logits > 0).long(), (self.val_labels > 0.5).long()
             accuracy = (predicted == truth).all(1).float().mean()
         else:
             predicted, truth = logits.argmax(1), self.val_labels
             accuracy = (predicted == truth).float().mean()
         f1 = macro_f1(predicted, truth, self.data.num_classes)
         return {"val_loss": loss.item(), "val_accuracy": accuracy.item(), "val_macro_f1": f1.item()}
+
+    def _evaluated(self, x: torch.Tensor) -> torch.Tensor:
+        """Validation bypasses DDP: every process holds the same synchronised weights."""
+        return self.model.head(x) if self.inputs.cached_features else self.model(x)
 
     def run(self) -> dict:
         self._resume()
@@ -246,68 +263,88 @@ class Trainer:
             self.elapsed += seconds
             monitored = metrics.get(cfg.early_stopping.monitor, metrics["train_loss"])
             if self.stopper.update(monitored) or not self.has_val:
-                self._save_weights(self.run_dir / BEST)
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.schedule.after_epoch(monitored)
             record = {"epoch": epoch + 1, **metrics, "lr": self.optimizer.param_groups[-1]["lr"],
                       "seconds": seconds}
             self.history.append(record)
             stop_reason = self.stopper.should_stop() if self.has_val else None
-            self._save_checkpoint(finished=stop_reason is not None or epoch + 1 == cfg.epochs)
-            self._log_epoch(record)
-            log(_epoch_line(record))
+            if self.ranks.main:
+                self._save_state()
+                self._log_epoch(record)
+                log(_epoch_line(record))
             if os.environ.get(KILL_AFTER_EPOCH) == str(epoch + 1):
                 os.kill(os.getpid(), signal.SIGKILL)
             if stop_reason:
                 log(f"early stop after epoch {epoch + 1}: {stop_reason}")
                 break
+        if self.ranks.main:
+            self._save_results()
+        distributed.finish(self.ranks)
         return self._summary(stop_reason)
 
     # ------------------------------------------------------------ persistence
-    def _save_weights(self, path: Path) -> None:
-        with atomic_file(path, "wb") as handle:
-            torch.save(self.model.state_dict(), handle)
+    def _save_results(self) -> None:
+        """The run's outputs, written once it has ended; then its resume state goes."""
+        self.paths.model_dir.mkdir(parents=True, exist_ok=True)
+        for name, state in ((BEST, self.best_state), (LAST, self.model.state_dict())):
+            with atomic_file(self.paths.model_dir / name, "wb") as handle:
+                torch.save(state, handle)
+        shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
 
-    def _save_checkpoint(self, finished: bool) -> None:
+    def _save_state(self) -> None:
         state = {
             "fingerprint": self.fingerprint,
             "epoch": len(self.history),
-            "finished": finished,
             "elapsed": self.elapsed,
             "model": self.model.state_dict(),
+            "best_model": self.best_state,
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "early_stopping": self.stopper.state,
             "history": self.history,
-            **random_states(self.generator, self.rng, self.device),
+            "generator": self.generator.get_state(),
+            "augment_generator": self.augment_generator.get_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         }
-        with atomic_file(self.run_dir / CHECKPOINT, "wb") as handle:
+        self.paths.resume_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.paths.resume_dir / STATE, "wb") as handle:
             torch.save(state, handle)
 
     def _resume(self) -> None:
-        """Continue an unfinished run of the same recipe on the same data; else start afresh."""
+        """Continue a killed run of the same recipe on the same data; else start afresh."""
         self.fingerprint = fingerprint(self.recipe, self.data)
-        path = self.run_dir / CHECKPOINT
+        path = self.paths.resume_dir / STATE
         state = torch.load(path, map_location=self.device, weights_only=True) if path.exists() else None
-        if not state or state["fingerprint"] != self.fingerprint or state["finished"]:
-            for stale in (path, self.run_dir / BEST):
-                stale.unlink(missing_ok=True)
-            self._reset_log()
+        if not state or state["fingerprint"] != self.fingerprint:
+            if self.ranks.main:
+                shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
+                self._reset_log()
             return
         self.model.load_state_dict(state["model"])
+        self.best_state = state["best_model"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.stopper = EarlyStopping(self.recipe.early_stopping, state["early_stopping"])
         self.history = list(state["history"])
-        restore_random_states(state, self.generator, self.rng)
+        self.generator.set_state(state["generator"].cpu())
+        self.augment_generator.set_state(state["augment_generator"].cpu())
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         self.elapsed = state["elapsed"]
         self.start_epoch = state["epoch"]
-        log(f"resuming from the checkpoint after epoch {self.start_epoch}")
-        self._reset_log()
-        for record in self.history:  # the log is rebuilt from the checkpoint, the single truth
-            self._log_epoch(record)
+        if self.ranks.main:
+            log(f"resuming from the checkpoint after epoch {self.start_epoch}")
+            self._reset_log()
+            for record in self.history:  # the log is rebuilt from the checkpoint, the single truth
+                self._log_epoch(record)
 
     def _reset_log(self) -> None:
-        self.train_log = TrainLog(self.log_dir)
+        self.train_log = TrainLog(self.paths.log_dir)
 
     def _log_epoch(self, record: dict) -> None:
         self.train_log.epoch(record)
@@ -320,6 +357,7 @@ class Trainer:
             "best_epoch": best + 1,
             "stopped_early": stop_reason,
             "device": str(self.device),
+            "processes": self.ranks.world,
             "bf16": self.bf16,
             "cached_frozen_features": self.inputs.cached_features,
             **parameter_count(self.model),
@@ -353,10 +391,12 @@ def _epoch_line(record: dict) -> str:
     return "  ".join(parts)
 
 
-def train_torch(recipe: TorchRecipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(recipe, data, run_dir, log_dir)
+def train_torch(recipe: TorchRecipe, data: PreparedData, paths: RunPaths) -> dict | None:
+    """Train and write train.json; under torchrun only the main process writes and returns."""
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(recipe, data, paths)
     summary = trainer.run()
-    write_json(log_dir / "train.json", summary)
+    if not trainer.ranks.main:
+        return None
+    write_json(paths.log_dir / "train.json", summary)
     return summary

@@ -1,5 +1,6 @@
 """Losses keyed by the names params.yaml uses. Targets arrive as class indices or, after
-MixUp/CutMix, as per-class probabilities; multilabel targets are 0/1 vectors."""
+MixUp/CutMix, as per-class probabilities. On a multilabel dataset (0/1 target vectors) every
+loss takes its sigmoid form, so one recipe runs on single-label and multilabel datasets alike."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ LOSSES: Registry[Callable] = Registry("loss")
 
 class LossConfig(Strict):
     """`label_smoothing` applies to the cross-entropy family, `gamma` to focal loss.
-    weighted_cross_entropy weighs each class by inverse training frequency."""
+    weighted_cross_entropy weighs classes by inverse training frequency (multilabel: positives
+    by their negative/positive ratio). bce: one sigmoid per class."""
 
     name: registered_name(LOSSES) = "cross_entropy"  # type: ignore[valid-type]
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -32,9 +34,15 @@ def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float) -> t
     return targets
 
 
+def smooth_binary(targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+    return targets.float() * (1 - smoothing) + smoothing / 2
+
+
 @LOSSES.register("cross_entropy")
-def _cross_entropy(cfg: LossConfig, class_counts: torch.Tensor):
+def _cross_entropy(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: bool):
     def loss(logits, targets):
+        if multilabel:
+            return F.binary_cross_entropy_with_logits(logits, smooth_binary(targets, cfg.label_smoothing))
         if targets.ndim == 1:
             return F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
         return F.cross_entropy(logits, soft_targets(targets, logits.shape[1], cfg.label_smoothing))
@@ -43,7 +51,11 @@ def _cross_entropy(cfg: LossConfig, class_counts: torch.Tensor):
 
 
 @LOSSES.register("weighted_cross_entropy")
-def _weighted_cross_entropy(cfg: LossConfig, class_counts: torch.Tensor):
+def _weighted_cross_entropy(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: bool):
+    if multilabel:
+        positive_weight = (samples - class_counts) / class_counts.clamp(min=1)
+        return lambda logits, targets: F.binary_cross_entropy_with_logits(
+            logits, smooth_binary(targets, cfg.label_smoothing), pos_weight=positive_weight)
     weights = class_counts.sum() / (len(class_counts) * class_counts.clamp(min=1))
 
     def loss(logits, targets):
@@ -55,8 +67,13 @@ def _weighted_cross_entropy(cfg: LossConfig, class_counts: torch.Tensor):
 
 
 @LOSSES.register("focal")
-def _focal(cfg: LossConfig, class_counts: torch.Tensor):
-    """Lin et al.'s focal loss, softmax form: down-weights examples already classified well."""
+def _focal(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: bool):
+    """Lin et al.'s focal loss: down-weights examples that are already classified well."""
+    if multilabel:
+        from torchvision.ops import sigmoid_focal_loss
+
+        return lambda logits, targets: sigmoid_focal_loss(
+            logits, smooth_binary(targets, cfg.label_smoothing), alpha=-1, gamma=cfg.gamma, reduction="mean")
 
     def loss(logits, targets):
         targets = soft_targets(targets, logits.shape[1], cfg.label_smoothing)
@@ -68,14 +85,16 @@ def _focal(cfg: LossConfig, class_counts: torch.Tensor):
 
 
 @LOSSES.register("bce")
-def _bce(cfg: LossConfig, class_counts: torch.Tensor):
-    """Multilabel: one sigmoid per class."""
+def _bce(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: bool):
+    """One sigmoid per class (single-label targets become one-hot vectors)."""
 
     def loss(logits, targets):
-        return F.binary_cross_entropy_with_logits(logits, targets.float())
+        if targets.ndim == 1:
+            targets = F.one_hot(targets, logits.shape[1])
+        return F.binary_cross_entropy_with_logits(logits, smooth_binary(targets, cfg.label_smoothing))
 
     return loss
 
 
-def make_loss(cfg: LossConfig, class_counts: torch.Tensor):
-    return LOSSES[cfg.name](cfg, class_counts)
+def make_loss(cfg: LossConfig, class_counts: torch.Tensor, samples: int = 0, multilabel: bool = False):
+    return LOSSES[cfg.name](cfg, class_counts, samples, multilabel)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from smallvision.data.prepared import PreparedData
 from smallvision.io import atomic_file, write_json
+from smallvision.paths import RunPaths
 from smallvision.registry import Registry
 from smallvision.train.log import TrainLog
 
@@ -18,10 +18,35 @@ LOGREG_FILE = "logreg.npz"
 
 
 @METHODS.register("torch")
-def fit_torch(recipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict:
+def fit_torch(recipe, data: PreparedData, paths: RunPaths) -> dict:
     from smallvision.train.loop import train_torch
 
-    return train_torch(recipe, data, run_dir, log_dir)
+    return train_torch(recipe, data, paths)
+
+
+@METHODS.register("knn")
+def fit_knn(recipe, data: PreparedData, paths: RunPaths) -> dict:
+    """Fine-tune first if the recipe says so; otherwise keep the backbone as it is. kNN itself
+    needs no training: evaluation embeds the training split as its index."""
+    if recipe.finetune:
+        return fit_torch(recipe, data, paths)
+    import torch
+
+    from smallvision.models.classifier import parameter_count
+    from smallvision.train.loop import BEST, LAST, build_for_data
+
+    start = time.perf_counter()
+    model = build_for_data(recipe, data)
+    paths.model_dir.mkdir(parents=True, exist_ok=True)
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    for name in (BEST, LAST):
+        with atomic_file(paths.model_dir / name, "wb") as handle:
+            torch.save(model.state_dict(), handle)
+    TrainLog(paths.log_dir).epoch({"epoch": 1})
+    summary = {"train_seconds": round(time.perf_counter() - start, 3), "epochs_run": 0, **parameter_count(model),
+               "final": {}}
+    write_json(paths.log_dir / "train.json", summary)
+    return summary
 
 
 def flat_pixels(images: np.ndarray) -> np.ndarray:
@@ -29,7 +54,7 @@ def flat_pixels(images: np.ndarray) -> np.ndarray:
 
 
 @METHODS.register("logreg")
-def fit_logreg(recipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict:
+def fit_logreg(recipe, data: PreparedData, paths: RunPaths) -> dict:
     """Multinomial logistic regression on pixels; saved as plain arrays (no pickle)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -40,15 +65,15 @@ def fit_logreg(recipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict
     model = LogisticRegression(C=recipe.C, max_iter=recipe.max_iter, random_state=recipe.seed)
     model.fit((x - mean) / scale, data["train"].labels)
     seconds = time.perf_counter() - start
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_file(run_dir / LOGREG_FILE, "wb") as handle:
+    paths.model_dir.mkdir(parents=True, exist_ok=True)
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(paths.model_dir / LOGREG_FILE, "wb") as handle:
         np.savez(handle, coef=model.coef_, intercept=model.intercept_, classes=model.classes_, mean=mean, scale=scale)
     val = data["val"]
     record = {"epoch": 1, "train_accuracy": float(model.score((x - mean) / scale, data["train"].labels))}
     if len(val):
         record["val_accuracy"] = float(model.score((flat_pixels(val.images) - mean) / scale, val.labels))
-    TrainLog(log_dir).epoch(record)
+    TrainLog(paths.log_dir).epoch(record)
     summary = {
         "train_seconds": round(seconds, 3),
         "iterations": int(np.max(model.n_iter_)),
@@ -57,5 +82,5 @@ def fit_logreg(recipe, data: PreparedData, run_dir: Path, log_dir: Path) -> dict
         "trainable_parameters": int(model.coef_.size + model.intercept_.size),
         "final": record,
     }
-    write_json(log_dir / "train.json", summary)
+    write_json(paths.log_dir / "train.json", summary)
     return summary

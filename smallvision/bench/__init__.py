@@ -1,0 +1,1 @@
+"""`python -m smallvision.bench`: measured speed figures (not part of `dvc repro`)."""

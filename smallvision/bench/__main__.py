@@ -1,0 +1,128 @@
+"""Measure and print the project's speed figures; write them to reports/bench.json.
+
+  python -m smallvision.bench [--folder DIR] [--image-size 64] [--recipes cnn effnet_finetune]
+                              [--epochs 2] [--compare-recipe cnn] [--compare-epochs 10]
+
+1. prepare throughput (images/s) decoding the folder once;
+2. loop efficiency per recipe: training-loop images/s / raw model-step images/s;
+3. the seed-style ImageFolder + DataLoader peer against our pipeline: wall time and accuracy;
+4. seconds per training epoch per recipe.
+The folder defaults to ../shared/data/pokemon-sprites-gen1 when present, else the digits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from smallvision.bench.loop_efficiency import measure
+from smallvision.bench.peer import train_peer
+from smallvision.config import DatasetConfig, load_params
+from smallvision.data.prepare import prepare_dataset
+from smallvision.data.prepared import load_prepared
+from smallvision.errors import UserError, exits_cleanly
+from smallvision.inference import TorchPredictor
+from smallvision.io import write_json
+from smallvision.paths import RunPaths
+from smallvision.progress import log
+from smallvision.train.loop import BEST, Trainer
+
+SPRITES = Path("../shared/data/pokemon-sprites-gen1")
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m smallvision.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folder", type=Path, help="image folder (<class>/<image>) to benchmark on")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--recipes", nargs="+", default=["cnn", "effnet_finetune"])
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per recipe (after one warm-up)")
+    parser.add_argument("--input-size", type=int, help="override the recipes' model input size")
+    parser.add_argument("--compare-recipe", default="cnn")
+    parser.add_argument("--compare-epochs", type=int, default=10)
+    parser.add_argument("--peer-workers", type=int, default=2, help="DataLoader workers of the peer")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["prepare", "loop", "peer"])
+    parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
+    return parser.parse_args()
+
+
+def dataset(args, tmp: Path) -> tuple[str, DatasetConfig, dict]:
+    """Prepare the benchmark's dataset once (timed: that is the prepare figure)."""
+    folder = args.folder or (SPRITES if SPRITES.is_dir() else None)
+    if folder is None:
+        from smallvision.sources.digits import DigitsSource
+
+        folder = tmp / "digits"
+        folder.mkdir()
+        DigitsSource(kind="sklearn_digits").fetch(folder)
+    if not Path(folder).is_dir():
+        raise UserError(f"--folder {folder} is not a folder")
+    cfg = DatasetConfig(root=str(folder), image_size=args.image_size)
+    summary = prepare_dataset("bench", cfg, tmp / "prepared")
+    return str(folder), cfg, summary
+
+
+def with_overrides(recipe, args, epochs: int):
+    update = {"epochs": epochs}
+    if args.input_size:
+        update["input_size"] = args.input_size
+    return recipe.model_copy(update=update)
+
+
+def ours_end_to_end(recipe, cfg: DatasetConfig, tmp: Path) -> dict:
+    """Our pipeline on the same folder: decode once, train from memory, evaluate."""
+    start = time.perf_counter()
+    prepare_dataset("bench_e2e", cfg, tmp / "e2e" / "prepared")
+    data = load_prepared("bench", folder=tmp / "e2e" / "prepared")
+    paths = RunPaths(tmp / "e2e" / "model", tmp / "e2e" / "log", tmp / "e2e" / "resume")
+    Trainer(recipe, data, paths).run()
+    scores = TorchPredictor(recipe, data, paths.model_dir / BEST).scores(data["test"].images)
+    accuracy = float((scores.argmax(1) == data["test"].labels).mean())
+    return {"wall_seconds": round(time.perf_counter() - start, 2), "test_accuracy": round(accuracy, 4)}
+
+
+@exits_cleanly
+def main() -> None:
+    args = parse()
+    params = load_params()
+    os.environ.setdefault("CI", "1")  # no progress bars inside the measurements
+    results: dict = {"device": None, "arguments": {k: str(v) for k, v in vars(args).items()}}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        folder, cfg, prepared = dataset(args, tmp)
+        results["dataset"] = {"folder": folder, "images": prepared["images"], "classes": prepared["classes"],
+                              "image_size": args.image_size}
+        if "prepare" not in args.skip:
+            results["prepare"] = {"images_per_second": prepared["images_per_second"],
+                                  "seconds": prepared["decode_seconds"], "workers": os.cpu_count()}
+            log(f"prepare: {prepared['images']} images in {prepared['decode_seconds']:.2f}s = "
+                f"{prepared['images_per_second']:.0f} images/s")
+        data = load_prepared("bench", folder=tmp / "prepared")
+        if "loop" not in args.skip:
+            results["loop"] = {}
+            for name in args.recipes:
+                figures = measure(with_overrides(params.recipe(name), args, args.epochs), data, args.epochs)
+                results["loop"][name] = figures
+                results["device"] = figures["device"]
+                log(f"{name}: loop {figures['loop_images_per_second']:.0f} images/s, raw "
+                    f"{figures['raw_images_per_second']:.0f} images/s, efficiency {figures['loop_efficiency']:.2f}, "
+                    f"{figures['train_seconds_per_epoch']:.2f} s/epoch")
+        if "peer" not in args.skip and not Path(folder, "arrays.npz").exists():
+            recipe = with_overrides(params.recipe(args.compare_recipe), args, args.compare_epochs)
+            peer = train_peer(recipe, data, Path(folder), args.peer_workers)
+            ours = ours_end_to_end(recipe, cfg, tmp)
+            results["peer"] = {"recipe": args.compare_recipe, "epochs": args.compare_epochs, "ours": ours,
+                               "imagefolder_dataloader": peer,
+                               "speedup": round(peer["wall_seconds"] / ours["wall_seconds"], 2)}
+            log(f"{args.compare_recipe} x {args.compare_epochs} epochs: ours {ours['wall_seconds']:.1f}s "
+                f"(accuracy {ours['test_accuracy']:.4f}) vs ImageFolder+DataLoader {peer['wall_seconds']:.1f}s "
+                f"(accuracy {peer['test_accuracy']:.4f}): {results['peer']['speedup']:.1f}x faster")
+    write_json(args.out, results)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

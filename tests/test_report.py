@@ -1,0 +1,111 @@
+"""The report people open, and the predict command, on the end-to-end pipeline's outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from tests.conftest import (
+    commit,
+    copy_repo,
+    edit_params,
+    python_env,
+    run,
+    shared_path,
+    tiny,
+)
+
+CHECK_IMAGES = """<script>
+window.addEventListener('load', () => {
+  const images = [...document.images];
+  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  const tables = document.querySelectorAll('table.leaderboard').length;
+  document.body.setAttribute('data-check', JSON.stringify({images: images.length, broken, tables}));
+});
+</script></body>"""
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no Chromium here: .ci/run installs Debian's chromium package (apt-get install chromium)")
+
+
+def headless(browser: str, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_report_renders_in_chromium(pipeline, tmp_path):
+    """Open reports/index.html in headless Chromium: every image decodes, the leaderboard is
+    there, and a screenshot of the page is taken (tests keep it under their tmp folder)."""
+    repo, _, _ = pipeline
+    browser = chromium()
+    page = tmp_path / "checked.html"
+    page.write_text((repo / "reports/index.html").read_text().replace("</body>", CHECK_IMAGES))
+    dom = headless(browser, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+                   "--dump-dom", page.as_uri())
+    check = json.loads(dom.stdout.split('data-check="')[1].split('"')[0].replace("&quot;", '"'))
+    assert check["images"] >= 6 and check["broken"] == 0 and check["tables"] == 1, check
+    shot = tmp_path / "report.png"
+    headless(browser, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400",
+             f"--screenshot={shot}", (repo / "reports/index.html").as_uri())
+    assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+
+
+def test_predict_prints_top_classes_and_fails_clearly(pipeline, tmp_path):
+    repo, _, _ = pipeline
+    predictions = pd.read_csv(repo / "reports/eval/tiny/logreg/predictions.csv")
+    metrics = json.loads((repo / "reports/metrics.json").read_text())["tiny"]
+    params = json.loads(json.dumps(pipeline[1]))
+    image = params["datasets"]["tiny"]["root"] + "/" + predictions.file[0]
+    env = python_env()
+    out = run(["python", "-m", "smallvision.predict", image, "--recipe", "logreg", "--json"], cwd=repo, env=env)
+    result = json.loads(out.stdout)[0]
+    # predict decodes the file as prepare did, so it agrees with the evaluation's prediction
+    assert result["top"][0]["class"] == predictions.predicted[0] and len(result["top"]) == 4
+    text = run(["python", "-m", "smallvision.predict", image], cwd=repo, env=env).stdout
+    assert max(metrics, key=lambda r: metrics[r]["accuracy"]) in text
+    (tmp_path / "notes.txt").write_text("not an image")
+    for args, message in (([str(tmp_path / "notes.txt")], "cannot decode"),
+                          ([str(tmp_path / "missing.png")], "no such file"),
+                          ([image, "--recipe", "no_such_recipe"], "no recipe 'no_such_recipe'")):
+        failed = run(["python", "-m", "smallvision.predict", *args], cwd=repo, env=env, check=False)
+        assert failed.returncode == 2 and message in failed.stderr and len(failed.stderr.splitlines()) == 1
+
+
+def test_sprites_report_with_gradcam_and_facts(tmp_path):
+    """The real sprites (151 classes) with PokeAPI facts: Grad-CAM overlays and fact cards in
+    the report, and predict naming the species (as the evaluation did) with its facts."""
+    sprites, pokeapi = shared_path("pokemon-sprites-gen1"), shared_path("pokeapi")
+    repo = copy_repo(tmp_path / "repo")
+
+    def two_recipes(params):
+        tiny(params, epochs=2)
+        params["benchmark"]["recipes"] = ["logreg", "effnet_probe"]
+
+    edit_params(repo, two_recipes)
+    commit(repo, "tiny")
+    # The README's "any image folder" command, plus the PokeAPI CSVs for the facts.
+    run(["dvc", "exp", "run", "-S", "~datasets.digits", "-S", f"+datasets.sprites.root={sprites}",
+         "-S", "+datasets.sprites.image_size=64", "-S", f"+datasets.sprites.pokeapi={pokeapi}"], cwd=repo)
+    metrics = json.loads((repo / "reports/metrics.json").read_text())["sprites"]
+    prepared = json.loads((repo / "data/prepared/sprites/prepare.json").read_text())
+    assert prepared["classes"] == 151 and prepared["images"] > 2000
+    assert metrics["logreg"]["accuracy"] > 5 / 151 and metrics["effnet_probe"]["accuracy"] > 0.3
+    page = (repo / "reports/index.html").read_text()
+    assert "Grad-CAM" in page and 'class="card' in page and "Pokémon" in page
+    assert (repo / "reports/figures/sprites_gradcam.png").exists()
+    predictions = pd.read_csv(repo / "reports/eval/sprites/effnet_probe/predictions.csv")
+    right = predictions[predictions.correct].head(3)
+    out = run(["python", "-m", "smallvision.predict", *[str(sprites / f) for f in right.file], "--json"],
+              cwd=repo, env=python_env())
+    results = json.loads(out.stdout)
+    assert [r["top"][0]["class"] for r in results] == list(right.actual)
+    assert all(r["facts"]["name"] and r["facts"]["types"] and r["facts"]["genus"] for r in results)
