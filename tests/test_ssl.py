@@ -83,8 +83,11 @@ def test_full_crop_blur_and_hue_leave_an_image_alone_when_they_should():
 def test_knn_and_spread():
     bank = torch.eye(4).repeat(5, 1) + 0.01 * torch.randn(20, 4)
     labels = torch.arange(4).repeat(5)
-    assert knn_accuracies(bank, labels, torch.eye(4), torch.arange(4), 4, [3, 20]) == \
-        {"knn3_accuracy": 1.0, "knn20_accuracy": 1.0}
+    assert knn_accuracies(bank, labels, torch.eye(4), np.arange(4), 4, [3, 5]) == \
+        {"knn3_accuracy": 1.0, "knn5_accuracy": 1.0}
+    multi_hot = torch.nn.functional.one_hot(labels, 4)
+    multi_hot[:, 0] = 1  # every image also carries label 0
+    assert knn_accuracies(bank, multi_hot, torch.eye(4), multi_hot[:4].numpy(), 4, [5])["knn5_accuracy"] == 1.0
     assert embedding_spread(torch.ones(10, 8)) < 1e-3 < embedding_spread(bank)
 
 

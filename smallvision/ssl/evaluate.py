@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 
 from smallvision.data.prepared import PreparedData
-from smallvision.errors import UserError
 from smallvision.inference import TorchPredictor
 from smallvision.io import atomic_dir, read_json, write_json
-from smallvision.metrics import classification_metrics
+from smallvision.metrics import classification_metrics, multilabel_metrics
 from smallvision.paths import RunPaths, pretrained_dir, ssl_evaluation_paths
 from smallvision.progress import log
 from smallvision.ssl.config import BACKBONE_FILE, EVALUATIONS, KnnConfig, SSLParams
@@ -31,8 +30,6 @@ from smallvision.train.loop import BEST, build_for_data, train_torch
 
 def evaluate_pretrained(dataset: str, name: str, ssl: SSLParams, data: PreparedData, top_k: int,
                         out_dir: Path) -> dict:
-    if data.multilabel:
-        raise UserError(f"ssl_evaluate reports single-label accuracies; dataset '{dataset}' is multi-label")
     pretrained = pretrained_dir(dataset, name)
     backbone_init = str(pretrained / BACKBONE_FILE)
     recipe = ssl.recipe(name)
@@ -61,15 +58,16 @@ def knn_test_accuracies(recipe, data: PreparedData, cfg: KnnConfig) -> dict:
     def features(split: str) -> torch.Tensor:
         return embed_images(model.embed, torch.as_tensor(data[split].images, device=device), recipe.eval_batch_size)
 
-    labels = {split: torch.as_tensor(data[split].labels, device=device) for split in ("train", "test")}
-    return knn_accuracies(features("train"), labels["train"], features("test"), labels["test"], data.num_classes,
+    bank_labels = torch.as_tensor(data["train"].labels, device=device)
+    return knn_accuracies(features("train"), bank_labels, features("test"), data["test"].labels, data.num_classes,
                           cfg.k)
 
 
 def fit_and_test(evaluation: str, recipe, data: PreparedData, top_k: int, paths: RunPaths) -> dict:
     summary = train_torch(recipe, data, paths)
     scores = TorchPredictor(recipe, data, paths.model_dir / BEST).scores(data["test"].images, recipe.eval_batch_size)
-    test = classification_metrics(data["test"].labels, scores, top_k)
+    test = multilabel_metrics(data["test"].labels, scores) if data.multilabel else \
+        classification_metrics(data["test"].labels, scores, top_k)
     return {f"{evaluation}_accuracy": test["accuracy"], f"{evaluation}_macro_f1": test["macro_f1"],
             f"{evaluation}_seconds": summary["train_seconds"], f"{evaluation}_epochs": summary["epochs_run"]}
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from smallvision.metrics import predicted_labels
 from smallvision.retrieval import knn_scores
 from smallvision.train.device import to_float_images
 
@@ -16,12 +18,17 @@ def embed_images(embed, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat(chunks)
 
 
-def knn_accuracies(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor,
-                   query_labels: torch.Tensor, num_classes: int, ks: list[int]) -> dict:
-    """{'knn<k>_accuracy': ...} for every k: cosine kNN votes, as the retrieval recipes count them."""
-    truth = query_labels.cpu().numpy()
-    predicted = {k: knn_scores(bank, bank_labels, queries, k, num_classes).argmax(1) for k in ks}
-    return {f"knn{k}_accuracy": float((predicted[k] == truth).mean()) for k in ks}
+def knn_accuracies(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, truth: np.ndarray,
+                   num_classes: int, ks: list[int]) -> dict:
+    """{'knn<k>_accuracy': ...} for every k: cosine kNN votes, counted as the `knn` recipes
+    count them (multi-label: the exact label set, each label voted by half the neighbours)."""
+    multilabel = truth.ndim == 2
+    accuracies = {}
+    for k in ks:
+        predicted = predicted_labels(knn_scores(bank, bank_labels, queries, k, num_classes), multilabel)
+        correct = (predicted == truth).all(1) if multilabel else predicted == truth
+        accuracies[f"knn{k}_accuracy"] = float(correct.mean())
+    return accuracies
 
 
 def embedding_spread(features: torch.Tensor) -> float:

@@ -134,10 +134,9 @@ class Pretrainer:
             queries = embed_images(encoder.embed, torch.as_tensor(val.images, device=self.device), batch)
         self.method.train()
         metrics = {"embedding_spread": embedding_spread(bank)}
-        if len(val) and not self.data.multilabel:
+        if len(val):
             accuracies = knn_accuracies(bank, torch.as_tensor(self.data["train"].labels, device=self.device), queries,
-                                        torch.as_tensor(val.labels, device=self.device), self.data.num_classes,
-                                        self.knn.k[:1])
+                                        val.labels, self.data.num_classes, self.knn.k[:1])
             metrics["val_knn_accuracy"] = next(iter(accuracies.values()))
         return metrics
 
