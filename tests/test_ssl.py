@@ -19,13 +19,24 @@ from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError
 from smallvision.models import build_model
 from smallvision.models.classifier import ModelConfig
-from smallvision.paths import RunPaths
+from smallvision.paths import RunPaths, pretrain_paths
 from smallvision.ssl.base import SSL_METHODS
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig, load_ssl
 from smallvision.ssl.knn import embedding_spread, knn_accuracies
 from smallvision.ssl.pretrain import Pretrainer
 from smallvision.ssl.views import ViewConfig, ViewMaker
-from tests.conftest import REPO, commit, copy_repo, edit_params, make_image_folder, python_env, run, stages_run
+from tests.conftest import (
+    REPO,
+    commit,
+    copy_repo,
+    edit_params,
+    make_image_folder,
+    multilabel_arrays,
+    python_env,
+    run,
+    stages_run,
+    write_prepared,
+)
 
 METHODS = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "none"]
 TINY_BACKBONE = {"name": "cnn", "widths": [8, 16]}
@@ -131,6 +142,22 @@ def test_extra_unlabeled_images_join_the_training_split(demo, tmp_path):
     assert len(trainer.images) == len(demo["train"]) + 5
     with pytest.raises(UserError, match=r"ssl\.recipes\.s\.extra_images: no images found"):
         load_extra_images(str(tmp_path / "missing"), DatasetConfig(image_size=16), "ssl.recipes.s")
+
+
+def test_three_way_evaluation_of_a_multilabel_dataset(tmp_path, monkeypatch):
+    """kNN, probe and fine-tune on a multi-label dataset (the sprites' types are one)."""
+    from smallvision.ssl.evaluate import evaluate_pretrained
+    from smallvision.ssl.pretrain import pretrain
+
+    monkeypatch.chdir(tmp_path)
+    images, labels = multilabel_arrays(count=80)
+    write_prepared(tmp_path / "data/prepared/types", images, labels, ["a", "b", "c", "d"])
+    data = load_prepared("types")
+    ssl = load_ssl({**tiny_ssl(), "evaluate": {"probe": {"epochs": 2}, "finetune": {"epochs": 1}}}, {})
+    pretrain(ssl.recipe("byol"), data, None, ssl.evaluate.knn, pretrain_paths("types", "byol"))
+    metrics = evaluate_pretrained("types", "byol", ssl, data, 5, tmp_path / "out")
+    assert {"knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy"} <= set(metrics)
+    assert json.loads((tmp_path / "out/metrics.json").read_text())["method"] == "byol"
 
 
 def test_ssl_params_errors_name_the_key():
