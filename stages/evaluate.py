@@ -1,20 +1,16 @@
 """Stage evaluate: test-set metrics, predictions and timings of one trained recipe."""
 
-import argparse
-
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
 from smallvision.evaluate import evaluate_recipe
 from smallvision.paths import eval_dir
+from stages import arguments
 
 
 @exits_cleanly
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    parser.add_argument("recipe")
-    args = parser.parse_args()
+    args = arguments(__doc__, "dataset", "recipe")
     params = load_params()
     recipe = params.recipe(args.recipe)
     data = load_prepared(args.dataset)  # kNN recipes index the training split

@@ -1,19 +1,16 @@
 """Stage fetch: put one source's raw data under data/raw/<source>."""
 
-import argparse
-
 from smallvision.config import load_params
 from smallvision.errors import UserError, exits_cleanly
 from smallvision.io import atomic_dir, write_json
 from smallvision.paths import RAW
 from smallvision.progress import log
+from stages import arguments
 
 
 @exits_cleanly
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("source")
-    args = parser.parse_args()
+    args = arguments(__doc__, "source")
     params = load_params()
     if args.source not in params.sources:
         raise UserError(f"no source '{args.source}' under sources in params.yaml")

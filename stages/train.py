@@ -1,21 +1,17 @@
 """Stage train: fit one recipe on one prepared dataset (resumes a killed run)."""
 
-import argparse
-
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
 from smallvision.paths import run_paths
 from smallvision.progress import log
 from smallvision.train.methods import METHODS
+from stages import arguments
 
 
 @exits_cleanly
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    parser.add_argument("recipe")
-    args = parser.parse_args()
+    args = arguments(__doc__, "dataset", "recipe")
     recipe = load_params().recipe(args.recipe)
     data = load_prepared(args.dataset)
     summary = METHODS[recipe.method](recipe, data, run_paths(args.dataset, args.recipe))
