@@ -1,22 +1,18 @@
 """Stage pretrain: self-supervised pretraining of one SSL recipe's backbone on one dataset's
 training split, without labels (resumes a killed run)."""
 
-import argparse
-
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
 from smallvision.paths import pretrain_paths
 from smallvision.progress import log
 from smallvision.ssl.pretrain import load_extra_images, pretrain
+from stages import arguments
 
 
 @exits_cleanly
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
-    parser.add_argument("ssl_recipe")
-    args = parser.parse_args()
+    args = arguments(__doc__, "dataset", "ssl_recipe")
     params = load_params()
     recipe = params.ssl.recipe(args.ssl_recipe)
     data = load_prepared(args.dataset, splits=("train", "val"))
