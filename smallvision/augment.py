@@ -155,3 +155,85 @@ def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator) -> t
     batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
     channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
     return padded[batch, channel, rows, cols]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-sample batched operations for self-supervised views (smallvision/ssl/views.py). Each draws
+# its own parameters per image from `generator`; `chosen` masks select the images to change.
+
+
+def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float], ratio: tuple[float, float],
+                        flip_prob: float, generator: torch.Generator) -> torch.Tensor:
+    """torchvision's RandomResizedCrop + RandomHorizontalFlip, one crop per image, as one
+    grid_sample to a `size` x `size` output: area fraction from `scale`, aspect ratio
+    log-uniform in `ratio` (clamped to the image instead of torchvision's retries)."""
+    n, dev = len(x), x.device
+    area = _uniform(n, *scale, generator, dev)
+    log_ratio = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, dev)
+    width = (area * log_ratio.exp()).sqrt().clamp(max=1)
+    height = (area / log_ratio.exp()).sqrt().clamp(max=1)
+    centre = (torch.rand(n, 2, device=dev, generator=generator) * 2 - 1) * torch.stack([1 - width, 1 - height], 1)
+    flip = torch.where(torch.rand(n, device=dev, generator=generator) < flip_prob, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 1, 1] = width * flip, height
+    theta[:, :, 2] = centre
+    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def chosen(n: int, prob: float, generator: torch.Generator, device) -> torch.Tensor:
+    """A (n, 1, 1, 1) mask: True for each image with probability `prob`."""
+    return (torch.rand(n, device=device, generator=generator) < prob).view(-1, 1, 1, 1)
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
+    return torch.rand(n, device=device, generator=generator) * (high - low) + low
+
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+def grayscale(x: torch.Tensor) -> torch.Tensor:
+    """Luma replicated over the three channels (grey images stay as they are)."""
+    if x.shape[1] != 3:
+        return x
+    return (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True).expand_as(x)
+
+
+# RGB -> YIQ: hue is the angle of the (I, Q) chroma plane.
+_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+
+
+def hue_shift(x: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image's hue by a factor in [-strength, strength] of a full turn, as a
+    rotation of the YIQ chroma plane: one 3x3 matrix per image instead of a round trip to
+    HSV (a close linear approximation of torchvision's adjust_hue)."""
+    if x.shape[1] != 3 or not strength:
+        return x
+    n = len(x)
+    angle = _uniform(n, -strength, strength, generator, x.device) * (2 * math.pi)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotation = torch.zeros(n, 3, 3, device=x.device)
+    rotation[:, 0, 0] = 1
+    rotation[:, 1, 1], rotation[:, 1, 2], rotation[:, 2, 1], rotation[:, 2, 2] = cos, -sin, sin, cos
+    to_yiq = x.new_tensor(_YIQ)
+    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
+    return torch.einsum("nij,njhw->nihw", matrix, x).clamp(0, 1)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image with its own sigma (pixels; ~0 leaves it unchanged), as two separable
+    grouped convolutions over the whole batch."""
+    n, c, h, w = x.shape
+    radius = max(1, min(math.ceil(3 * float(sigma.max())), (min(h, w) - 1) // 2))
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-offsets.view(1, -1) ** 2 / (2 * sigma.clamp(min=1e-3).view(-1, 1) ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*c, taps)
+    flat = F.pad(x.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
+    flat = F.conv2d(flat, kernel.view(n * c, 1, -1, 1), groups=n * c)
+    flat = F.conv2d(flat, kernel.view(n * c, 1, 1, -1), groups=n * c)
+    return flat.view(n, c, h, w)
+
+
+def solarize(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    return torch.where(x >= threshold, 1 - x, x)

@@ -175,6 +175,7 @@ class RawParams(Strict):
     recipes: dict[str, dict] = Field(min_length=1)
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
+    ssl: dict = {}  # validated by smallvision.ssl.config
 
 
 @dataclass
@@ -185,6 +186,7 @@ class Params:
     recipes: dict[str, TorchRecipe | KnnRecipe | LogRegRecipe]
     evaluate: EvaluateConfig
     report: ReportConfig
+    ssl: Any = None  # smallvision.ssl.config.SSLParams
 
     def dataset(self, name: str) -> DatasetConfig:
         if name not in self.datasets:
@@ -217,7 +219,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
                 f"{PARAMS_FILE}: benchmark.recipes names '{name}', which is not defined under recipes"
                 f"{did_you_mean(name, recipes)}; defined: {', '.join(recipes)}"
             )
-    return Params(top.benchmark, top.sources, datasets, recipes, top.evaluate, top.report)
+    from smallvision.ssl.config import load_ssl  # it builds on this module's schema and helpers
+
+    ssl = load_ssl(top.ssl, train_defaults)
+    return Params(top.benchmark, top.sources, datasets, recipes, top.evaluate, top.report, ssl)
 
 
 def _read_yaml(path: Path) -> dict:

@@ -37,3 +37,31 @@ class RunPaths:
 
 def run_paths(dataset: str, recipe: str) -> RunPaths:
     return RunPaths(model_dir(dataset, recipe), train_log_dir(dataset, recipe), RESUME / dataset / recipe)
+
+
+# Self-supervised pretraining. A hyphen keeps SSL folders apart from recipe folders beside
+# them (names may hold only letters, digits and '_').
+PRETRAINED = Path("data/pretrained")
+PRETRAIN_LOGS = Path("reports/pretrain")
+SSL_EVAL_RUNS = Path("data/ssl_eval")
+
+
+def pretrained_dir(dataset: str, ssl_recipe: str) -> Path:
+    return PRETRAINED / dataset / ssl_recipe
+
+
+def pretrain_paths(dataset: str, ssl_recipe: str) -> RunPaths:
+    return RunPaths(pretrained_dir(dataset, ssl_recipe), PRETRAIN_LOGS / dataset / ssl_recipe,
+                    RESUME / dataset / f"pretrain-{ssl_recipe}")
+
+
+def ssl_eval_dir(dataset: str, ssl_recipe: str) -> Path:
+    """Beside the recipes' evaluations: the report depends on reports/eval."""
+    return EVAL / dataset / f"ssl-{ssl_recipe}"
+
+
+def ssl_evaluation_paths(dataset: str, ssl_recipe: str, evaluation: str) -> RunPaths:
+    """The linear probe's or the fine-tune's run on a pretrained backbone."""
+    folder = SSL_EVAL_RUNS / dataset / ssl_recipe
+    return RunPaths(folder / evaluation, folder / f"{evaluation}_log",
+                    RESUME / dataset / f"ssl-{ssl_recipe}-{evaluation}")

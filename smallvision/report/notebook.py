@@ -12,6 +12,8 @@ from smallvision.data.prepared import load_prepared
 from smallvision.io import read_json
 from smallvision.report.collect import collect, most_confused_pairs
 from smallvision.report.facts import card_html, dataset_facts
+from smallvision.report.ssl import INTRO as SSL_INTRO
+from smallvision.report.ssl import png_html, ssl_figure, ssl_results, ssl_table
 from smallvision.report.text import dataset_line, format_table, leaderboard_table
 
 CAPTIONS = {  # by figure file suffix
@@ -76,6 +78,18 @@ class ReportPage:
                            item["predicted"], item["probability"]) for item in sample["items"]]
         display(Markdown(f"**Predictions of {sample['recipe']} with Pokédex facts (PokeAPI)**"))
         display(HTML(f'<div class="cards">{"".join(cards)}</div>'))
+
+    def ssl(self) -> None:
+        """SSL methods vs ImageNet and random init; shown only when SSL results exist."""
+        frame = ssl_results(self.params)
+        if frame.empty:
+            return
+        ks = self.params.ssl.evaluate.knn.k
+        display(Markdown(f"## Self-supervised pretraining\n\n{SSL_INTRO}"))
+        for dataset in frame.dataset.unique():
+            display(Markdown(f"### {dataset}"))
+            display(HTML(ssl_table(frame, dataset, ks).to_html(index=False, classes="leaderboard", escape=True)))
+            display(HTML(png_html(ssl_figure(frame, dataset, ks[0]), f"{dataset}_ssl")))
 
     def metadata(self) -> None:
         meta = self.meta

@@ -18,6 +18,7 @@ from smallvision.progress import log
 from smallvision.report import figures
 from smallvision.report.collect import Results, collect, metrics_tree
 from smallvision.report.metadata import run_metadata
+from smallvision.report.ssl import ssl_markdown
 from smallvision.report.text import readme
 
 NOTEBOOK = Path("notebooks/report.ipynb")
@@ -35,7 +36,7 @@ def build_report(params: Params, out: Path = REPORT) -> None:
         write_json(build / "metrics.json", metrics_tree(results))
         figure_files, samples = save_figures(results, params, build / "figures")
         write_json(build / "results.json", {"metadata": meta, "figures": figure_files, "samples": samples})
-        (build / "README.md").write_text(readme(results, params, meta, figure_files))
+        (build / "README.md").write_text(readme(results, params, meta, figure_files) + ssl_markdown(params))
         execute_notebook(build)
         for name in OUTPUTS:
             target = out / name

@@ -48,3 +48,21 @@ def use_channels_last(setting: str, device: torch.device) -> bool:
 def to_float_images(batch: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 in [0, 1]."""
     return batch.float().div_(255)
+
+
+def random_states(generator: torch.Generator, rng: np.random.Generator, device: torch.device) -> dict:
+    """Every random state a run draws from, for its checkpoint (a resumed run repeats them)."""
+    return {
+        "generator": generator.get_state(),
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+    }
+
+
+def restore_random_states(state: dict, generator: torch.Generator, rng: np.random.Generator) -> None:
+    generator.set_state(state["generator"].cpu())
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])

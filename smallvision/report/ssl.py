@@ -1,0 +1,98 @@
+"""The report's self-supervised section: every pretrained backbone evaluated three ways (kNN,
+linear probe, fine-tune), beside the same backbone randomly initialised and ImageNet
+weights (the `method: none` recipes), with the pretraining's cost and collapse check."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from smallvision.config import Params  # noqa: E402
+from smallvision.io import read_json  # noqa: E402
+from smallvision.paths import ssl_eval_dir  # noqa: E402
+from smallvision.report.text import markdown_table  # noqa: E402
+
+COLLAPSE_RATIO = 0.25  # final embedding spread below this share of the initial one: collapsed
+
+INTRO = (
+    "Backbones pretrained without labels on each dataset's training split, each evaluated on the test "
+    "split by cosine kNN on frozen features, a linear probe and a full fine-tune (the same budgets for "
+    "every row). Rows with method *none* are the baselines: the backbone as initialised, randomly or "
+    "with ImageNet weights. *Spread* is the per-dimension standard deviation of normalised features "
+    "x sqrt(dim) before and after pretraining (SimSiam's collapse check); a fall below "
+    f"{COLLAPSE_RATIO:.0%} of the start is flagged as collapse."
+)
+
+
+def ssl_results(params: Params) -> pd.DataFrame:
+    """One row per dataset x SSL recipe that has been evaluated."""
+    rows = []
+    for dataset in params.datasets:
+        for name in params.ssl.methods:
+            path = ssl_eval_dir(dataset, name) / "metrics.json"
+            if path.exists():
+                rows.append({"dataset": dataset, "ssl_recipe": name, **read_json(path)})
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["collapsed"] = frame.embedding_spread < COLLAPSE_RATIO * frame.embedding_spread_start
+    return frame
+
+
+def ssl_table(frame: pd.DataFrame, dataset: str, ks: list[int]) -> pd.DataFrame:
+    rows = frame[frame.dataset == dataset].sort_values(f"knn{ks[0]}_accuracy", ascending=False)
+    table = pd.DataFrame({"SSL recipe": rows.ssl_recipe, "method": rows.method,
+                          "backbone": rows.backbone + " (" + rows.weights + ")"})
+    for k in ks:
+        table[f"kNN@{k}"] = rows[f"knn{k}_accuracy"].map("{:.4f}".format)
+    table["linear probe"] = rows.probe_accuracy.map("{:.4f}".format)
+    table["fine-tune"] = rows.finetune_accuracy.map("{:.4f}".format)
+    table["spread start -> end"] = [f"{a:.3f} -> {b:.3f}" for a, b in zip(rows.embedding_spread_start,
+                                                                           rows.embedding_spread)]
+    table["collapsed"] = rows.collapsed.map({True: "yes", False: "no"})
+    table["pretrain epochs"] = rows.pretrain_epochs
+    table["pretrain s"] = rows.pretrain_seconds.map("{:.0f}".format)
+    table["pretrain img/s"] = rows.pretrain_images_per_second.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    return table.reset_index(drop=True)
+
+
+def ssl_figure(frame: pd.DataFrame, dataset: str, k: int) -> plt.Figure:
+    rows = frame[frame.dataset == dataset]
+    long = rows.melt(id_vars="ssl_recipe", value_vars=[f"knn{k}_accuracy", "probe_accuracy", "finetune_accuracy"],
+                     var_name="evaluation", value_name="test accuracy")
+    long["evaluation"] = long.evaluation.map({f"knn{k}_accuracy": f"kNN@{k}", "probe_accuracy": "linear probe",
+                                              "finetune_accuracy": "fine-tune"})
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * len(rows)))
+    sns.barplot(long, x="test accuracy", y="ssl_recipe", hue="evaluation", orient="h", ax=ax)
+    ax.set_ylabel("")
+    ax.set_xlim(0, 1)
+    ax.set_title(f"{dataset}: self-supervised backbones vs baselines")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def png_html(fig: plt.Figure, alt: str) -> str:
+    """The figure embedded in the page itself."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}" alt="{alt}">'
+
+
+def ssl_markdown(params: Params) -> str:
+    """The section for reports/README.md ('' when no SSL recipe has results)."""
+    frame = ssl_results(params)
+    if frame.empty:
+        return ""
+    lines = ["## Self-supervised pretraining", "", INTRO, ""]
+    for dataset in frame.dataset.unique():
+        lines += [f"### {dataset}", "", markdown_table(ssl_table(frame, dataset, params.ssl.evaluate.knn.k)), ""]
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""What every self-supervised method shares: its options, its module interface, the registry.
+
+A method is registered under the name params.yaml uses (`method: simclr`) as its options
+class; `build` makes the nn.Module that the pretraining loop drives. lightly is imported
+inside the builders: it takes seconds to import, and validating params.yaml must not.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from smallvision.models.backbones import BACKBONES
+from smallvision.registry import Registry
+from smallvision.schema import Strict, choice_of
+from smallvision.ssl.encoder import Encoder
+from smallvision.ssl.views import ViewConfig, ViewMaker
+from smallvision.train.optim import OptimizerConfig, SchedulerConfig
+
+SSL_METHODS: Registry = Registry("SSL method")
+
+
+class PretrainConfig(Strict):
+    """Options of every method (`ssl.pretrain` in params.yaml holds their defaults).
+    `backbone` takes the same settings as a recipe's `model.backbone`; `input_size` is the
+    view size (null: the prepared size); `extra_images`: a folder of unlabeled images
+    (searched recursively) added to the training split; `monitor_every`: epochs between kNN
+    accuracy and embedding-spread checks (also at the start and the end)."""
+
+    method: str
+    backbone: choice_of(BACKBONES, "name") = {"name": "resnet18", "weights": "none", "small_stem": True}  # type: ignore[valid-type]
+    input_size: int | None = Field(None, ge=8, le=1024)
+    extra_images: str | None = None
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(128, ge=2)
+    eval_batch_size: int = Field(256, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig(name="sgd", lr=0.06, weight_decay=5e-4, nesterov=False)
+    scheduler: SchedulerConfig = SchedulerConfig(name="cosine")
+    views: ViewConfig = ViewConfig()
+    monitor_every: int = Field(5, ge=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    threads: int = Field(0, ge=0)
+    notes: str = ""
+
+    trains: ClassVar[bool] = True  # False for the baselines, which export the backbone as initialised
+
+    @model_validator(mode="after")
+    def _convolutional_backbone(self):
+        if self.backbone.name == "flatten":
+            raise ValueError("backbone 'flatten' has no features to pretrain: use a convolutional backbone")
+        return self
+
+    def build(self, encoder: Encoder, images: int) -> "SSLMethod":
+        """The method's module around `encoder`, for pretraining on `images` images."""
+        raise NotImplementedError
+
+
+@dataclass
+class Step:
+    """Where training is: optimiser step `index` of `total`, in epoch `epoch` (from 0)."""
+
+    index: int
+    total: int
+    epoch: int
+
+
+class SSLMethod(nn.Module):
+    """`backbone` (the encoder being trained) and `head` (its trained heads) are the two parts
+    make_optimizer takes; subclasses add their loss and, for momentum methods, a teacher."""
+
+    def __init__(self, cfg: PretrainConfig, encoder: Encoder):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = encoder
+        self.head = nn.ModuleDict()
+
+    def make_views(self, images: torch.Tensor, views: ViewMaker, size: int) -> list[torch.Tensor]:
+        return views.pair(images, size)
+
+    def loss(self, views: list[torch.Tensor], at: Step) -> torch.Tensor:
+        raise NotImplementedError
+
+    def before_optimizer_step(self, at: Step) -> None:
+        """After backward, before the optimiser step (e.g. DINO's frozen last layer)."""
+
+    def after_optimizer_step(self, at: Step) -> None:
+        """After the optimiser step (e.g. a momentum teacher follows the student)."""
+
+    @property
+    def exported(self) -> Encoder:
+        """The encoder whose backbone the stage saves (the student, unless a method says)."""
+        return self.backbone
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A momentum teacher's starting point: a copy that no gradient reaches."""
+    return frozen(copy.deepcopy(module))
+
+
+def frozen(module: nn.Module) -> nn.Module:
+    from lightly.models.utils import deactivate_requires_grad
+
+    deactivate_requires_grad(module)
+    return module
+
+
+class MomentumOptions(Strict):
+    """Mixed into the options of methods with a momentum teacher."""
+
+    momentum: tuple[float, float] = (0.99, 1.0)  # start, end of the cosine schedule
+
+    @model_validator(mode="after")
+    def _momentum_range(self):
+        if not all(0 <= m <= 1 for m in self.momentum):
+            raise ValueError("momentum values are in [0, 1]")
+        return self
+
+
+def follow_student(student: nn.Module, teacher: nn.Module, momentum: tuple[float, float], at: Step) -> None:
+    """teacher = m * teacher + (1 - m) * student, with m on lightly's cosine schedule from
+    momentum[0] to momentum[1] over the run."""
+    from lightly.models.utils import update_momentum
+    from lightly.utils.scheduler import cosine_schedule
+
+    update_momentum(student, teacher, m=cosine_schedule(at.index, at.total, *momentum))

@@ -1,0 +1,44 @@
+"""The network self-supervised pretraining trains: the fine-tune model's backbone and input
+normalisation, average-pooled to one feature vector per image."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from smallvision.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone
+
+
+class Encoder(nn.Module):
+    """`backbone` is built from the same backbone config as the fine-tune recipe's, so its
+    state_dict is exactly what `model.backbone_init` loads. Inputs are normalised as the
+    fine-tune model will normalise them: ImageNet statistics for ImageNet weights, the
+    dataset's otherwise. Views arrive at the size they are made at (DINO's local crops are
+    smaller); `embed` resizes plain images to the model's input size first."""
+
+    def __init__(self, cfg: Backbone, data_channels: int, input_size: int, dataset_mean, dataset_std):
+        super().__init__()
+        self.channels = cfg.input_channels(data_channels)
+        self.input_size = input_size
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if cfg.pretrained else (dataset_mean, dataset_std)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.backbone = cfg.build(self.channels)
+        with torch.no_grad():
+            self.backbone.eval()
+            self.dim = self(torch.zeros(1, data_channels, input_size, input_size)).shape[1]
+        self.backbone.train()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 1] at any size -> (N, dim) features."""
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)
+        features = self.backbone((x - self.mean) / self.std)
+        return features.mean(dim=(2, 3)) if features.ndim == 4 else features.flatten(1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        return self(x)

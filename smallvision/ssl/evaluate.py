@@ -1,0 +1,87 @@
+"""Evaluate one pretrained backbone three ways on its dataset's test split.
+
+kNN on frozen features; a linear probe (frozen backbone, features embedded once) and a full
+fine-tune, both run by the one training loop as recipes whose `model.backbone_init` is the
+pretrained file. Every evaluation loads the backbone the way any recipe would, so a backbone
+that a fine-tune recipe cannot load fails here, at once.
+
+reports/eval/<dataset>/ssl-<recipe>/metrics.json   knn<k>_accuracy, probe_*, finetune_*, pretraining figures
+data/ssl_eval/<dataset>/<recipe>/{probe,finetune}   the two runs' weights and logs
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from smallvision.data.prepared import PreparedData
+from smallvision.inference import TorchPredictor
+from smallvision.io import atomic_dir, read_json, write_json
+from smallvision.metrics import classification_metrics, multilabel_metrics
+from smallvision.paths import RunPaths, pretrained_dir, ssl_evaluation_paths
+from smallvision.progress import log
+from smallvision.ssl.config import BACKBONE_FILE, EVALUATIONS, KnnConfig, SSLParams
+from smallvision.ssl.knn import embed_images, knn_accuracies
+from smallvision.ssl.pretrain import SUMMARY
+from smallvision.train.device import resolve_device
+from smallvision.train.loop import BEST, build_for_data, train_torch
+
+
+def evaluate_pretrained(dataset: str, name: str, ssl: SSLParams, data: PreparedData, top_k: int,
+                        out_dir: Path) -> dict:
+    pretrained = pretrained_dir(dataset, name)
+    backbone_init = str(pretrained / BACKBONE_FILE)
+    recipe = ssl.recipe(name)
+    pretraining = read_json(pretrained / SUMMARY)
+    metrics = {"method": recipe.method, "backbone": recipe.backbone.name,
+               "weights": getattr(recipe.backbone, "weights", "none"), "test_images": len(data["test"])}
+    metrics.update(knn_test_accuracies(ssl.evaluation_recipe(name, "probe", backbone_init), data, ssl.evaluate.knn))
+    for evaluation in EVALUATIONS:
+        metrics.update(fit_and_test(evaluation, ssl.evaluation_recipe(name, evaluation, backbone_init), data, top_k,
+                                    ssl_evaluation_paths(dataset, name, evaluation)))
+    metrics.update(pretraining_figures(pretraining))
+    with atomic_dir(out_dir) as tmp:
+        write_json(tmp / "metrics.json", metrics)
+    knn = ", ".join(f"kNN@{k} {metrics[f'knn{k}_accuracy']:.4f}" for k in ssl.evaluate.knn.k)
+    log(f"{dataset}/{name}: {knn}, probe {metrics['probe_accuracy']:.4f}, fine-tune {metrics['finetune_accuracy']:.4f}")
+    return metrics
+
+
+@torch.no_grad()
+def knn_test_accuracies(recipe, data: PreparedData, cfg: KnnConfig) -> dict:
+    """Test images classified by their nearest training images, on the features the probe's
+    model (pretrained backbone, average-pooled) computes."""
+    device = resolve_device(recipe.device)
+    model = build_for_data(recipe, data).to(device).eval()
+
+    def features(split: str) -> torch.Tensor:
+        return embed_images(model.embed, torch.as_tensor(data[split].images, device=device), recipe.eval_batch_size)
+
+    bank_labels = torch.as_tensor(data["train"].labels, device=device)
+    return knn_accuracies(features("train"), bank_labels, features("test"), data["test"].labels, data.num_classes,
+                          cfg.k)
+
+
+def fit_and_test(evaluation: str, recipe, data: PreparedData, top_k: int, paths: RunPaths) -> dict:
+    summary = train_torch(recipe, data, paths)
+    scores = TorchPredictor(recipe, data, paths.model_dir / BEST).scores(data["test"].images, recipe.eval_batch_size)
+    test = multilabel_metrics(data["test"].labels, scores) if data.multilabel else \
+        classification_metrics(data["test"].labels, scores, top_k)
+    return {f"{evaluation}_accuracy": test["accuracy"], f"{evaluation}_macro_f1": test["macro_f1"],
+            f"{evaluation}_seconds": summary["train_seconds"], f"{evaluation}_epochs": summary["epochs_run"]}
+
+
+def pretraining_figures(summary: dict) -> dict:
+    """What the report shows of the pretraining: its cost and the collapse diagnostics at the
+    start (the backbone as initialised) and the end."""
+    start, final = summary["start"], summary["final"]
+    return {
+        "pretrain_epochs": summary["epochs_run"],
+        "pretrain_seconds": summary["pretrain_seconds"],
+        "pretrain_images_per_second": summary["pretrain_images_per_second"],
+        "embedding_spread_start": start["embedding_spread"],
+        "embedding_spread": final["embedding_spread"],
+        "val_knn_accuracy_start": start.get("val_knn_accuracy"),
+        "val_knn_accuracy": final.get("val_knn_accuracy"),
+    }

@@ -1,0 +1,264 @@
+"""The one pretraining loop for every self-supervised method.
+
+Like the training loop: the uint8 images live on the device, batches are gathered by index
+and turned into views there, and every epoch ends by saving, in the run's resume folder, all
+that is needed to continue exactly (method with heads, teacher and loss state, optimiser,
+schedule, random states). A killed run that is started again resumes from it. At the end the
+backbone alone is saved as a plain state dict (what `model.backbone_init` loads) and the
+resume folder goes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from smallvision.config import DatasetConfig
+from smallvision.data.prepared import PreparedData
+from smallvision.io import atomic_file, write_json
+from smallvision.paths import RunPaths
+from smallvision.progress import log, progress
+from smallvision.ssl.base import PretrainConfig, Step
+from smallvision.ssl.config import BACKBONE_FILE, KnnConfig
+from smallvision.ssl.encoder import Encoder
+from smallvision.ssl.knn import embed_images, embedding_spread, knn_accuracies
+from smallvision.ssl.views import ViewMaker
+from smallvision.train.device import (
+    configure_threads,
+    random_states,
+    resolve_device,
+    restore_random_states,
+    seed_everything,
+    to_float_images,
+    use_bf16,
+    use_channels_last,
+)
+from smallvision.train.log import TrainLog
+from smallvision.train.loop import KILL_AFTER_EPOCH, STATE, dataset_statistics
+from smallvision.train.optim import make_optimizer, make_schedule
+
+SUMMARY = "pretrain.json"
+
+
+class Pretrainer:
+    def __init__(self, recipe: PretrainConfig, data: PreparedData, extra_images: np.ndarray | None,
+                 knn: KnnConfig, paths: RunPaths):
+        self.recipe, self.data, self.knn, self.paths = recipe, data, knn, paths
+        configure_threads(recipe.threads)
+        seed_everything(recipe.seed)
+        self.device = resolve_device(recipe.device)
+        self.bf16 = use_bf16(recipe.precision, self.device)
+        self.channels_last = use_channels_last(recipe.channels_last, self.device)
+
+        train = data["train"].images
+        unlabeled = train if extra_images is None else np.concatenate([train, extra_images])
+        self.images = torch.as_tensor(unlabeled, device=self.device)
+        self.size = recipe.input_size or data.image_size
+        # The fine-tune model normalises with the labelled training split's statistics: so does this.
+        encoder = Encoder(recipe.backbone, data.channels, self.size, *dataset_statistics(train))
+        self.epochs = recipe.epochs if recipe.trains else 0
+        self.total_steps = max(1, self.epochs * self.steps_per_epoch)
+        self.method = recipe.build(encoder, len(self.images)).to(self.device)
+        if self.channels_last:
+            self.method = self.method.to(memory_format=torch.channels_last)
+        self.generator = torch.Generator(device=self.device).manual_seed(recipe.seed)
+        self.rng = np.random.default_rng(recipe.seed)
+        self.views = ViewMaker(recipe.views, self.generator, self.rng)
+        self.optimizer = make_optimizer(self.method, recipe.optimizer)
+        self.schedule = make_schedule(self.optimizer, recipe.scheduler, max(1, self.epochs), self.steps_per_epoch,
+                                      "min")
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        self.elapsed = 0.0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Full batches only (a last batch of one image would break batch norm)."""
+        return max(1, len(self.images) // self.recipe.batch_size)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+    def _prepare(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.channels_last:
+            return [view.contiguous(memory_format=torch.channels_last) for view in views]
+        return views
+
+    # -------------------------------------------------------------- training
+    def train_epoch(self, epoch: int) -> dict:
+        self.method.train()
+        batch, steps = self.recipe.batch_size, self.steps_per_epoch
+        order = torch.randperm(len(self.images), device=self.device, generator=self.generator)
+        loss_sum = torch.zeros((), device=self.device)
+        seen = 0
+        start = time.perf_counter()
+        for step in progress(range(steps), desc=f"epoch {epoch + 1}", unit="batch"):
+            index = order[step * batch:(step + 1) * batch]
+            loss_sum += self.train_step(index, Step(index=epoch * steps + step, total=self.total_steps, epoch=epoch))
+            seen += len(index)
+        seconds = time.perf_counter() - start
+        return {"train_loss": (loss_sum / steps).item(), "images_per_second": seen / seconds, "seconds": seconds}
+
+    def train_step(self, index: torch.Tensor, at: Step) -> torch.Tensor:
+        """One optimiser step on the images at `index`; returns the loss (on the device)."""
+        images = to_float_images(self.images[index])
+        views = self._prepare(self.method.make_views(images, self.views, self.size))
+        with self._autocast():
+            loss = self.method.loss(views, at)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.method.before_optimizer_step(at)
+        self.optimizer.step()
+        self.schedule.after_step()
+        self.method.after_optimizer_step(at)
+        return loss.detach()
+
+    @torch.no_grad()
+    def monitor(self) -> dict:
+        """kNN accuracy of the validation split against the labelled training split (labels are
+        used here only, never in training), and the spread of the features (collapse check)."""
+        encoder = self.method.exported
+        encoder.eval()
+        batch = self.recipe.eval_batch_size
+        with self._autocast():
+            bank = embed_images(encoder.embed, torch.as_tensor(self.data["train"].images, device=self.device), batch)
+            val = self.data["val"]
+            queries = embed_images(encoder.embed, torch.as_tensor(val.images, device=self.device), batch)
+        self.method.train()
+        metrics = {"embedding_spread": embedding_spread(bank)}
+        if len(val):
+            accuracies = knn_accuracies(bank, torch.as_tensor(self.data["train"].labels, device=self.device), queries,
+                                        val.labels, self.data.num_classes, self.knn.k[:1])
+            metrics["val_knn_accuracy"] = next(iter(accuracies.values()))
+        return metrics
+
+    def run(self) -> dict:
+        self._resume()
+        if not self.history:
+            self._record({"epoch": 0, **self.monitor()})
+        for epoch in range(self.start_epoch, self.epochs):
+            record = {"epoch": epoch + 1, **self.train_epoch(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
+            self.elapsed += record["seconds"]
+            if (epoch + 1) % self.recipe.monitor_every == 0 or epoch + 1 == self.epochs:
+                record.update(self.monitor())
+            self._record(record)
+            self._save_state()
+            if os.environ.get(KILL_AFTER_EPOCH) == str(epoch + 1):
+                os.kill(os.getpid(), signal.SIGKILL)
+        summary = self._summary()
+        self._save_results(summary)
+        return summary
+
+    def _record(self, record: dict) -> None:
+        self.history.append(record)
+        self.train_log.epoch(record)
+        log(epoch_line(record))
+
+    # ------------------------------------------------------------ persistence
+    def fingerprint(self) -> str:
+        """Identifies the run a checkpoint belongs to: same recipe and same images, or start over."""
+        digest = hashlib.blake2b(self.recipe.model_dump_json().encode(), digest_size=16)
+        digest.update(self.images.cpu().numpy().tobytes())
+        digest.update(self.data["val"].images.tobytes())
+        return digest.hexdigest()
+
+    def _save_state(self) -> None:
+        state = {
+            "fingerprint": self._fingerprint,
+            "epoch": len(self.history) - 1,  # history[0] is the check before training
+            "elapsed": self.elapsed,
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "history": self.history,
+            **random_states(self.generator, self.rng, self.device),
+        }
+        self.paths.resume_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.paths.resume_dir / STATE, "wb") as handle:
+            torch.save(state, handle)
+
+    def _resume(self) -> None:
+        """Continue a killed run of the same recipe on the same images; else start afresh."""
+        self._fingerprint = self.fingerprint()
+        path = self.paths.resume_dir / STATE
+        state = torch.load(path, map_location=self.device, weights_only=True) if path.exists() else None
+        self.train_log = TrainLog(self.paths.log_dir)
+        if not state or state["fingerprint"] != self._fingerprint:
+            shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
+            return
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        restore_random_states(state, self.generator, self.rng)
+        self.elapsed = state["elapsed"]
+        self.start_epoch = state["epoch"]
+        self.history = list(state["history"])
+        log(f"resuming from the checkpoint after epoch {self.start_epoch}")
+        for record in self.history:  # the log is rebuilt from the checkpoint, the single truth
+            self.train_log.epoch(record)
+
+    def _save_results(self, summary: dict) -> None:
+        """The backbone alone and the summary, once the run has ended; then its resume state goes."""
+        self.paths.model_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.paths.model_dir / BACKBONE_FILE, "wb") as handle:
+            torch.save(self.method.exported.backbone.state_dict(), handle)
+        write_json(self.paths.model_dir / SUMMARY, summary)
+        shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
+
+    def _summary(self) -> dict:
+        trained = [record for record in self.history if "train_loss" in record]
+        images = sum(record["images_per_second"] * record["seconds"] for record in trained)
+        return {
+            "method": self.recipe.method,
+            "backbone": self.recipe.backbone.model_dump(),
+            "view_size": self.size,
+            "images": len(self.images),
+            "epochs_run": len(trained),
+            "pretrain_seconds": round(self.elapsed, 3),
+            "pretrain_images_per_second": round(images / self.elapsed, 1) if self.elapsed else None,
+            "device": str(self.device),
+            "bf16": self.bf16,
+            "start": self.history[0],
+            "final": self.history[-1],
+        }
+
+
+def epoch_line(record: dict) -> str:
+    parts = [f"epoch {record['epoch']}"]
+    for key, fmt in (("train_loss", ".4f"), ("val_knn_accuracy", ".4f"), ("embedding_spread", ".3f"),
+                     ("images_per_second", ".1f"), ("seconds", ".1f")):
+        if key in record:
+            parts.append(f"{key} {record[key]:{fmt}}")
+    return "  ".join(parts)
+
+
+def load_extra_images(folder: str, dataset: DatasetConfig, where: str) -> np.ndarray:
+    """Every image under `folder` (recursively) as uint8 (N, C, H, W), decoded once before any
+    epoch at the dataset's size, colour and resize (a derived dataset's edits do not apply)."""
+    from smallvision.data.images import BadImage, is_image_file, load_image
+    from smallvision.errors import UserError
+
+    root = Path(folder)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p)) if root.is_dir() else []
+    if not files:
+        raise UserError(f"{where}.extra_images: no images found under {folder}; give a folder of images or null")
+    try:
+        images = [load_image(path, dataset.image_size, dataset.color, dataset.resize)
+                  for path in progress(files, desc="decode extra images", unit="img")]
+    except BadImage as err:
+        raise UserError(f"{where}.extra_images: {err}; fix or delete the file") from None
+    return np.stack(images).transpose(0, 3, 1, 2).copy()
+
+
+def pretrain(recipe: PretrainConfig, data: PreparedData, extra_images: np.ndarray | None, knn: KnnConfig,
+             paths: RunPaths) -> dict:
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    return Pretrainer(recipe, data, extra_images, knn, paths).run()

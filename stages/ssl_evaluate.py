@@ -1,0 +1,20 @@
+"""Stage ssl_evaluate: kNN, linear-probe and fine-tune test accuracy of one pretrained backbone."""
+
+from smallvision.config import load_params
+from smallvision.data.prepared import load_prepared
+from smallvision.errors import exits_cleanly
+from smallvision.paths import ssl_eval_dir
+from smallvision.ssl.evaluate import evaluate_pretrained
+from stages import arguments
+
+
+@exits_cleanly
+def main() -> None:
+    args = arguments(__doc__, "dataset", "ssl_recipe")
+    params = load_params()
+    evaluate_pretrained(args.dataset, args.ssl_recipe, params.ssl, load_prepared(args.dataset), params.evaluate.top_k,
+                        ssl_eval_dir(args.dataset, args.ssl_recipe))
+
+
+if __name__ == "__main__":
+    main()

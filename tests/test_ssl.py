@@ -1,0 +1,264 @@
+"""Self-supervised pretraining: views, every method's backbone loads into a fine-tune recipe,
+resume after a kill, params errors, and the pretrain -> ssl_evaluate -> report pipeline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from smallvision.augment import gaussian_blur, hue_shift, random_resized_crop
+from smallvision.config import DatasetConfig
+from smallvision.data.prepare import prepare_dataset
+from smallvision.data.prepared import load_prepared
+from smallvision.errors import UserError
+from smallvision.models import build_model
+from smallvision.models.classifier import ModelConfig
+from smallvision.paths import RunPaths, pretrain_paths
+from smallvision.ssl.base import SSL_METHODS
+from smallvision.ssl.config import BACKBONE_FILE, KnnConfig, load_ssl
+from smallvision.ssl.knn import embedding_spread, knn_accuracies
+from smallvision.ssl.pretrain import Pretrainer
+from smallvision.ssl.views import ViewConfig, ViewMaker
+from tests.conftest import (
+    REPO,
+    commit,
+    copy_repo,
+    edit_params,
+    make_image_folder,
+    multilabel_arrays,
+    python_env,
+    run,
+    stages_run,
+    write_prepared,
+)
+
+METHODS = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "none"]
+TINY_BACKBONE = {"name": "cnn", "widths": [8, 16]}
+# Tiny but complete: every method-specific part runs (DINO with local crops, MoCo's bank).
+TINY_OVERRIDES = {"dino": {"local_views": 2, "output_dim": 64, "projection_hidden": 64},
+                  "moco": {"memory_bank_size": 16},
+                  "simsiam": {"projection_hidden": 64, "projection_dim": 64, "prediction_hidden": 16},
+                  "barlow_twins": {"projection_hidden": 64, "projection_dim": 64}}
+
+
+def tiny_ssl(backbone=TINY_BACKBONE, epochs=1) -> dict:
+    return {"pretrain": {"backbone": backbone, "epochs": epochs, "batch_size": 16, "monitor_every": 1, "threads": 1},
+            "recipes": {m: {"method": m, **TINY_OVERRIDES.get(m, {})} for m in METHODS}}
+
+
+def run_paths(folder) -> RunPaths:
+    return RunPaths(folder, folder / "log", folder / "resume")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ssl")
+    make_image_folder(root / "images", {"a": 16, "b": 16, "c": 16, "d": 16})
+    prepare_dataset("demo", DatasetConfig(root=str(root / "images"), image_size=16, workers=1),
+                    root / "prepared")
+    return load_prepared("demo", folder=root / "prepared")
+
+
+def test_views_are_per_sample_reproducible_and_in_range():
+    x = torch.rand(8, 3, 32, 32)
+
+    def views(seed):
+        maker = ViewMaker(ViewConfig(blur_prob=(1.0, 0.5), solarize_prob=(0.0, 1.0)),
+                          torch.Generator().manual_seed(seed), np.random.default_rng(seed))
+        return maker.pair(x, 16)
+
+    a, b, c = views(0), views(0), views(1)
+    assert [v.shape for v in a] == [(8, 3, 16, 16)] * 2
+    assert all(torch.equal(p, q) for p, q in zip(a, b)) and not torch.equal(a[0], c[0])
+    assert all(0 <= v.min() and v.max() <= 1 for v in a)
+    same = torch.rand(1, 3, 32, 32).expand(8, -1, -1, -1)  # one image, eight views: all different
+    crops = random_resized_crop(same, 16, (0.08, 1.0), (0.75, 4 / 3), 0.5, torch.Generator().manual_seed(0))
+    assert len({crop.sum().item() for crop in crops}) == 8
+
+
+def test_full_crop_blur_and_hue_leave_an_image_alone_when_they_should():
+    x = torch.rand(2, 3, 12, 12)
+    whole = random_resized_crop(x, 12, (1.0, 1.0), (1.0, 1.0), 0.0, torch.Generator())
+    assert torch.allclose(whole, x, atol=1e-5)
+    assert torch.allclose(gaussian_blur(x, torch.zeros(2)), x, atol=1e-5)
+    assert gaussian_blur(x, torch.full((2,), 2.0)).std() < x.std()  # blur smooths
+    assert torch.allclose(hue_shift(x, 1e-9, torch.Generator()), x, atol=1e-4)
+
+
+def test_knn_and_spread():
+    bank = torch.eye(4).repeat(5, 1) + 0.01 * torch.randn(20, 4)
+    labels = torch.arange(4).repeat(5)
+    assert knn_accuracies(bank, labels, torch.eye(4), np.arange(4), 4, [3, 5]) == \
+        {"knn3_accuracy": 1.0, "knn5_accuracy": 1.0}
+    multi_hot = torch.nn.functional.one_hot(labels, 4)
+    multi_hot[:, 0] = 1  # every image also carries label 0
+    assert knn_accuracies(bank, multi_hot, torch.eye(4), multi_hot[:4].numpy(), 4, [5])["knn5_accuracy"] == 1.0
+    assert embedding_spread(torch.ones(10, 8)) < 1e-3 < embedding_spread(bank)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_pretrains_and_its_backbone_loads_into_a_finetune_recipe(method, demo, tmp_path):
+    """The seed's BYOL failure made impossible: what pretrain saves is the backbone's plain
+    state dict, and a fine-tune recipe built from the same backbone settings loads it."""
+    ssl = load_ssl(tiny_ssl(), {})
+    recipe = ssl.recipe(method)
+    summary = Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path)).run()
+    assert summary["epochs_run"] == (0 if method == "none" else 1)
+    saved = torch.load(tmp_path / BACKBONE_FILE, weights_only=True)
+    model = build_model(ModelConfig(backbone=TINY_BACKBONE, backbone_init=str(tmp_path / BACKBONE_FILE)),
+                        demo.channels, demo.image_size, demo.num_classes)
+    assert all(torch.equal(model.backbone.state_dict()[key], value) for key, value in saved.items())
+    finetune = ssl.evaluation_recipe(method, "finetune", str(tmp_path / BACKBONE_FILE))
+    assert finetune.model.backbone_init.endswith(BACKBONE_FILE) and finetune.model.freeze == "none"
+
+
+@pytest.mark.parametrize("backbone", [{"name": "resnet18", "weights": "none", "small_stem": True},
+                                      {"name": "efficientnet_lite0", "weights": "imagenet"}])
+def test_real_backbones_round_trip(backbone, demo, tmp_path):
+    """ResNet18 with the small-image stem from scratch, and continued pretraining of ImageNet
+    EfficientNet-Lite0 (normalised with ImageNet statistics, as its fine-tune model is)."""
+    recipe = load_ssl(tiny_ssl(backbone), {}).recipe("byol")
+    trainer = Pretrainer(recipe, demo, None, KnnConfig(k=[3]), run_paths(tmp_path))
+    red_mean = 0.485 if "efficient" in backbone["name"] else demo["train"].images[:, 0].mean() / 255
+    assert trainer.method.backbone.mean.flatten()[0].item() == pytest.approx(red_mean, abs=1e-3)
+    trainer.run()
+    build_model(ModelConfig(backbone=backbone, backbone_init=str(tmp_path / BACKBONE_FILE)), 3, 16, 4)
+
+
+def test_extra_unlabeled_images_join_the_training_split(demo, tmp_path):
+    from smallvision.ssl.pretrain import load_extra_images
+
+    make_image_folder(tmp_path / "unlabeled" / "nested", {"x": 5}, size=40)
+    extra = load_extra_images(str(tmp_path / "unlabeled"), DatasetConfig(image_size=16, workers=1), "ssl.recipes.s")
+    assert extra.shape == (5, 3, 16, 16) and extra.dtype == np.uint8
+    recipe = load_ssl(tiny_ssl(), {}).recipe("simclr")
+    trainer = Pretrainer(recipe, demo, extra, KnnConfig(), run_paths(tmp_path))
+    assert len(trainer.images) == len(demo["train"]) + 5
+    with pytest.raises(UserError, match=r"ssl\.recipes\.s\.extra_images: no images found"):
+        load_extra_images(str(tmp_path / "missing"), DatasetConfig(image_size=16), "ssl.recipes.s")
+
+
+def test_three_way_evaluation_of_a_multilabel_dataset(tmp_path, monkeypatch):
+    """kNN, probe and fine-tune on a multi-label dataset (the sprites' types are one)."""
+    from smallvision.ssl.evaluate import evaluate_pretrained
+    from smallvision.ssl.pretrain import pretrain
+
+    monkeypatch.chdir(tmp_path)
+    images, labels = multilabel_arrays(count=80)
+    write_prepared(tmp_path / "data/prepared/types", images, labels, ["a", "b", "c", "d"])
+    data = load_prepared("types")
+    ssl = load_ssl({**tiny_ssl(), "evaluate": {"probe": {"epochs": 2}, "finetune": {"epochs": 1}}}, {})
+    pretrain(ssl.recipe("byol"), data, None, ssl.evaluate.knn, pretrain_paths("types", "byol"))
+    metrics = evaluate_pretrained("types", "byol", ssl, data, 5, tmp_path / "out")
+    assert {"knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy"} <= set(metrics)
+    assert json.loads((tmp_path / "out/metrics.json").read_text())["method"] == "byol"
+
+
+def test_ssl_params_errors_name_the_key():
+    with pytest.raises(UserError, match=r"ssl\.recipes\.x\.method: unknown SSL method 'simclrr'.*mean 'simclr'"):
+        load_ssl({"recipes": {"x": {"method": "simclrr"}}}, {})
+    with pytest.raises(UserError, match=r"ssl\.methods names 'byl'.*did you mean 'byol'"):
+        load_ssl({"methods": ["byl"], "recipes": {"byol": {"method": "byol"}}}, {})
+    with pytest.raises(UserError, match=r"ssl\.recipes\.b: unknown key 'temperature'"):
+        load_ssl({"recipes": {"b": {"method": "byol", "temperature": 0.1}}}, {})
+    with pytest.raises(UserError, match=r"ssl\.evaluate\.probe"):
+        load_ssl({"recipes": {"r": {"method": "none"}}, "evaluate": {"probe": {"epochs": 0}}}, {})
+    assert set(SSL_METHODS.names()) == set(METHODS)
+
+
+def test_moco_memory_bank_larger_than_the_data_is_refused(demo, tmp_path):
+    recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": "moco", "memory_bank_size": 4096}}}, {}).recipe("m")
+    with pytest.raises(UserError, match="memory_bank_size 4096 is not below"):
+        Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path))
+
+
+@pytest.fixture
+def project(tmp_path):
+    """params.yaml (the repository's, with tiny SSL recipes) and one prepared dataset."""
+    make_image_folder(tmp_path / "images", {"a": 16, "b": 16, "c": 16})
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["ssl"] = tiny_ssl(epochs=3)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    prepare_dataset("demo", DatasetConfig(root=str(tmp_path / "images"), image_size=16, workers=1),
+                    tmp_path / "data" / "prepared" / "demo")
+    return tmp_path
+
+
+def pretrain(project, method: str, kill_after: int | None = None):
+    env = python_env()
+    env["PYTHONPATH"] = str(REPO)
+    if kill_after:
+        env["SMALLVISION_KILL_AFTER_EPOCH"] = str(kill_after)
+    result = run(["python", "-m", "stages.pretrain", "demo", method], cwd=project, check=not kill_after, env=env)
+    folder = project / "data/pretrained/demo" / method
+    return result, folder
+
+
+@pytest.mark.parametrize("method", ["moco", "dino"])
+def test_killed_pretraining_resumes_from_the_saved_epoch(project, tmp_path_factory, method):
+    """SIGKILL after epoch 1 of 3; the rerun resumes at epoch 2 and ends exactly where an
+    uninterrupted run ends: backbone, loss, kNN (MoCo's memory bank and DINO's centre and
+    teacher are part of the saved state)."""
+    other = tmp_path_factory.mktemp("uninterrupted")
+    shutil.copy(project / "params.yaml", other / "params.yaml")
+    shutil.copytree(project / "data", other / "data")
+    _, expected = pretrain(other, method)
+
+    killed, folder = pretrain(project, method, kill_after=1)
+    assert killed.returncode == -signal.SIGKILL
+    resume = project / "data/resume/demo" / f"pretrain-{method}"
+    assert (resume / "state.pt").exists() and not (folder / BACKBONE_FILE).exists()
+    resumed, _ = pretrain(project, method)
+    assert "resuming from the checkpoint after epoch 1" in resumed.stdout
+    assert not resume.exists()  # a finished run leaves no resume state
+    summary, reference = (json.loads((f / "pretrain.json").read_text()) for f in (folder, expected))
+    assert summary["epochs_run"] == 3
+    assert {k: v for k, v in summary["final"].items() if k not in ("seconds", "images_per_second")} == \
+        {k: v for k, v in reference["final"].items() if k not in ("seconds", "images_per_second")}
+    state, reference_state = (torch.load(f / BACKBONE_FILE, weights_only=True) for f in (folder, expected))
+    assert all(torch.equal(state[key], reference_state[key]) for key in state)
+    steps = (project / f"reports/pretrain/demo/{method}/plots/metrics/train_loss.tsv").read_text().splitlines()
+    assert len(steps) == 4  # header + one row per epoch: the log was rebuilt, not duplicated
+
+
+def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
+    """Every method, at tiny settings, through `dvc exp run`: pretrain, the three-way
+    evaluation (whose probe and fine-tune load the backbone through model.backbone_init),
+    and the report's SSL section."""
+    make_image_folder(tmp_path / "images", {"a": 16, "b": 16, "c": 16, "d": 16})
+    repo = copy_repo(tmp_path / "repo")
+
+    def tiny(params):
+        params["datasets"] = {"demo": {"root": str(tmp_path / "images"), "image_size": 16}}
+        params["benchmark"]["recipes"] = ["logreg"]
+        params["ssl"]["pretrain"].update(backbone=TINY_BACKBONE, epochs=2, batch_size=16, monitor_every=1)
+        for name, overrides in TINY_OVERRIDES.items():
+            params["ssl"]["recipes"][name].update(overrides)
+        params["ssl"]["recipes"]["random"]["backbone"] = TINY_BACKBONE
+        params["ssl"]["evaluate"]["probe"]["epochs"] = 5
+        params["ssl"]["evaluate"]["finetune"]["epochs"] = 1
+        params["evaluate"]["timing_repeats"] = 1
+
+    edit_params(repo, tiny)
+    commit(repo, "tiny")
+    assert "pretrain" not in run(["dvc", "stage", "list"], cwd=repo).stdout  # opt-in: none by default
+    methods = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "random"]
+    result = run(["dvc", "exp", "run", "-S", f"ssl.methods=[{','.join(methods)}]"], cwd=repo)
+    assert {f"pretrain@demo-{m}" for m in methods} | {f"ssl_evaluate@demo-{m}" for m in methods} | {"report"} \
+        <= stages_run(result.stdout)
+    for method in methods:
+        metrics = json.loads((repo / f"reports/eval/demo/ssl-{method}/metrics.json").read_text())
+        for key in ("knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy", "embedding_spread",
+                    "pretrain_images_per_second"):
+            assert key in metrics, (method, key)
+        state = torch.load(repo / f"data/pretrained/demo/{method}/backbone.pt", weights_only=True)
+        assert all(isinstance(value, torch.Tensor) for value in state.values())
+    page = (repo / "reports/index.html").read_text()
+    assert "Self-supervised pretraining" in page and "barlow_twins" in page
+    assert "| simclr | simclr |" in (repo / "reports/README.md").read_text()
