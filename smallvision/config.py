@@ -219,7 +219,8 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
                 f"{PARAMS_FILE}: benchmark.recipes names '{name}', which is not defined under recipes"
                 f"{did_you_mean(name, recipes)}; defined: {', '.join(recipes)}"
             )
-    from smallvision.ssl.config import load_ssl  # it builds on this module's schema and helpers
+    # Imported here: the SSL schema builds on this module's schema and helpers.
+    from smallvision.ssl.config import load_ssl
 
     ssl = load_ssl(top.ssl, train_defaults)
     return Params(top.benchmark, top.sources, datasets, recipes, top.evaluate, top.report, ssl)

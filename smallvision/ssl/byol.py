@@ -9,7 +9,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from smallvision.ssl.base import SSL_METHODS, MomentumOptions, PretrainConfig, SSLMethod, follow_student, frozen_copy
+from smallvision.ssl.base import (
+    SSL_METHODS,
+    MomentumOptions,
+    PretrainConfig,
+    SSLMethod,
+    follow_student,
+    frozen_copy,
+)
 
 
 @SSL_METHODS.register("byol")

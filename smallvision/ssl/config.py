@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pydantic import Field
 
 import smallvision.ssl  # noqa: F401  (fills SSL_METHODS)
-from smallvision.config import NAME_PATTERN, PARAMS_FILE, TorchRecipe, _validate, deep_merge
+from smallvision.config import (
+    NAME_PATTERN,
+    PARAMS_FILE,
+    TorchRecipe,
+    _validate,
+    deep_merge,
+)
 from smallvision.errors import UserError
 from smallvision.registry import did_you_mean
 from smallvision.schema import Strict, choice_of

@@ -10,7 +10,14 @@ from pydantic import Field
 from torch import nn
 
 from smallvision.errors import UserError
-from smallvision.ssl.base import SSL_METHODS, MomentumOptions, PretrainConfig, SSLMethod, follow_student, frozen_copy
+from smallvision.ssl.base import (
+    SSL_METHODS,
+    MomentumOptions,
+    PretrainConfig,
+    SSLMethod,
+    follow_student,
+    frozen_copy,
+)
 
 
 @SSL_METHODS.register("moco")

@@ -31,7 +31,9 @@ from smallvision.progress import log, progress
 from smallvision.train import distributed
 from smallvision.train.device import (
     configure_threads,
+    random_states,
     resolve_device,
+    restore_random_states,
     seed_everything,
     to_float_images,
     use_bf16,
@@ -303,11 +305,8 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "early_stopping": self.stopper.state,
             "history": self.history,
-            "generator": self.generator.get_state(),
-            "augment_generator": self.augment_generator.get_state(),
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "order_generator": self.generator.get_state(),
+            **random_states(self.augment_generator, self.rng, self.device),
         }
         self.paths.resume_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.paths.resume_dir / STATE, "wb") as handle:
@@ -329,12 +328,8 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.stopper = EarlyStopping(self.recipe.early_stopping, state["early_stopping"])
         self.history = list(state["history"])
-        self.generator.set_state(state["generator"].cpu())
-        self.augment_generator.set_state(state["augment_generator"].cpu())
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        self.generator.set_state(state["order_generator"].cpu())
+        restore_random_states(state, self.augment_generator, self.rng)
         self.elapsed = state["elapsed"]
         self.start_epoch = state["epoch"]
         if self.ranks.main:
