@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# Tests run in two pytest-xdist workers on a 2-core machine: one thread each (and in the stages
+# they start) avoids the slowdown of OpenMP threads spinning against each other. Set before
+# torch is imported anywhere.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import re
 import shutil
 import subprocess

@@ -42,6 +42,7 @@ def headless(browser: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.xdist_group("pipeline")  # shares the pipeline fixture's worker
 def test_report_renders_in_chromium(pipeline, tmp_path):
     """Open reports/index.html in headless Chromium: every image decodes, the leaderboard is
     there, and a screenshot of the page is taken (tests keep it under their tmp folder)."""
@@ -59,6 +60,7 @@ def test_report_renders_in_chromium(pipeline, tmp_path):
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
 
 
+@pytest.mark.xdist_group("pipeline")
 def test_predict_prints_top_classes_and_fails_clearly(pipeline, tmp_path):
     repo, _, _ = pipeline
     predictions = pd.read_csv(repo / "reports/eval/tiny/logreg/predictions.csv")

@@ -123,11 +123,18 @@ def execute_notebook(build: Path) -> None:
 
 
 def export_html(notebook: Path) -> str:
+    """The page people read: outputs only, without the kernel's warnings (they stay in
+    reports/report.ipynb for whoever debugs the report)."""
+    import nbformat
     from nbconvert import HTMLExporter
 
+    executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        cell.outputs = [out for out in cell.get("outputs", [])
+                        if not (out.get("output_type") == "stream" and out.get("name") == "stderr")]
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, anchor_link_text="")
-    body, _ = exporter.from_filename(str(notebook))
+    body, _ = exporter.from_notebook_node(executed)
     return PAGE.replace("{body}", body)
 
 
@@ -145,7 +152,6 @@ th, td { border: 1px solid #d4d4dc; padding: .3em .6em; text-align: right; }
 th { background: #eef0f6; } td:first-child, th:first-child { text-align: left; }
 tr.best td { font-weight: 600; background: #f3fbf3; }
 img { max-width: 100%; height: auto; }
-.output_stderr { display: none; }
 .meta td { text-align: left; }
 .cards { display: flex; flex-wrap: wrap; gap: .6em; }
 .card { display: flex; gap: .6em; width: 340px; border: 1px solid #d4d4dc; border-radius: 6px; padding: .5em;

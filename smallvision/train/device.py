@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
@@ -26,7 +25,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def configure_threads(threads: int) -> None:
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    """`threads: 0` keeps torch's default (the physical cores; OMP_NUM_THREADS overrides it)."""
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def seed_everything(seed: int) -> None:
