@@ -14,7 +14,7 @@ from smallvision.models.classifier import parameter_count
 from smallvision.paths import model_dir
 from smallvision.train.device import resolve_device, to_float_images
 from smallvision.train.loop import BEST, build_for_data
-from smallvision.train.methods import LOGREG_FILE, flat_pixels
+from smallvision.train.methods import LOGREG_FILE, logreg_scores
 
 
 class TorchPredictor:
@@ -74,21 +74,13 @@ class KnnPredictor(TorchPredictor):
 
 class LogRegPredictor:
     def __init__(self, path: Path, num_classes: int):
-        from sklearn.linear_model import LogisticRegression
-
         with np.load(path) as saved:
-            self.mean, self.scale = saved["mean"], saved["scale"]
-            self.model = LogisticRegression()
-            self.model.coef_, self.model.intercept_ = saved["coef"], saved["intercept"]
-            self.model.classes_ = saved["classes"]
+            self.saved = dict(saved)
         self.num_classes = num_classes
-        self.parameters = int(self.model.coef_.size + self.model.intercept_.size)
+        self.parameters = int(self.saved["coef"].size + self.saved["intercept"].size)
 
     def scores(self, images: np.ndarray, batch_size: int = 0) -> np.ndarray:
-        probabilities = self.model.predict_proba((flat_pixels(images) - self.mean) / self.scale)
-        full = np.zeros((len(images), self.num_classes), dtype=np.float64)
-        full[:, self.model.classes_] = probabilities  # classes absent from training score 0
-        return full
+        return logreg_scores(self.saved, images, self.num_classes)
 
 
 def load_predictor(dataset: str, recipe_name: str, recipe, data: PreparedData):

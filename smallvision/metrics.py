@@ -97,6 +97,12 @@ def predicted_labels(scores: np.ndarray, multilabel: bool, threshold: float = 0.
     return (scores >= threshold).astype(int) if multilabel else scores.argmax(1)
 
 
+def accuracy(truth: np.ndarray, scores: np.ndarray, multilabel: bool) -> float:
+    """Accuracy; multilabel: subset accuracy (every label of an image right)."""
+    right = predicted_labels(scores, multilabel) == truth
+    return float((right.all(1) if multilabel else right).mean())
+
+
 def per_class_table(truth: np.ndarray, scores: np.ndarray, class_names: list[str]):
     """Precision, recall, F1 and support per class (per label for multilabel targets)."""
     import pandas as pd

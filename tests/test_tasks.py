@@ -37,6 +37,8 @@ def test_multilabel_training_and_metrics(tmp_path, monkeypatch):
         metrics = run_recipe(tmp_path, monkeypatch, f"ml_{loss}", {**CNN, "loss": {"name": loss}}, folder)
         assert metrics["micro_f1"] > 0.8, (loss, metrics)
         assert 0 <= metrics["hamming_loss"] < 0.2 and metrics["binary_accuracy"] == 1 - metrics["hamming_loss"]
+    logreg = run_recipe(tmp_path, monkeypatch, "ml_logreg", {"method": "logreg", "C": 0.1}, folder)
+    assert logreg["micro_f1"] > 0.8 and logreg["parameters"] == 4 * (images[0].size + 1), logreg
     per_class = (tmp_path / "reports/eval/demo/ml_focal/per_class.csv").read_text().splitlines()
     assert per_class[0] == "class,precision,recall,f1,support" and len(per_class) == 5
     predictions = (tmp_path / "reports/eval/demo/ml_focal/predictions.csv").read_text()
@@ -71,6 +73,8 @@ def test_knn_recipe_reports_every_k(tmp_path, monkeypatch):
     metrics = run_recipe(tmp_path, monkeypatch, "retrieval", spec, folder)
     assert {"k1_accuracy", "k3_accuracy", "k5_macro_f1", "k3_val_accuracy"} <= set(metrics)
     assert metrics["k"] in (1, 3, 5) and metrics["accuracy"] == metrics[f"k{metrics['k']}_accuracy"]
+    curves = tmp_path / "reports/train/demo/retrieval/plots/metrics"  # what dvc.yaml declares as plots
+    assert (curves / "val_accuracy.tsv").is_file(), sorted(curves.parent.rglob("*"))
     # Even a random convolutional network separates these classes for nearest neighbours.
     assert metrics["accuracy"] > 0.5
     finetuned = run_recipe(tmp_path, monkeypatch, "retrieval_ft", {**spec, **CNN, "finetune": True}, folder)
