@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from tqdm import tqdm  # not tqdm.auto: inside the report's notebook kernel it wants widgets
+from tqdm import (
+    tqdm,  # not tqdm.auto: inside the report's notebook kernel it wants widgets
+)
 
 
 def bars_enabled() -> bool:
