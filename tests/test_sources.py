@@ -22,6 +22,7 @@ from smallvision.config import DatasetConfig
 from smallvision.data.prepare import prepare_dataset
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError
+from smallvision.report.facts import fact_lines
 from smallvision.sources import pokeapi
 from smallvision.sources.download import download, install_image_folder, safe_extract
 from smallvision.sources.pokeapi import (
@@ -368,6 +369,7 @@ def test_every_sprite_folder_joins_its_pokeapi_species():
     assert by_folder["Farfetch’d"]["genus"] == "Wild Duck Pokémon"
     pikachu = facts["Pikachu"]
     assert pikachu["evolves_from"] == "Pichu" and pikachu["evolves_into"] == ["Raichu"]
+    assert fact_lines(pikachu)[-1] == "Evolves from Pichu; evolves into Raichu"  # names keep their case
     assert pikachu["height_m"] == 0.4 and pikachu["weight_kg"] == 6.0 and pikachu["base_stats"]["speed"] == 90
     assert facts["Mewtwo"]["is_legendary"] and facts["Mew"]["is_mythical"]
     assert facts["Alolan-Sandslash"]["types"] == ["Ice", "Steel"]  # a Kaggle Pokémon-150 folder name

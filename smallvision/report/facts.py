@@ -30,6 +30,11 @@ def evolution(facts: dict) -> str:
     return "; ".join(parts) or "does not evolve"
 
 
+def sentence_case(text: str) -> str:
+    """Upper-case the first letter only (str.capitalize would lower-case the names in it)."""
+    return text[:1].upper() + text[1:]
+
+
 def status(facts: dict) -> str:
     return "mythical" if facts.get("is_mythical") else "legendary" if facts.get("is_legendary") else ""
 
@@ -40,7 +45,7 @@ def fact_lines(facts: dict) -> list[str]:
         f"#{facts['id']} {facts['name']}, the {facts['genus']}" + (f" ({status(facts)})" if status(facts) else ""),
         f"type {' / '.join(facts['types'])}; {facts['height_m']:g} m, {facts['weight_kg']:g} kg",
         "base stats " + ", ".join(f"{k} {v}" for k, v in stats.items()) + f" (total {sum(stats.values())})",
-        evolution(facts).capitalize(),
+        sentence_case(evolution(facts)),
     ]
     return lines
 
