@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from tqdm import (
-    tqdm,  # not tqdm.auto: inside the report's notebook kernel it wants widgets
-)
+# not tqdm.auto: inside the report's notebook kernel it wants widgets
+from tqdm import tqdm
 
 
 def bars_enabled() -> bool:

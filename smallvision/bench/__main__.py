@@ -26,6 +26,7 @@ from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError, exits_cleanly
 from smallvision.inference import TorchPredictor
 from smallvision.io import write_json
+from smallvision.metrics import accuracy
 from smallvision.paths import RunPaths
 from smallvision.progress import log
 from smallvision.train.loop import BEST, Trainer
@@ -80,8 +81,8 @@ def ours_end_to_end(recipe, cfg: DatasetConfig, tmp: Path) -> dict:
     paths = RunPaths(tmp / "e2e" / "model", tmp / "e2e" / "log", tmp / "e2e" / "resume")
     Trainer(recipe, data, paths).run()
     scores = TorchPredictor(recipe, data, paths.model_dir / BEST).scores(data["test"].images)
-    accuracy = float((scores.argmax(1) == data["test"].labels).mean())
-    return {"wall_seconds": round(time.perf_counter() - start, 2), "test_accuracy": round(accuracy, 4)}
+    correct = accuracy(data["test"].labels, scores, data.multilabel)
+    return {"wall_seconds": round(time.perf_counter() - start, 2), "test_accuracy": round(correct, 4)}
 
 
 @exits_cleanly
