@@ -24,6 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(items):
+    """Grouped tests (the long all-recipes pipeline fixture) first: one worker starts that group at
+    once while the other works through the rest, instead of the group starting last."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+
+
 def shared_path(*parts: str) -> Path:
     """A folder of ../shared/data, or a skip with the reason when this machine lacks it."""
     path = SHARED.joinpath(*parts)
