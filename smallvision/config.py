@@ -22,7 +22,7 @@ from smallvision.data.derive import CompositeConfig, SilhouetteCropConfig
 from smallvision.errors import UserError
 from smallvision.models.classifier import ModelConfig
 from smallvision.registry import did_you_mean
-from smallvision.schema import Strict, choice_of
+from smallvision.schema import AutoOnOff, Strict, choice_of
 from smallvision.sources import SOURCES
 from smallvision.train.early_stopping import EarlyStoppingConfig
 from smallvision.train.losses import LossConfig
@@ -106,7 +106,7 @@ class TrainConfig(Strict):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     sampler: Literal["shuffle", "balanced"] = "shuffle"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: Literal["auto", "on", "off"] = "auto"
+    channels_last: AutoOnOff = "auto"
     compile: bool = False
     threads: int = Field(0, ge=0)
     cache_frozen_features: bool = True

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from smallvision.registry import Registry, did_you_mean
 
@@ -25,6 +25,15 @@ class Strict(BaseModel):
                         f"unknown key '{key}'{did_you_mean(key, cls.model_fields)}; known keys: {known}"
                     )
         return data
+
+
+def _yaml_switch(value):
+    """YAML 1.1 reads a bare `on` / `off` as true / false: take them back as the words."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+# auto | on | off, written bare or quoted in params.yaml
+AutoOnOff = Annotated[Literal["auto", "on", "off"], BeforeValidator(_yaml_switch)]
 
 
 def choice_of(registry: Registry, tag: str):

@@ -48,6 +48,14 @@ def test_wrong_type_names_the_key(tmp_path):
     assert message.startswith("params.yaml: recipes.mlp.epochs:") and "'ten'" in message
 
 
+def test_bare_on_and_off_are_the_words_not_booleans(tmp_path):
+    # YAML 1.1 reads `channels_last: off` as false; the setting must still mean "off".
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text().replace("channels_last: auto ", "channels_last: off  ", 1))
+    assert yaml.safe_load(path.read_text())["train"]["channels_last"] is False
+    assert load_params(path).recipe("cnn").channels_last == "off"
+
+
 def test_out_of_range_value(tmp_path):
     message = check(tmp_path, lambda p: p["datasets"]["digits"].update(val_fraction=0.9))
     assert "datasets.digits.val_fraction" in message and "0.9" in message

@@ -17,7 +17,7 @@ from torch import nn
 
 from smallvision.models.backbones import BACKBONES
 from smallvision.registry import Registry
-from smallvision.schema import Strict, choice_of
+from smallvision.schema import AutoOnOff, Strict, choice_of
 from smallvision.ssl.encoder import Encoder
 from smallvision.ssl.views import ViewConfig, ViewMaker
 from smallvision.train.optim import OptimizerConfig, SchedulerConfig
@@ -46,7 +46,7 @@ class PretrainConfig(Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: Literal["auto", "on", "off"] = "auto"
+    channels_last: AutoOnOff = "auto"
     threads: int = Field(0, ge=0)
     notes: str = ""
 
