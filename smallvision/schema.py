@@ -29,7 +29,7 @@ class Strict(BaseModel):
 
 def _yaml_switch(value):
     """YAML 1.1 reads a bare `on` / `off` as true / false: take them back as the words."""
-    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    return ("on" if value else "off") if isinstance(value, bool) else value
 
 
 # auto | on | off, written bare or quoted in params.yaml
