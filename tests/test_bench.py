@@ -22,3 +22,28 @@ def test_bench_measures_prepare_loop_and_peer(tmp_path):
     assert peer["epochs"] == 2 and peer["speedup"] > 0
     for side in ("ours", "imagefolder_dataloader"):
         assert peer[side]["wall_seconds"] > 0 and 0 <= peer[side]["test_accuracy"] <= 1
+
+
+def test_time_to_accuracy_trains_on_the_whole_training_split_and_reports_each_run(tmp_path):
+    for split, count in (("train", 16), ("test", 6)):
+        make_image_folder(tmp_path / "images" / split, {c: count for c in "abc"}, size=16, seed=len(split))
+    out = tmp_path / "target.json"
+    printed = run(["python", "-m", "smallvision.bench.target", "--folder", str(tmp_path / "images"),
+                   "--image-size", "16", "--recipe", "cnn", "--runs", "2", "--target", "0.5",
+                   "--set", "epochs=2", "--set", "model.backbone.widths=[8, 16]", "--set", "threads=1",
+                   "--out", str(out)], cwd=REPO)
+    result = json.loads(out.read_text())
+    assert result["train_images"] == 48 and result["test_images"] == 18  # no validation split carved out
+    assert [r["seed"] for r in result["runs"]] == [0, 1] and all(r["epochs"] == 2 for r in result["runs"])
+    accuracies = [r["test_accuracy"] for r in result["runs"]]
+    assert result["mean_test_accuracy"] == round(sum(accuracies) / 2, 4)
+    assert result["reached"] == (sum(accuracies) / 2 >= 0.5)
+    assert "target 0.50" in printed.stdout
+
+
+def test_time_to_accuracy_names_a_wrong_override(tmp_path):
+    folder = make_image_folder(tmp_path / "images", {c: 4 for c in "ab"}, size=16)
+    failed = run(["python", "-m", "smallvision.bench.target", "--folder", str(folder), "--recipe", "cnn",
+                  "--set", "optimizer.lrr=0.1", "--out", str(tmp_path / "t.json")], cwd=REPO, check=False)
+    assert failed.returncode != 0 and "did you mean 'lr'" in failed.stderr
+    assert not (tmp_path / "t.json").exists()

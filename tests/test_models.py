@@ -54,6 +54,19 @@ def test_input_size_resizes_inside_the_model():
     assert seen["shape"][-1] == 32
 
 
+def test_cnn_pool_after_first_conv_halves_the_rest_of_each_stage():
+    """airbench's layout: the second convolution of each stage sees the pooled map."""
+    end = model({"backbone": {"name": "cnn", "widths": [8, 16], "blocks": 2}}).backbone
+    early = model({"backbone": {"name": "cnn", "widths": [8, 16], "blocks": 2,
+                                "pool_position": "after_first_conv"}}).backbone
+    sizes = {}
+    for name, net in (("end", end), ("early", early)):
+        convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+        convs[1].register_forward_pre_hook(lambda module, inputs, name=name: sizes.update({name: inputs[0].shape[-1]}))
+        assert net(torch.rand(2, 3, 32, 32)).shape == (2, 16, 8, 8)
+    assert sizes == {"end": 32, "early": 16}
+
+
 def test_seed_heads_are_expressible():
     net = model({"backbone": {"name": "flatten"},
                  "head": {"pool": "flatten", "hidden": [256, 128, 128, 64], "batchnorm": [True, False, False, False],

@@ -118,6 +118,19 @@ def test_every_method_pretrains_and_its_backbone_loads_into_a_finetune_recipe(me
     assert finetune.model.backbone_init.endswith(BACKBONE_FILE) and finetune.model.freeze == "none"
 
 
+def test_pretraining_without_a_validation_split_monitors_the_spread_only(tmp_path):
+    """CIFAR-10 at lightly's settings trains on all 50,000 images (val_fraction 0): the
+    collapse check still runs, the kNN check (which needs held-out labels) is left out."""
+    make_image_folder(tmp_path / "images", {"a": 12, "b": 12})
+    prepare_dataset("noval", DatasetConfig(root=str(tmp_path / "images"), image_size=16, workers=1,
+                                           val_fraction=0.0), tmp_path / "prepared")
+    data = load_prepared("noval", folder=tmp_path / "prepared")
+    assert len(data["val"].labels) == 0
+    summary = Pretrainer(load_ssl(tiny_ssl(), {}).recipe("simclr"), data, None, KnnConfig(),
+                         run_paths(tmp_path / "run")).run()
+    assert summary["final"]["embedding_spread"] > 0 and "val_knn_accuracy" not in summary["final"]
+
+
 @pytest.mark.parametrize("backbone", [{"name": "resnet18", "weights": "none", "small_stem": True},
                                       {"name": "efficientnet_lite0", "weights": "imagenet"}])
 def test_real_backbones_round_trip(backbone, demo, tmp_path):

@@ -48,12 +48,15 @@ class FlattenBackbone(Backbone):
 
 @BACKBONES.register("cnn")
 class CNNBackbone(Backbone):
-    """Stages of (conv3x3-BN-activation) x blocks, each stage ending in a 2x2 max-pool."""
+    """Stages of (conv3x3-BN-activation) x blocks, each stage with one 2x2 max-pool: at its end,
+    or (`pool_position: after_first_conv`, airbench's layout) right after its first convolution,
+    so the rest of the stage runs at half resolution, for about 2.5x fewer operations."""
 
     name: Literal["cnn"]
     widths: list[int] = [32, 64, 128]
     blocks: int = 1
     pool_last: bool = True
+    pool_position: Literal["end", "after_first_conv"] = "end"
     activation: Literal["relu", "gelu"] = "relu"
 
     def build(self, in_channels: int) -> nn.Module:
@@ -62,14 +65,14 @@ class CNNBackbone(Backbone):
         layers: list[nn.Module] = []
         channels = in_channels
         for index, width in enumerate(self.widths):
-            for _ in range(self.blocks):
-                layers += [
-                    nn.Conv2d(channels, width, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),
-                    nn.GELU() if self.activation == "gelu" else nn.ReLU(inplace=True),
-                ]
+            pools = self.pool_last or index < len(self.widths) - 1
+            for block in range(self.blocks):
+                layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=False))
+                if pools and block == 0 and self.pool_position == "after_first_conv":
+                    layers.append(nn.MaxPool2d(2))
+                layers += [nn.BatchNorm2d(width), nn.GELU() if self.activation == "gelu" else nn.ReLU(inplace=True)]
                 channels = width
-            if self.pool_last or index < len(self.widths) - 1:
+            if pools and self.pool_position == "end":
                 layers.append(nn.MaxPool2d(2))
         return nn.Sequential(*layers)
 

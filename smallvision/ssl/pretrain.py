@@ -128,10 +128,11 @@ class Pretrainer:
         encoder = self.method.exported
         encoder.eval()
         batch = self.recipe.eval_batch_size
+        val = self.data["val"]
         with self._autocast():
             bank = embed_images(encoder.embed, torch.as_tensor(self.data["train"].images, device=self.device), batch)
-            val = self.data["val"]
-            queries = embed_images(encoder.embed, torch.as_tensor(val.images, device=self.device), batch)
+            if len(val):  # a dataset prepared without a validation split has only the spread
+                queries = embed_images(encoder.embed, torch.as_tensor(val.images, device=self.device), batch)
         self.method.train()
         metrics = {"embedding_spread": embedding_spread(bank)}
         if len(val):
