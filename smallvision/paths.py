@@ -11,6 +11,7 @@ MODELS = Path("data/models")
 RESUME = Path("data/resume")  # unfinished runs' full state: not a result, deleted when a run ends
 TRAIN_LOGS = Path("reports/train")
 EVAL = Path("reports/eval")
+PREPARE_METRICS = Path("reports/prepare")  # per dataset: decode time and throughput
 REPORT = Path("reports")
 
 

@@ -1,9 +1,12 @@
-"""Stage prepare: decode one dataset once into uint8 arrays with fixed splits."""
+"""Stage prepare: decode one dataset once into uint8 arrays with fixed splits; its decode
+time and throughput go to reports/prepare/<dataset>/metrics.json."""
 
 from smallvision.config import load_params
-from smallvision.data.prepare import prepare_dataset
+from smallvision.data.prepare import TIMINGS, prepare_dataset
 from smallvision.data.prepared import prepared_path
 from smallvision.errors import exits_cleanly
+from smallvision.io import write_json
+from smallvision.paths import PREPARE_METRICS
 from stages import arguments
 
 
@@ -11,7 +14,8 @@ from stages import arguments
 def main() -> None:
     args = arguments(__doc__, "dataset")
     cfg = load_params().dataset(args.dataset)
-    prepare_dataset(args.dataset, cfg, prepared_path(args.dataset))
+    summary = prepare_dataset(args.dataset, cfg, prepared_path(args.dataset))
+    write_json(PREPARE_METRICS / args.dataset / "metrics.json", {key: summary[key] for key in TIMINGS})
 
 
 if __name__ == "__main__":

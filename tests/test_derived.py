@@ -65,6 +65,18 @@ def test_min_and_max_per_class(tmp_path):
         prepare_dataset("caps", config(root, min_per_class=50), tmp_path / "c")
 
 
+def test_preparing_the_same_images_twice_gives_the_same_bytes(tmp_path):
+    """DVC hashes the prepared folder: timings inside it would make every re-prepare look
+    like new data and retrain everything downstream."""
+    root = make_image_folder(tmp_path / "root", {"a": 6, "b": 6})
+    summaries = [prepare_dataset("same", config(root), tmp_path / out) for out in ("a", "b")]
+    assert all(summary["decode_seconds"] > 0 for summary in summaries)  # still returned for the metrics file
+    names = sorted(path.name for path in (tmp_path / "a").iterdir())
+    assert "prepare.json" in names and names == sorted(path.name for path in (tmp_path / "b").iterdir())
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
 def test_primary_type_target_keeps_types_with_enough_images(tmp_path):
     cfg = config(shared_path("pokemon-sprites-gen1"), target="primary_type", pokeapi=str(shared_path("pokeapi")),
                  min_per_class=150, max_per_class=150, workers=0)

@@ -55,8 +55,14 @@ class Decoded:
     task: str = "single"
 
 
+# Timings vary from run to run: they are returned (and the stage writes them to a metrics
+# file) but kept out of prepare.json, so that re-preparing the same images gives the same
+# output hash and DVC keeps every stage downstream cached.
+TIMINGS = ("decode_seconds", "images_per_second")
+
+
 def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
-    """Decode, split and save; returns the summary also written to prepare.json."""
+    """Decode, split and save; returns the summary written to prepare.json plus the timings."""
     where = f"datasets.{name}"
     start = time.perf_counter()
     root = Path(cfg.root)
@@ -82,7 +88,7 @@ def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
         "ignored_non_images": decoded.ignored,
     }
     with atomic_dir(out_dir) as tmp:
-        save_prepared(tmp, decoded, splits, summary)
+        save_prepared(tmp, decoded, splits, {k: v for k, v in summary.items() if k not in TIMINGS})
     log(
         f"prepared {name}: {summary['images']} images, {summary['classes']} classes, "
         f"{summary['split_sizes']} in {seconds:.1f}s ({summary['images_per_second']:.0f} images/s)"

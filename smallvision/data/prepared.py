@@ -6,7 +6,8 @@ data/prepared/<name>/
                        Pokémon types) uint8 (N, len(classes)) multi-hot
   classes.json         class names, index = label (column of the multi-hot labels)
   files.json           source file of every image, per split
-  prepare.json         summary: task ("single" | "multilabel"), counts, timings, skipped and ignored files
+  prepare.json         summary: task ("single" | "multilabel"), counts, skipped and ignored files
+                       (no timings: the same images give the same bytes)
 """
 
 from __future__ import annotations
