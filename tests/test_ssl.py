@@ -3,6 +3,7 @@ resume after a kill, params errors, and the pretrain -> ssl_evaluate -> report p
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import signal
@@ -22,6 +23,7 @@ from smallvision.models.classifier import ModelConfig
 from smallvision.paths import RunPaths, pretrain_paths
 from smallvision.ssl.base import SSL_METHODS
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig, load_ssl
+from smallvision.ssl.encoder import Encoder
 from smallvision.ssl.knn import embedding_spread, knn_accuracies
 from smallvision.ssl.pretrain import Pretrainer
 from smallvision.ssl.views import ViewConfig, ViewMaker
@@ -100,6 +102,46 @@ def test_knn_and_spread():
     multi_hot[:, 0] = 1  # every image also carries label 0
     assert knn_accuracies(bank, multi_hot, torch.eye(4), multi_hot[:4].numpy(), 4, [5])["knn5_accuracy"] == 1.0
     assert embedding_spread(torch.ones(10, 8)) < 1e-3 < embedding_spread(bank)
+
+
+def test_batchnorm_recalibration_measures_the_plain_images():
+    """Running statistics come from one pass over the plain images, whatever augmented views
+    left there before (the mean of equal batches' means is the mean of all), and the module's
+    mode and momenta are restored."""
+    torch.manual_seed(0)
+    encoder = Encoder(load_ssl(tiny_ssl(), {}).recipe("simclr").backbone, 3, 16, [0.5] * 3, [0.25] * 3)
+    first = next(m for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    first.running_mean.fill_(5.0)  # as if left by augmented views
+    images = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
+    encoder.eval()
+    encoder.recalibrate_batchnorm(images, 16)
+    in_batches = first.running_mean.clone()
+    encoder.recalibrate_batchnorm(images, 64)
+    assert not torch.allclose(in_batches, torch.full_like(in_batches, 5.0))
+    assert torch.allclose(in_batches, first.running_mean, atol=1e-5)
+    assert not encoder.training and first.momentum == 0.1
+
+
+@pytest.mark.parametrize("bn_stats", ["frozen", "recalibrate", "train"])
+def test_batchnorm_statistics_policies(bn_stats, demo, tmp_path):
+    """`frozen` saves the initial running statistics while the weights train; `recalibrate`
+    saves those of the plain training images; `train` those the augmented views left."""
+    raw = tiny_ssl()
+    raw["pretrain"]["bn_stats"] = bn_stats
+    trainer = Pretrainer(load_ssl(raw, {}).recipe("simclr"), demo, None, KnnConfig(k=[3]), run_paths(tmp_path))
+    name, first = next((name, module) for name, module in trainer.method.backbone.backbone.named_modules()
+                       if isinstance(module, torch.nn.BatchNorm2d))
+    initial = {key: value.clone() for key, value in first.state_dict().items()}
+    trainer.run()
+    saved = torch.load(tmp_path / BACKBONE_FILE, weights_only=True)
+    assert not torch.equal(saved[f"{name}.weight"], initial["weight"])  # the weights trained
+    plain = copy.deepcopy(trainer.method.backbone)
+    plain.recalibrate_batchnorm(torch.as_tensor(demo["train"].images), trainer.recipe.eval_batch_size)
+    measured = dict(plain.backbone.named_modules())[name].running_mean
+    kept = torch.equal(saved[f"{name}.running_mean"], initial["running_mean"])
+    remeasured = torch.allclose(saved[f"{name}.running_mean"], measured, atol=1e-5)
+    assert (kept, remeasured) == {"frozen": (True, False), "recalibrate": (False, True),
+                                  "train": (False, False)}[bn_stats]
 
 
 @pytest.mark.parametrize("method", METHODS)

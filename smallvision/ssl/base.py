@@ -30,7 +30,11 @@ class PretrainConfig(Strict):
     `backbone` takes the same settings as a recipe's `model.backbone`; `input_size` is the
     view size (null: the prepared size); `extra_images`: a folder of unlabeled images
     (searched recursively) added to the training split; `monitor_every`: epochs between kNN
-    accuracy and embedding-spread checks (also at the start and the end)."""
+    accuracy and embedding-spread checks (also at the start and the end). `bn_stats`, the
+    backbone's batch-norm running statistics: `train` updates them from the augmented views
+    as usual; `recalibrate` measures them afresh on the plain training images at every check,
+    and so in the saved backbone; `frozen` keeps the initial ones (a pretrained backbone's)
+    and normalises with them in training too."""
 
     method: str
     backbone: choice_of(BACKBONES, "name") = {"name": "resnet18", "weights": "none", "small_stem": True}  # type: ignore[valid-type]
@@ -43,6 +47,7 @@ class PretrainConfig(Strict):
     scheduler: SchedulerConfig = SchedulerConfig(name="cosine")
     views: ViewConfig = ViewConfig()
     monitor_every: int = Field(5, ge=1)
+    bn_stats: Literal["train", "recalibrate", "frozen"] = "train"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"

@@ -42,3 +42,38 @@ class Encoder(nn.Module):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True,
                               align_corners=False)
         return self(x)
+
+    def _batchnorms(self) -> list[nn.Module]:
+        return [m for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def freeze_batchnorm(self) -> None:
+        """Batch norm in the backbone normalises with its running statistics and keeps them
+        (until the module is next put in training mode); its scale and shift still train."""
+        for norm in self._batchnorms():
+            norm.eval()
+
+    @torch.no_grad()
+    def recalibrate_batchnorm(self, images: torch.Tensor, batch_size: int) -> None:
+        """Batch-norm running statistics measured afresh on plain uint8 images (N, C, H, W):
+        the average over one pass in batches of `batch_size` (a last, smaller batch is left
+        out when there are others). Pretraining feeds batch norm augmented views only, so its
+        running statistics come to describe those, not the images that kNN, the probe and
+        the fine-tune see: on the sprites, one epoch of SimCLR with the weights of an ImageNet
+        EfficientNet-Lite0 held still took its kNN accuracy from 0.47 to 0.39."""
+        norms = self._batchnorms()
+        if not norms:
+            return
+        momenta = [norm.momentum for norm in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average
+        starts = range(0, len(images), batch_size)
+        if len(images) > batch_size and len(images) % batch_size:
+            starts = starts[:-1]
+        training = self.training
+        self.train()
+        for start in starts:
+            self.embed(images[start:start + batch_size].float().div_(255))
+        self.train(training)
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum

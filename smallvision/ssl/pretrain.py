@@ -95,6 +95,10 @@ class Pretrainer:
     # -------------------------------------------------------------- training
     def train_epoch(self, epoch: int) -> dict:
         self.method.train()
+        if self.recipe.bn_stats == "frozen":
+            for module in self.method.modules():
+                if isinstance(module, Encoder):  # the student's and any teacher's; heads keep theirs
+                    module.freeze_batchnorm()
         batch, steps = self.recipe.batch_size, self.steps_per_epoch
         order = torch.randperm(len(self.images), device=self.device, generator=self.generator)
         loss_sum = torch.zeros((), device=self.device)
@@ -124,13 +128,19 @@ class Pretrainer:
     @torch.no_grad()
     def monitor(self) -> dict:
         """kNN accuracy of the validation split against the labelled training split (labels are
-        used here only, never in training), and the spread of the features (collapse check)."""
+        used here only, never in training), and the spread of the features (collapse check).
+        With `bn_stats: recalibrate`, batch norm's running statistics are first measured on the
+        plain training images; the last check comes before the backbone is saved, so the saved
+        backbone carries them."""
         encoder = self.method.exported
-        encoder.eval()
         batch = self.recipe.eval_batch_size
         val = self.data["val"]
+        train = torch.as_tensor(self.data["train"].images, device=self.device)
         with self._autocast():
-            bank = embed_images(encoder.embed, torch.as_tensor(self.data["train"].images, device=self.device), batch)
+            if self.recipe.bn_stats == "recalibrate":
+                encoder.recalibrate_batchnorm(train, batch)
+            encoder.eval()
+            bank = embed_images(encoder.embed, train, batch)
             if len(val):  # a dataset prepared without a validation split has only the spread
                 queries = embed_images(encoder.embed, torch.as_tensor(val.images, device=self.device), batch)
         self.method.train()
