@@ -25,8 +25,8 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 def pytest_collection_modifyitems(items):
-    """Grouped tests (the long all-recipes pipeline fixture) first: one worker starts that group at
-    once while the other works through the rest, instead of the group starting last."""
+    """Grouped tests (the long pipeline parts) first: each worker starts one part at once and
+    then works through the rest, instead of a part starting last."""
     items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
 
 
@@ -169,18 +169,40 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory):
+# The recipes split into parts, each run in its own copy of the repo by its own pytest-xdist
+# worker (the group mark sends every test of a part to the worker that built it): the parts
+# run side by side instead of one worker carrying every recipe while the other waits.
+PIPELINE_PARTS = 2
+
+
+def recipe_names() -> list[str]:
+    return list(yaml.safe_load((REPO / "params.yaml").read_text())["recipes"])
+
+
+def pipeline_part(part: int, *values) -> pytest.param:
+    """A parameter that runs a test on pipeline part `part` (after `values`, for tests that
+    parametrize more than the pipeline), in that part's xdist group."""
+    return pytest.param(*values, part, marks=pytest.mark.xdist_group(f"pipeline{part}"),
+                        id="-".join([*map(str, values), f"part{part}"]))
+
+
+def part_of(recipe: str) -> int:
+    return recipe_names().index(recipe) % PIPELINE_PARTS
+
+
+@pytest.fixture(scope="session", params=[pipeline_part(part) for part in range(PIPELINE_PARTS)])
+def pipeline(request, tmp_path_factory):
+    """Every recipe of one part through `dvc repro` on a tiny dataset: (repo, params, output)."""
     images = make_image_folder(tmp_path_factory.mktemp("images") / "tiny", {c: 10 for c in "abcd"}, size=40)
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
 
-    def every_recipe_on_tiny(params):
+    def part_recipes_on_tiny(params):
         tiny(params)
         params["datasets"] = {"tiny": {"root": str(images)}}
-        params["benchmark"]["recipes"] = list(params["recipes"])
+        params["benchmark"]["recipes"] = list(params["recipes"])[request.param::PIPELINE_PARTS]
 
-    params = edit_params(repo, every_recipe_on_tiny)
-    commit(repo, "tiny settings, every recipe")
+    params = edit_params(repo, part_recipes_on_tiny)
+    commit(repo, f"tiny settings, recipes of part {request.param}")
     first = run(["dvc", "repro"], cwd=repo)
     return repo, params, first
 

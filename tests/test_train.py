@@ -85,7 +85,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(project, tmp_path_f
         {k: v for k, v in expected_metrics.items() if k != "seconds"}
     steps = (project / "reports/train/demo/tiny/plots/metrics/val_accuracy.tsv").read_text().splitlines()
     assert len(steps) == 4  # header + one row per epoch: the log was rebuilt, not duplicated
-    assert {p.name for p in (project / "data/models/demo/tiny").iterdir()} == {"best.pt", "last.pt"}
+    assert {p.name for p in (project / "data/models/demo/tiny").iterdir()} == {"best.pt"}
     assert not (project / "data/resume/demo/tiny").exists()  # resume state goes when the run ends
 
 

@@ -22,16 +22,13 @@ from pathlib import Path
 
 from smallvision.bench.loop_efficiency import measure
 from smallvision.bench.peer import train_peer
+from smallvision.bench.target import train_and_test
 from smallvision.config import DatasetConfig, load_params
 from smallvision.data.prepare import prepare_dataset
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError, exits_cleanly
-from smallvision.inference import TorchPredictor
 from smallvision.io import write_json
-from smallvision.metrics import accuracy
-from smallvision.paths import RunPaths
 from smallvision.progress import log
-from smallvision.train.loop import BEST, Trainer
 
 SPRITES = Path("../shared/data/pokemon-sprites-gen1")
 
@@ -80,10 +77,7 @@ def ours_end_to_end(recipe, cfg: DatasetConfig, tmp: Path) -> dict:
     start = time.perf_counter()
     prepare_dataset("bench_e2e", cfg, tmp / "e2e" / "prepared")
     data = load_prepared("bench", folder=tmp / "e2e" / "prepared")
-    paths = RunPaths(tmp / "e2e" / "model", tmp / "e2e" / "log", tmp / "e2e" / "resume")
-    Trainer(recipe, data, paths).run()
-    scores = TorchPredictor(recipe, data, paths.model_dir / BEST).scores(data["test"].images)
-    correct = accuracy(data["test"].labels, scores, data.multilabel)
+    _, correct = train_and_test(recipe, data, tmp / "e2e")
     return {"wall_seconds": round(time.perf_counter() - start, 2), "test_accuracy": round(correct, 4)}
 
 

@@ -75,13 +75,19 @@ def prepared(folder: Path, image_size: int, cache: Path | None, tmp: Path):
     return load_prepared("target", folder=target)
 
 
-def one_run(recipe: TorchRecipe, data, folder: Path) -> dict:
+def train_and_test(recipe: TorchRecipe, data, folder: Path) -> tuple[dict, float]:
+    """Train through the one loop into `folder`; the training summary and the test accuracy of
+    the weights it kept (with the recipe's test-time augmentation)."""
     paths = RunPaths(folder / "model", folder / "log", folder / "resume")
     summary = Trainer(recipe, data, paths).run()
     scores = TorchPredictor(recipe, data, paths.model_dir / BEST).scores(data["test"].images, recipe.eval_batch_size)
+    return summary, accuracy(data["test"].labels, scores, data.multilabel)
+
+
+def one_run(recipe: TorchRecipe, data, folder: Path) -> dict:
+    summary, test_accuracy = train_and_test(recipe, data, folder)
     return {"seed": recipe.seed, "train_seconds": summary["train_seconds"], "epochs": summary["epochs_run"],
-            "test_accuracy": round(accuracy(data["test"].labels, scores, data.multilabel), 4),
-            "device": summary["device"], "bf16": summary["bf16"]}
+            "test_accuracy": round(test_accuracy, 4), "device": summary["device"], "bf16": summary["bf16"]}
 
 
 def measure(recipe: TorchRecipe, data, runs: int, tmp: Path) -> list[dict]:

@@ -161,7 +161,8 @@ class Pretrainer:
             if (epoch + 1) % self.recipe.monitor_every == 0 or epoch + 1 == self.epochs:
                 record.update(self.monitor())
             self._record(record)
-            self._save_state()
+            if epoch + 1 < self.epochs:  # after the last, the results replace it at once
+                self._save_state()
             if os.environ.get(KILL_AFTER_EPOCH) == str(epoch + 1):
                 os.kill(os.getpid(), signal.SIGKILL)
         summary = self._summary()

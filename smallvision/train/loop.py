@@ -46,7 +46,6 @@ from smallvision.train.optim import make_optimizer, make_schedule
 
 STATE = "state.pt"  # in the resume folder: everything after the last finished epoch
 BEST = "best.pt"  # model weights of the best epoch (what evaluation uses)
-LAST = "last.pt"  # model weights after the last epoch
 KILL_AFTER_EPOCH = "SMALLVISION_KILL_AFTER_EPOCH"  # tests: die like a killed job after epoch N
 
 
@@ -272,7 +271,8 @@ class Trainer:
             self.history.append(record)
             stop_reason = self.stopper.should_stop() if self.has_val else None
             if self.ranks.main:
-                self._save_state()
+                if not stop_reason and epoch + 1 < cfg.epochs:  # after the last, results replace it at once
+                    self._save_state()
                 self._log_epoch(record)
                 log(_epoch_line(record))
             if os.environ.get(KILL_AFTER_EPOCH) == str(epoch + 1):
@@ -287,11 +287,11 @@ class Trainer:
 
     # ------------------------------------------------------------ persistence
     def _save_results(self) -> None:
-        """The run's outputs, written once it has ended; then its resume state goes."""
+        """The run's output, written once it has ended; then its resume state goes. Only the best
+        epoch's weights: nothing reads the last epoch's (and they doubled the disk a run takes)."""
         self.paths.model_dir.mkdir(parents=True, exist_ok=True)
-        for name, state in ((BEST, self.best_state), (LAST, self.model.state_dict())):
-            with atomic_file(self.paths.model_dir / name, "wb") as handle:
-                torch.save(state, handle)
+        with atomic_file(self.paths.model_dir / BEST, "wb") as handle:
+            torch.save(self.best_state, handle)
         shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
 
     def _save_state(self) -> None:

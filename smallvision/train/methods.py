@@ -33,15 +33,14 @@ def fit_knn(recipe, data: PreparedData, paths: RunPaths) -> dict:
     import torch
 
     from smallvision.models.classifier import parameter_count
-    from smallvision.train.loop import BEST, LAST, build_for_data
+    from smallvision.train.loop import BEST, build_for_data
 
     start = time.perf_counter()
     model = build_for_data(recipe, data)
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    for name in (BEST, LAST):
-        with atomic_file(paths.model_dir / name, "wb") as handle:
-            torch.save(model.state_dict(), handle)
+    with atomic_file(paths.model_dir / BEST, "wb") as handle:
+        torch.save(model.state_dict(), handle)
     record = knn_record(recipe, data, paths)
     TrainLog(paths.log_dir).epoch(record)
     summary = {"train_seconds": round(time.perf_counter() - start, 3), "epochs_run": 0, **parameter_count(model),
