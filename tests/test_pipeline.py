@@ -18,6 +18,7 @@ from smallvision.train.loop import BEST, build_for_data
 from tests.conftest import (
     PIPELINE_PARTS,
     part_of,
+    part_recipes,
     pipeline_part,
     recipe_names,
     run,
@@ -26,7 +27,7 @@ from tests.conftest import (
 
 
 def test_the_parts_hold_every_recipe_once():
-    parts = [recipe_names()[part::PIPELINE_PARTS] for part in range(PIPELINE_PARTS)]
+    parts = [part_recipes(part) for part in range(PIPELINE_PARTS)]
     assert sorted(sum(parts, [])) == sorted(recipe_names()) and all(parts)
     assert all(part_of(name) == part for part, names in enumerate(parts) for name in names)
 
