@@ -1,13 +1,13 @@
 """Measure and print the project's speed figures; write them to reports/bench.json.
 
   python -m smallvision.bench [--folder DIR] [--image-size 64] [--recipes cnn effnet_finetune]
-                              [--epochs 2] [--compare-recipes cnn effnet_probe] [--compare-epochs N]
+                              [--epochs 3] [--compare-recipes cnn effnet_probe] [--compare-epochs N]
 
 1. prepare throughput (images/s) decoding the folder once;
 2. loop efficiency per recipe: training-loop images/s / raw model-step images/s;
 3. the seed-style ImageFolder + DataLoader peer against our pipeline, per compared recipe:
-   wall time and accuracy (a frozen backbone shows the seeds' transfer setting, where the peer
-   runs the backbone on freshly decoded images every epoch);
+   wall time and accuracy, each side in a fresh process (a frozen backbone shows the seeds'
+   transfer setting, where the peer runs the backbone on freshly decoded images every epoch);
 4. seconds per training epoch per recipe.
 The folder defaults to ../shared/data/pokemon-sprites-gen1 when present, else the digits."""
 
@@ -17,12 +17,12 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
+from smallvision.bench.fresh import in_fresh_process
 from smallvision.bench.loop_efficiency import measure
 from smallvision.bench.peer import train_peer
-from smallvision.bench.target import train_and_test
+from smallvision.bench.target import ours_end_to_end
 from smallvision.config import DatasetConfig, load_params
 from smallvision.data.prepare import prepare_dataset
 from smallvision.data.prepared import load_prepared
@@ -39,7 +39,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--folder", type=Path, help="image folder (<class>/<image>) to benchmark on")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--recipes", nargs="+", default=["cnn", "effnet_finetune"])
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per recipe (after one warm-up)")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="timed epochs per recipe after one warm-up, and as many rounds of raw steps: the fastest counts")
     parser.add_argument("--input-size", type=int, help="override the recipes' model input size")
     parser.add_argument("--compare-recipes", nargs="+", default=["cnn", "effnet_probe"])
     parser.add_argument("--compare-epochs", type=int, help="epochs of the compared runs (default: each recipe's own)")
@@ -72,19 +73,10 @@ def with_overrides(recipe, args, epochs: int | None):
     return recipe.model_copy(update=update)
 
 
-def ours_end_to_end(recipe, cfg: DatasetConfig, tmp: Path) -> dict:
-    """Our pipeline on the same folder: decode once, train from memory, evaluate."""
-    start = time.perf_counter()
-    prepare_dataset("bench_e2e", cfg, tmp / "e2e" / "prepared")
-    data = load_prepared("bench", folder=tmp / "e2e" / "prepared")
-    _, correct = train_and_test(recipe, data, tmp / "e2e")
-    return {"wall_seconds": round(time.perf_counter() - start, 2), "test_accuracy": round(correct, 4)}
-
-
 def compare_with_peer(name: str, params, args, data, cfg: DatasetConfig, folder: Path, tmp: Path) -> dict:
     recipe = with_overrides(params.recipe(name), args, args.compare_epochs)
-    peer = train_peer(recipe, data, folder, args.peer_workers)
-    ours = ours_end_to_end(recipe, cfg, tmp / name)
+    peer = in_fresh_process(train_peer, recipe, data, folder, args.peer_workers)
+    ours = in_fresh_process(ours_end_to_end, recipe, cfg, tmp / name)
     speedup = round(peer["wall_seconds"] / ours["wall_seconds"], 2)
     log(f"{name} x {recipe.epochs} epochs: ours {ours['wall_seconds']:.1f}s (accuracy {ours['test_accuracy']:.4f}) "
         f"vs ImageFolder+DataLoader {peer['wall_seconds']:.1f}s (accuracy {peer['test_accuracy']:.4f}): "
