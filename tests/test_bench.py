@@ -14,16 +14,18 @@ def test_bench_measures_prepare_loop_and_peer(tmp_path):
     out = tmp_path / "bench.json"
     printed = run(["python", "-m", "smallvision.bench", "--folder", str(folder), "--image-size", "16",
                    "--recipes", "cnn", "--epochs", "1", "--compare-recipes", "mlp", "--compare-epochs", "2",
-                   "--peer-workers", "0", "--out", str(out)], cwd=REPO)
+                   "--compare-seeds", "2", "--peer-workers", "0", "--out", str(out)], cwd=REPO)
     bench = json.loads(out.read_text())
     assert "efficiency" in printed.stdout and "faster" in printed.stdout  # the printed table
     assert bench["dataset"]["images"] == 36 and bench["prepare"]["images_per_second"] > 0
     loop = bench["loop"]["cnn"]
     assert 0 < loop["loop_efficiency"] and loop["train_seconds_per_epoch"] > 0, loop
     peer = bench["peer"]["mlp"]
-    assert peer["epochs"] == 2 and peer["speedup"] > 0
+    assert peer["epochs"] == 2 and peer["seeds"] == 2 and peer["speedup"] > 0
     for side in ("ours", "imagefolder_dataloader"):
-        assert peer[side]["wall_seconds"] > 0 and 0 <= peer[side]["test_accuracy"] <= 1
+        runs = peer[side]["runs"]
+        assert len(runs) == 2 and all(r["wall_seconds"] > 0 and 0 <= r["test_accuracy"] <= 1 for r in runs), runs
+        assert abs(peer[side]["wall_seconds"] - (runs[0]["wall_seconds"] + runs[1]["wall_seconds"]) / 2) < 0.01
 
 
 def test_time_to_accuracy_trains_on_the_whole_training_split_and_reports_each_run(tmp_path):

@@ -67,6 +67,32 @@ def test_cnn_pool_after_first_conv_halves_the_rest_of_each_stage():
     assert sizes == {"end": 32, "early": 16}
 
 
+def test_cnn_pools_before_its_relu_with_the_outputs_and_gradients_of_relu_then_pool():
+    """ReLU commutes with a max, so the stage's cheaper order (pool, then ReLU on a quarter of the
+    values) is the textbook conv-BN-ReLU-pool, forward and backward."""
+    torch.manual_seed(0)
+    net = model({"backbone": {"name": "cnn", "widths": [8, 16], "blocks": 2}}).backbone
+    layers = list(net)
+    assert [type(m).__name__ for m in layers[3:7]] == ["Conv2d", "BatchNorm2d", "MaxPool2d", "ReLU"]
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], torch.nn.MaxPool2d) and isinstance(layers[i + 1], torch.nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    textbook = torch.nn.Sequential(*layers)
+    x = torch.randn(4, 3, 16, 16)
+    results = []
+    for order in (net, textbook):
+        image = x.clone().requires_grad_()
+        out = order(image)
+        out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+        results.append((out.detach(), image.grad, [p.grad.clone() for p in order.parameters()]))
+        order.zero_grad()
+    (out, grad, weights), (out_ref, grad_ref, weights_ref) = results
+    assert torch.equal(out, out_ref) and torch.allclose(grad, grad_ref, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(weights, weights_ref))
+    gelu = model({"backbone": {"name": "cnn", "widths": [8], "activation": "gelu"}}).backbone
+    assert [type(m).__name__ for m in gelu] == ["Conv2d", "BatchNorm2d", "GELU", "MaxPool2d"]  # GELU is not monotonic
+
+
 def test_seed_heads_are_expressible():
     net = model({"backbone": {"name": "flatten"},
                  "head": {"pool": "flatten", "hidden": [256, 128, 128, 64], "batchnorm": [True, False, False, False],

@@ -2,12 +2,14 @@
 
   python -m smallvision.bench [--folder DIR] [--image-size 64] [--recipes cnn effnet_finetune]
                               [--epochs 3] [--compare-recipes cnn effnet_probe] [--compare-epochs N]
+                              [--compare-seeds 1]
 
 1. prepare throughput (images/s) decoding the folder once;
 2. loop efficiency per recipe: training-loop images/s / raw model-step images/s;
 3. the seed-style ImageFolder + DataLoader peer against our pipeline, per compared recipe:
-   wall time and accuracy, each side in a fresh process (a frozen backbone shows the seeds'
-   transfer setting, where the peer runs the backbone on freshly decoded images every epoch);
+   wall time and accuracy (means over --compare-seeds seeds), each side in a fresh process (a
+   frozen backbone shows the seeds' transfer setting, where the peer runs the backbone on
+   freshly decoded images every epoch);
 4. seconds per training epoch per recipe.
 The folder defaults to ../shared/data/pokemon-sprites-gen1 when present, else the digits."""
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -44,6 +47,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--input-size", type=int, help="override the recipes' model input size")
     parser.add_argument("--compare-recipes", nargs="+", default=["cnn", "effnet_probe"])
     parser.add_argument("--compare-epochs", type=int, help="epochs of the compared runs (default: each recipe's own)")
+    parser.add_argument("--compare-seeds", type=int, default=1,
+                        help="seeds 0..N-1 of each compared run: accuracies differ by a few points from seed to seed")
     parser.add_argument("--peer-workers", type=int, default=2, help="DataLoader workers of the peer")
     parser.add_argument("--skip", nargs="*", default=[], choices=["prepare", "loop", "peer"])
     parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
@@ -74,14 +79,28 @@ def with_overrides(recipe, args, epochs: int | None):
 
 
 def compare_with_peer(name: str, params, args, data, cfg: DatasetConfig, folder: Path, tmp: Path) -> dict:
+    """Both sides at seeds 0..N-1; the speedup is the ratio of their total wall times."""
     recipe = with_overrides(params.recipe(name), args, args.compare_epochs)
-    peer = in_fresh_process(train_peer, recipe, data, folder, args.peer_workers)
-    ours = in_fresh_process(ours_end_to_end, recipe, cfg, tmp / name)
+    runs: dict[str, list[dict]] = {"ours": [], "imagefolder_dataloader": []}
+    for seed in range(args.compare_seeds):
+        seeded = recipe.model_copy(update={"seed": seed})
+        runs["imagefolder_dataloader"].append(in_fresh_process(train_peer, seeded, data, folder, args.peer_workers))
+        runs["ours"].append(in_fresh_process(ours_end_to_end, seeded, cfg, tmp / f"{name}_seed{seed}"))
+    sides = {side: mean_of(side_runs) for side, side_runs in runs.items()}
+    ours, peer = sides["ours"], sides["imagefolder_dataloader"]
     speedup = round(peer["wall_seconds"] / ours["wall_seconds"], 2)
-    log(f"{name} x {recipe.epochs} epochs: ours {ours['wall_seconds']:.1f}s (accuracy {ours['test_accuracy']:.4f}) "
+    seeds = f", mean of {args.compare_seeds} seeds" if args.compare_seeds > 1 else ""
+    log(f"{name} x {recipe.epochs} epochs{seeds}: ours {ours['wall_seconds']:.1f}s (accuracy {ours['test_accuracy']:.4f}) "
         f"vs ImageFolder+DataLoader {peer['wall_seconds']:.1f}s (accuracy {peer['test_accuracy']:.4f}): "
         f"{speedup:.1f}x faster")
-    return {"epochs": recipe.epochs, "ours": ours, "imagefolder_dataloader": peer, "speedup": speedup}
+    return {"epochs": recipe.epochs, "seeds": args.compare_seeds, **sides, "speedup": speedup}
+
+
+def mean_of(runs: list[dict]) -> dict:
+    """Mean wall time and test accuracy over seeds, with each seed's figures."""
+    return {"wall_seconds": round(statistics.fmean(r["wall_seconds"] for r in runs), 2),
+            "test_accuracy": round(statistics.fmean(r["test_accuracy"] for r in runs), 4),
+            "runs": runs}
 
 
 @exits_cleanly
