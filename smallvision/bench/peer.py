@@ -14,7 +14,8 @@ import torch
 
 from smallvision.data.prepared import PreparedData
 from smallvision.train.device import configure_threads, pick_device, seed_everything
-from smallvision.train.loop import build_for_data
+from smallvision.train.early_stopping import EarlyStopping
+from smallvision.train.loop import build_for_data, macro_f1
 from smallvision.train.losses import make_loss
 from smallvision.train.optim import make_optimizer, make_schedule
 
@@ -37,18 +38,28 @@ def folder_loader(root: Path, files: list[str], size: int, recipe, train: bool, 
 
 
 @torch.no_grad()
-def accuracy(model, loader, device) -> float:
+def predictions(model, loader, device) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
-    correct = seen = 0
+    logits, labels = [], []
     for x, y in loader:
-        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
-        seen += len(y)
-    return correct / max(seen, 1)
+        logits.append(model(x.to(device)).float())
+        labels.append(y.to(device))
+    return torch.cat(logits), torch.cat(labels)
+
+
+def validation_metrics(model, loader, loss_fn, num_classes: int, device) -> dict:
+    """The validation figures our loop monitors, computed as it does (so both sides keep the epoch
+    that the recipe's early_stopping.monitor picks)."""
+    logits, labels = predictions(model, loader, device)
+    predicted = logits.argmax(1)
+    return {"val_loss": loss_fn(logits, labels).item(), "val_accuracy": (predicted == labels).float().mean().item(),
+            "val_macro_f1": macro_f1(predicted, labels, num_classes).item()}
 
 
 def train_peer(recipe, data: PreparedData, root: Path, workers: int) -> dict:
     """Train like a seed notebook; returns wall seconds (training + per-epoch validation +
-    test) and test accuracy of the best-validation epoch."""
+    test) and the test accuracy of the epoch that the recipe's early_stopping.monitor picks, the
+    rule our loop keeps its weights by (and stops early by, when the recipe says so)."""
     configure_threads(recipe.threads)
     seed_everything(recipe.seed)
     device = pick_device(recipe.device)
@@ -58,10 +69,10 @@ def train_peer(recipe, data: PreparedData, root: Path, workers: int) -> dict:
     val = folder_loader(root, data.files["val"], data.image_size, recipe, False, workers)
     test = folder_loader(root, data.files["test"], data.image_size, recipe, False, workers)
     optimizer = make_optimizer(model, recipe.optimizer)
-    schedule = make_schedule(optimizer, recipe.scheduler, recipe.epochs, len(train), "max")
+    schedule = make_schedule(optimizer, recipe.scheduler, recipe.epochs, len(train), recipe.early_stopping.mode)
     counts = torch.bincount(torch.as_tensor(data["train"].labels), minlength=data.num_classes).float().to(device)
     loss_fn = make_loss(recipe.loss, counts, len(data["train"]), False)
-    best, best_state = -1.0, None
+    stopper, best_state = EarlyStopping(recipe.early_stopping), None
     for _ in range(recipe.epochs):
         model.train()
         for x, y in train:
@@ -70,11 +81,14 @@ def train_peer(recipe, data: PreparedData, root: Path, workers: int) -> dict:
             loss.backward()
             optimizer.step()
             schedule.after_step()
-        score = accuracy(model, val, device)
-        schedule.after_epoch(score)
-        if score > best:
-            best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
+        monitored = validation_metrics(model, val, loss_fn, data.num_classes, device)[recipe.early_stopping.monitor]
+        if stopper.update(monitored):
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        schedule.after_epoch(monitored)
+        if stopper.should_stop():
+            break
     model.load_state_dict(best_state)
-    test_accuracy = accuracy(model, test, device)
+    logits, labels = predictions(model, test, device)
+    test_accuracy = (logits.argmax(1) == labels).float().mean().item()
     return {"wall_seconds": round(time.perf_counter() - start, 2), "test_accuracy": round(test_accuracy, 4),
             "workers": workers}
