@@ -32,7 +32,7 @@ def _adamw(groups, cfg):
 
 def _fusable(groups) -> bool:
     """torch's fused Adam kernel updates each parameter in one pass instead of about ten: for the
-    mlp's 6.6 M parameters 4.2 ms a step against 16.6 ms on the 2-core CPU. It has CPU and CUDA kernels."""
+    mlp's 6.5 M parameters (64 px sprites) 4.2 ms a step against 16.6 ms on the 2-core CPU. It has CPU and CUDA kernels."""
     return all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
 
 
