@@ -15,7 +15,7 @@ import torch
 from smallvision.data.prepared import PreparedData
 from smallvision.train.device import configure_threads, pick_device, seed_everything
 from smallvision.train.early_stopping import EarlyStopping
-from smallvision.train.loop import build_for_data, macro_f1
+from smallvision.train.loop import build_for_data, validation_metrics
 from smallvision.train.losses import make_loss
 from smallvision.train.optim import make_optimizer, make_schedule
 
@@ -47,15 +47,6 @@ def predictions(model, loader, device) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(logits), torch.cat(labels)
 
 
-def validation_metrics(model, loader, loss_fn, num_classes: int, device) -> dict:
-    """The validation figures our loop monitors, computed as it does (so both sides keep the epoch
-    that the recipe's early_stopping.monitor picks)."""
-    logits, labels = predictions(model, loader, device)
-    predicted = logits.argmax(1)
-    return {"val_loss": loss_fn(logits, labels).item(), "val_accuracy": (predicted == labels).float().mean().item(),
-            "val_macro_f1": macro_f1(predicted, labels, num_classes).item()}
-
-
 def train_peer(recipe, data: PreparedData, root: Path, workers: int) -> dict:
     """Train like a seed notebook; returns wall seconds (training + per-epoch validation +
     test) and the test accuracy of the epoch that the recipe's early_stopping.monitor picks, the
@@ -81,7 +72,8 @@ def train_peer(recipe, data: PreparedData, root: Path, workers: int) -> dict:
             loss.backward()
             optimizer.step()
             schedule.after_step()
-        monitored = validation_metrics(model, val, loss_fn, data.num_classes, device)[recipe.early_stopping.monitor]
+        metrics = validation_metrics(*predictions(model, val, device), loss_fn, data.num_classes, False)
+        monitored = metrics[recipe.early_stopping.monitor]  # as our loop computes and monitors them
         if stopper.update(monitored):
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         schedule.after_epoch(monitored)

@@ -237,16 +237,8 @@ class Trainer:
                 x = self._prepare(x)
             with self._autocast():
                 logits.append(self._evaluated(x).float())
-        logits = torch.cat(logits)
-        loss = self.loss_fn(logits, self.val_labels)
-        if self.multilabel:
-            predicted, truth = (logits > 0).long(), (self.val_labels > 0.5).long()
-            accuracy = (predicted == truth).all(1).float().mean()
-        else:
-            predicted, truth = logits.argmax(1), self.val_labels
-            accuracy = (predicted == truth).float().mean()
-        f1 = macro_f1(predicted, truth, self.data.num_classes)
-        return {"val_loss": loss.item(), "val_accuracy": accuracy.item(), "val_macro_f1": f1.item()}
+        return validation_metrics(torch.cat(logits), self.val_labels, self.loss_fn, self.data.num_classes,
+                                  self.multilabel)
 
     def _evaluated(self, x: torch.Tensor) -> torch.Tensor:
         """Validation bypasses DDP: every process holds the same synchronised weights."""
@@ -358,6 +350,20 @@ class Trainer:
             **parameter_count(self.model),
             "final": self.history[-1] if self.history else {},
         }
+
+
+def validation_metrics(logits: torch.Tensor, labels: torch.Tensor, loss_fn, num_classes: int,
+                       multilabel: bool) -> dict:
+    """The figures an epoch is monitored by (the benchmark's peer computes its own with this too)."""
+    loss = loss_fn(logits, labels)
+    if multilabel:
+        predicted, truth = (logits > 0).long(), (labels > 0.5).long()
+        accuracy = (predicted == truth).all(1).float().mean()
+    else:
+        predicted, truth = logits.argmax(1), labels
+        accuracy = (predicted == truth).float().mean()
+    f1 = macro_f1(predicted, truth, num_classes)
+    return {"val_loss": loss.item(), "val_accuracy": accuracy.item(), "val_macro_f1": f1.item()}
 
 
 def macro_f1(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
