@@ -110,6 +110,7 @@ class TrainConfig(Strict):
     compile: bool = False
     threads: int = Field(0, ge=0)
     cache_frozen_features: bool = True
+    checkpoint_seconds: float = Field(60.0, ge=0)
 
 
 class TorchRecipe(TrainConfig):

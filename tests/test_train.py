@@ -12,9 +12,14 @@ import torch
 import yaml
 
 from smallvision.augment import AugmentConfig, Augmenter, random_translate
-from smallvision.config import DatasetConfig
+from smallvision.config import DatasetConfig, load_params
 from smallvision.data.prepare import prepare_dataset
+from smallvision.data.prepared import load_prepared
+from smallvision.paths import RunPaths
+from smallvision.train import device as device_settings
+from smallvision.train.device import use_bf16
 from smallvision.train.early_stopping import EarlyStopping, EarlyStoppingConfig
+from smallvision.train.loop import Trainer
 from smallvision.train.losses import LOSSES, LossConfig, make_loss
 from smallvision.train.optim import (
     OPTIMIZERS,
@@ -32,6 +37,7 @@ RECIPE = {
     "batch_size": 16,
     "augment": {"translate": 2, "hflip": True, "brightness": 0.2, "mixup_alpha": 0.4, "mix_prob": 0.5},
     "scheduler": {"name": "cosine", "warmup_epochs": 0.5},
+    "checkpoint_seconds": 0,  # resume state after every epoch: the kill tests kill after epoch 1
 }
 
 
@@ -98,6 +104,16 @@ def test_changed_recipe_does_not_resume_a_stale_checkpoint(project):
     result = train(project)
     assert "resuming" not in result.stdout
     assert history(project)[0]["epochs_run"] == 3
+
+
+def test_no_resume_state_is_written_before_checkpoint_seconds_have_passed(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["recipes"]["tiny"]["checkpoint_seconds"] = 3600
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    killed = train(project, kill_after=2)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (project / "data/resume/demo/tiny").exists()
+    assert "resuming" not in train(project).stdout
 
 
 def test_early_stopping_patience_and_min_epochs():
@@ -214,3 +230,30 @@ def test_on_the_cpu_a_freed_activation_block_is_reused_not_faulted_in_again():
     assert runs["cpu"]["setting_made"], runs["cpu"]
     settled = {setting: float(np.median(result["faults"][24:])) for setting, result in runs.items()}
     assert settled["cpu"] * 10 < settled["defaults"], runs
+
+
+def test_bf16_is_used_where_asked_for_and_the_device_has_bf16_arithmetic(monkeypatch, capsys):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert use_bf16("auto", cuda) and use_bf16("bf16", cuda) and not use_bf16("fp32", cuda)
+    assert not use_bf16("auto", cpu)  # the project's default stays fp32 on every CPU
+    monkeypatch.setattr(device_settings, "cpu_has_bf16_arithmetic", lambda: True)
+    assert use_bf16("bf16", cpu) and not use_bf16("fp32", cpu)
+    monkeypatch.setattr(device_settings, "cpu_has_bf16_arithmetic", lambda: False)
+    assert not use_bf16("bf16", cpu) and not use_bf16("bf16", torch.device("mps"))  # emulated: slower than fp32
+    assert capsys.readouterr().out.count("no bf16 arithmetic: training in fp32") == 2
+
+
+def test_a_bf16_recipe_trains_under_autocast_on_a_cpu_with_bf16_arithmetic(project, monkeypatch, tmp_path_factory):
+    """Autocast also runs (emulated) on CPUs without the instructions, so the test runs everywhere."""
+    monkeypatch.setattr(device_settings, "cpu_has_bf16_arithmetic", lambda: True)
+    data = load_prepared("demo", folder=project / "data/prepared/demo")
+    base = load_params(project / "params.yaml").recipe("tiny").model_copy(update={"epochs": 1})
+    summaries = {}
+    for precision in ("bf16", "fp32"):
+        folder = tmp_path_factory.mktemp(precision)
+        trainer = Trainer(base.model_copy(update={"precision": precision}), data,
+                          RunPaths(folder / "model", folder / "log", folder / "resume"))
+        summaries[precision] = trainer.run()
+    assert summaries["bf16"]["bf16"] and not summaries["fp32"]["bf16"]
+    losses = {precision: summary["final"]["train_loss"] for precision, summary in summaries.items()}
+    assert np.isfinite(losses["bf16"]) and losses["bf16"] != losses["fp32"], losses  # bf16 rounding shows

@@ -90,8 +90,9 @@ def compare_with_peer(name: str, params, args, data, cfg: DatasetConfig, folder:
     ours, peer = sides["ours"], sides["imagefolder_dataloader"]
     speedup = round(peer["wall_seconds"] / ours["wall_seconds"], 2)
     seeds = f", mean of {args.compare_seeds} seeds" if args.compare_seeds > 1 else ""
-    log(f"{name} x {recipe.epochs} epochs{seeds}: ours {ours['wall_seconds']:.1f}s (accuracy {ours['test_accuracy']:.4f}) "
-        f"vs ImageFolder+DataLoader {peer['wall_seconds']:.1f}s (accuracy {peer['test_accuracy']:.4f}): "
+    log(f"{name} x {recipe.epochs} epochs{seeds}: ours {ours['wall_seconds']:.1f}s ({runs['ours'][0]['precision']}, "
+        f"accuracy {ours['test_accuracy']:.4f}) vs ImageFolder+DataLoader {peer['wall_seconds']:.1f}s "
+        f"({runs['imagefolder_dataloader'][0]['precision']}, accuracy {peer['test_accuracy']:.4f}): "
         f"{speedup:.1f}x faster")
     return {"epochs": recipe.epochs, "seeds": args.compare_seeds, **sides, "speedup": speedup}
 

@@ -90,8 +90,9 @@ def ours_end_to_end(recipe: TorchRecipe, cfg: DatasetConfig, folder: Path) -> di
     start = time.perf_counter()
     prepare_dataset("bench_e2e", cfg, folder / "prepared")
     data = load_prepared("bench_e2e", folder=folder / "prepared")
-    _, correct = train_and_test(recipe, data, folder)
-    return {"wall_seconds": round(time.perf_counter() - start, 2), "test_accuracy": round(correct, 4)}
+    summary, correct = train_and_test(recipe, data, folder)
+    return {"wall_seconds": round(time.perf_counter() - start, 2), "test_accuracy": round(correct, 4),
+            "precision": "bf16" if summary["bf16"] else "fp32"}
 
 
 def one_run(recipe: TorchRecipe, data, folder: Path) -> dict:

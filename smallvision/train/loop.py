@@ -246,6 +246,7 @@ class Trainer:
 
     def run(self) -> dict:
         self._resume()
+        self.last_checkpoint = time.perf_counter()
         cfg = self.recipe
         stop_reason = None
         for epoch in range(self.start_epoch, cfg.epochs):
@@ -263,7 +264,8 @@ class Trainer:
             self.history.append(record)
             stop_reason = self.stopper.should_stop() if self.has_val else None
             if self.ranks.main:
-                if not stop_reason and epoch + 1 < cfg.epochs:  # after the last, results replace it at once
+                # After the last epoch the results replace the resume state at once.
+                if not stop_reason and epoch + 1 < cfg.epochs and self._checkpoint_due():
                     self._save_state()
                 self._log_epoch(record)
                 log(_epoch_line(record))
@@ -285,6 +287,16 @@ class Trainer:
         with atomic_file(self.paths.model_dir / BEST, "wb") as handle:
             torch.save(self.best_state, handle)
         shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
+
+    def _checkpoint_due(self) -> bool:
+        """After an epoch, once `checkpoint_seconds` have passed since the run (re)started or last
+        saved: a killed run repeats at most that much, and short epochs do not each write the
+        whole state (the sprites `mlp`'s 100 MB took 0.13 s after each 0.5 s epoch)."""
+        now = time.perf_counter()
+        if now - self.last_checkpoint < self.recipe.checkpoint_seconds:
+            return False
+        self.last_checkpoint = now
+        return True
 
     def _save_state(self) -> None:
         state = {
