@@ -104,8 +104,8 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 def cpu_has_bf16_arithmetic() -> bool:
-    cpu = torch.cpu
-    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch's private probes: may go
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 def use_channels_last(setting: str, device: torch.device) -> bool:
