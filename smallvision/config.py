@@ -25,6 +25,7 @@ from smallvision.registry import did_you_mean
 from smallvision.schema import AutoOnOff, Strict, choice_of
 from smallvision.sources import SOURCES
 from smallvision.train.early_stopping import EarlyStoppingConfig
+from smallvision.train.lookahead import LookaheadConfig
 from smallvision.train.losses import LossConfig
 from smallvision.train.optim import OptimizerConfig, SchedulerConfig
 
@@ -104,6 +105,7 @@ class TrainConfig(Strict):
     loss: LossConfig = LossConfig()
     augment: AugmentConfig = AugmentConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    lookahead: LookaheadConfig | None = None
     sampler: Literal["shuffle", "balanced"] = "shuffle"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: AutoOnOff = "auto"
@@ -114,11 +116,12 @@ class TrainConfig(Strict):
 
 
 class TorchRecipe(TrainConfig):
-    """`tta: hflip` averages the predictions for each test image and its mirror image."""
+    """`tta: hflip` averages the logits of each test image and its mirror image; `hflip_translate`
+    also those of the image shifted one pixel up-left and down-right (airbench's multi-crop)."""
 
     method: Literal["torch"] = "torch"
     model: ModelConfig
-    tta: Literal["none", "hflip"] = "none"
+    tta: Literal["none", "hflip", "hflip_translate"] = "none"
     reference: Reference | None = None
     notes: str = ""
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from smallvision.config import KnnRecipe, LogRegRecipe, TorchRecipe
 from smallvision.data.prepared import PreparedData
@@ -25,7 +26,7 @@ class TorchPredictor:
         self.model.to(self.device).eval()
         self.multilabel = data.multilabel
         self.parameters = parameter_count(self.model)["parameters"]
-        self.mirror = getattr(recipe, "tta", "none") == "hflip"
+        self.tta = TTA[getattr(recipe, "tta", "none")]
 
     @torch.no_grad()
     def scores(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -33,9 +34,7 @@ class TorchPredictor:
         out = []
         for i in range(0, len(images), batch_size):
             x = to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device))
-            logits = self.model(x).float()
-            if self.mirror:
-                logits = (logits + self.model(x.flip(-1)).float()) / 2
+            logits = self.tta(self.model, x)
             out.append((torch.sigmoid(logits) if self.multilabel else logits.softmax(1)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -44,6 +43,27 @@ class TorchPredictor:
         out = [self.model.embed(to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device)))
                .float().cpu().numpy() for i in range(0, len(images), batch_size)]
         return np.concatenate(out)
+
+
+def plain(model, x: torch.Tensor) -> torch.Tensor:
+    return model(x).float()
+
+
+def mirrored(model, x: torch.Tensor) -> torch.Tensor:
+    """The mean logits of each image and its mirror image."""
+    return (plain(model, x) + plain(model, x.flip(-1))) / 2
+
+
+def mirrored_and_shifted(model, x: torch.Tensor) -> torch.Tensor:
+    """airbench's multi-crop: half weight on the image (mirrored), a quarter each on the image
+    shifted one pixel up-left and one pixel down-right (reflect padding), each mirrored too."""
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    height, width = x.shape[-2:]
+    shifted = [padded[..., :height, :width], padded[..., 2:, 2:]]
+    return mirrored(model, x) / 2 + sum(mirrored(model, view) for view in shifted) / 4
+
+
+TTA = {"none": plain, "hflip": mirrored, "hflip_translate": mirrored_and_shifted}
 
 
 class KnnPredictor(TorchPredictor):

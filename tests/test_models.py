@@ -196,3 +196,65 @@ def test_backbone_init_loads_a_plain_state_dict(tmp_path):
                     dataset="demo")
     with pytest.raises(UserError, match="does not exist"):
         build_model(ModelConfig.model_validate(spec), 3, 32, 5, dataset="other")
+
+
+def test_whitening_stem_decorrelates_the_patches_it_was_fitted_to():
+    import torch.nn.functional as F
+
+    net = model({"backbone": {"name": "cnn", "widths": [8], "stem": "whiten"}})
+    stem = net.whitening_stem
+    assert stem is not None and not stem.weight.requires_grad and stem.bias.requires_grad
+    torch.manual_seed(0)
+    # Smooth images: neighbouring pixels and channels are strongly correlated.
+    images = F.interpolate(torch.rand(256, 3, 8, 8), size=32, mode="bilinear", align_corners=False)
+    images = (images + images.mean(1, keepdim=True)) / 2
+    x = net.preprocess(images)
+    stem.fit(x)
+    half = stem.out_channels // 2
+    assert torch.equal(stem.weight[half:], -stem.weight[:half])  # each filter and its negative
+    raw = F.unfold(x, 2).transpose(1, 2).reshape(-1, 12)
+    white = F.conv2d(x, stem.weight[:half]).permute(0, 2, 3, 1).reshape(-1, half)
+    raw_cov, white_cov = raw.T @ raw / len(raw), white.T @ white / len(white)
+    off_diagonal = ~torch.eye(12, dtype=torch.bool)
+    raw_corr = raw_cov / raw_cov.diagonal().sqrt().outer(raw_cov.diagonal().sqrt())
+    assert raw_corr[off_diagonal].abs().max() > 0.9  # the input is correlated...
+    assert white_cov[off_diagonal].abs().max() < 1e-3  # ...its whitened patches are not
+    assert white_cov.diagonal().max() == pytest.approx(1.0, abs=1e-3)  # unit variance, but for
+    assert (white_cov.diagonal() <= 1 + 1e-4).all()  # directions with almost none (eps keeps them small)
+    assert net(images[:2]).shape == (2, 5)
+
+
+def test_dirac_init_starts_each_convolution_as_the_identity_on_its_inputs():
+    net = model({"backbone": {"name": "cnn", "widths": [8, 16], "init": "dirac", "norm_scale": False,
+                              "norm_momentum": 0.4}}).backbone
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    x = torch.rand(2, 8, 10, 10)
+    assert torch.allclose(convs[1](x)[:, :8], x)  # the first 8 of its 16 filters pass x through
+    norms = [m for m in net if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(not n.weight.requires_grad and n.bias.requires_grad and n.momentum == 0.4 for n in norms)
+
+
+def test_max_pooled_head_with_scaled_logits():
+    net = model({"backbone": {"name": "cnn", "widths": [8]}, "head": {"pool": "max", "logit_scale": 0.5}})
+    plain = model({"backbone": {"name": "cnn", "widths": [8]}, "head": {"pool": "max"}})
+    plain.load_state_dict(net.state_dict())
+    net.eval(), plain.eval()
+    x = torch.rand(3, 3, 32, 32)
+    features = net.features(x)
+    assert torch.equal(net.embed(x), features.amax((2, 3)))
+    assert torch.allclose(net(x), plain(x) * 0.5)
+
+
+def test_mirror_and_shift_tta_weights_the_image_and_its_one_pixel_shifts():
+    from smallvision.inference import TTA
+
+    x = torch.rand(2, 3, 6, 6)
+
+    def pixel(images):  # a "model" whose logits are the pixel at row 2, column 2
+        return images[:, :, 2, 2]
+
+    # Mirrored, (2, 2) reads column 3; shifted up-left it reads x[1, 1] (mirrored x[1, 2]), shifted
+    # down-right x[3, 3] (mirrored x[3, 4]).
+    expected = (x[..., 2, 2] + x[..., 2, 3]) / 4 + (x[..., 1, 1] + x[..., 1, 2] + x[..., 3, 3] + x[..., 3, 4]) / 8
+    assert torch.allclose(TTA["hflip_translate"](pixel, x), expected)
+    assert torch.allclose(TTA["hflip"](pixel, x), (x[..., 2, 2] + x[..., 2, 3]) / 2)

@@ -317,3 +317,10 @@ def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
     page = (repo / "reports/index.html").read_text()
     assert "Self-supervised pretraining" in page and "barlow_twins" in page
     assert "| simclr | simclr |" in (repo / "reports/README.md").read_text()
+
+
+def test_pretraining_refuses_a_whitening_stem_it_could_not_fit():
+    from smallvision.models.backbones import CNNBackbone
+
+    with pytest.raises(UserError, match="stem: whiten is not supported in pretraining"):
+        Encoder(CNNBackbone(name="cnn", widths=[4], stem="whiten"), 3, 16, [0.5] * 3, [0.25] * 3)

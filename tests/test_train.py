@@ -68,9 +68,41 @@ def history(project) -> list[dict]:
     return summary, metrics
 
 
+# airbench's options, small: whitening stem, Dirac init, shift-only norms, max-pooled scaled logits,
+# norms at a larger rate, the triangle schedule and lookahead (whose average the checkpoint must hold).
+AIRBENCH_STYLE = {
+    **RECIPE,
+    "model": {"backbone": {"name": "cnn", "widths": [8, 16], "blocks": 2, "pool_position": "after_first_conv",
+                           "activation": "gelu", "stem": "whiten", "init": "dirac", "norm_scale": False,
+                           "norm_momentum": 0.4},
+              "head": {"pool": "max", "logit_scale": 0.2}},
+    "optimizer": {"name": "sgd", "lr": 0.2, "momentum": 0.85, "weight_decay": 0.001, "norm_lr_scale": 8,
+                  "decay_norm_and_bias": True},
+    "scheduler": {"name": "triangle", "start_lr_ratio": 0.2, "pct_start": 0.25, "min_lr_ratio": 0.1},
+    "lookahead": {"every": 2},
+    "augment": {"translate": 2, "hflip": True},
+    "tta": "hflip_translate",
+}
+
+
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(project, tmp_path_factory):
     """SIGKILL after epoch 1; rerunning resumes at epoch 2 and ends exactly where a run
     that was never interrupted ends (CPU)."""
+    assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory)
+
+
+def test_a_killed_airbench_style_run_resumes_exactly_too(project, tmp_path_factory):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["recipes"]["tiny"] = AIRBENCH_STYLE
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory)
+    env = python_env()
+    env["PYTHONPATH"] = str(REPO)
+    run(["python", "-m", "stages.evaluate", "demo", "tiny"], cwd=project, env=env)  # with its multi-crop TTA
+    assert 0 <= json.loads((project / "reports/eval/demo/tiny/metrics.json").read_text())["accuracy"] <= 1
+
+
+def assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory):
     other = tmp_path_factory.mktemp("uninterrupted")
     for name in ("params.yaml", "data"):
         source = project / name
@@ -257,3 +289,48 @@ def test_a_bf16_recipe_trains_under_autocast_on_a_cpu_with_bf16_arithmetic(proje
     assert summaries["bf16"]["bf16"] and not summaries["fp32"]["bf16"]
     losses = {precision: summary["final"]["train_loss"] for precision, summary in summaries.items()}
     assert np.isfinite(losses["bf16"]) and losses["bf16"] != losses["fp32"], losses  # bf16 rounding shows
+
+
+def test_norm_parameters_get_their_own_learning_rate_and_the_same_decay_per_step():
+    from tests.test_models import model
+
+    net = model({"backbone": {"name": "cnn", "widths": [4], "stem": "whiten"}})
+    opt = make_optimizer(net, OptimizerConfig(name="sgd", lr=0.5, weight_decay=0.01, norm_lr_scale=64,
+                                              decay_norm_and_bias=True))
+    norm = next(m for m in net.backbone if isinstance(m, torch.nn.BatchNorm2d))
+    group = {id(p): g for g in opt.param_groups for p in g["params"]}
+    assert group[id(norm.bias)]["lr"] == 32.0
+    assert group[id(norm.bias)]["lr"] * group[id(norm.bias)]["weight_decay"] == pytest.approx(0.005)
+    assert group[id(net.whitening_stem.bias)]["lr"] == 0.5  # a bias, not a norm
+    assert id(net.whitening_stem.weight) not in group  # fixed
+
+
+def test_triangle_schedule_corners():
+    net = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=2.0)
+    cfg = SchedulerConfig(name="triangle", start_lr_ratio=0.2, pct_start=0.25, min_lr_ratio=0.05)
+    sched = make_schedule(opt, cfg, epochs=2, steps_per_epoch=4, monitor_mode="min")
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(8):
+        opt.step()
+        sched.after_step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(0.4) and lrs[2] == pytest.approx(2.0) and lrs[8] == pytest.approx(0.1)
+    assert lrs[1] == pytest.approx(1.2) and lrs[5] == pytest.approx(1.05)
+
+
+def test_lookahead_pulls_the_weights_to_their_average_and_ends_on_it():
+    from smallvision.train.lookahead import Lookahead, LookaheadConfig
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    net.weight.data.fill_(1.0)
+    lookahead = Lookahead(net, LookaheadConfig(every=2, decay=0.5, power=1.0), total_steps=6)
+    trajectory = []
+    for target in (3.0, 5.0, 7.0, 9.0, 11.0, 13.0):
+        net.weight.data.fill_(target)  # stands in for an optimiser step
+        lookahead.after_step()
+        trajectory.append(net.weight.item())
+    # step 2: keep 0.5^2 x 2/6 = 1/12 of the average 1 -> 1/12 + 11/12 x 5; step 4: keep 0.25 x 4/6
+    after_2 = 1 / 12 + 11 / 12 * 5
+    after_4 = after_2 / 6 + 5 / 6 * 9
+    assert trajectory == pytest.approx([3.0, after_2, 7.0, after_4, 11.0, after_4])  # ends on the average

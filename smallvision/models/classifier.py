@@ -11,7 +11,12 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from smallvision.errors import UserError
-from smallvision.models.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
+from smallvision.models.backbones import (
+    BACKBONES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PatchWhitening,
+)
 from smallvision.schema import Strict, choice_of
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
@@ -20,10 +25,12 @@ ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
 class HeadConfig(Strict):
     """Pool the backbone's output, then hidden layers (Linear, activation, [BN], [dropout]),
     then the output layer. `batchnorm` and `dropout` take one value or one per hidden layer.
+    `logit_scale` multiplies the outputs (airbench's 1/9 keeps the output layer's steps small at
+    its large learning rate).
     `normalize` standardises the pooled features (batch norm without scale and shift) first:
     a linear probe then learns at the same pace whatever the scale of the frozen features."""
 
-    pool: Literal["avg", "flatten"] = "avg"
+    pool: Literal["avg", "max", "flatten"] = "avg"
     normalize: bool = False
     hidden: list[int] = []
     activation: Literal["relu", "leaky_relu", "gelu"] = "relu"
@@ -31,6 +38,7 @@ class HeadConfig(Strict):
     dropout: float | list[float] = 0.0
     input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     bias: bool = True
+    logit_scale: float = Field(1.0, gt=0)
 
     def per_layer(self, value, key: str) -> list:
         values = value if isinstance(value, list) else [value] * len(self.hidden)
@@ -64,8 +72,9 @@ class ModelConfig(Strict):
 class Head(nn.Sequential):
     def __init__(self, cfg: HeadConfig, in_shape: torch.Size, num_outputs: int):
         layers: list[nn.Module] = []
-        if cfg.pool == "avg" and len(in_shape) == 3:
-            layers.append(nn.AdaptiveAvgPool2d(1))
+        pooled = cfg.pool != "flatten" and len(in_shape) == 3
+        if pooled:
+            layers.append(nn.AdaptiveAvgPool2d(1) if cfg.pool == "avg" else nn.AdaptiveMaxPool2d(1))
         layers.append(nn.Flatten())
         width = int(torch.Size(in_shape).numel()) if cfg.pool == "flatten" or len(in_shape) == 1 else in_shape[0]
         if cfg.normalize:
@@ -82,9 +91,23 @@ class Head(nn.Sequential):
                 layers.append(nn.Dropout(drop))
             width = hidden
         layers.append(nn.Linear(width, num_outputs))
+        if cfg.logit_scale != 1.0:
+            layers.append(Scale(cfg.logit_scale))
         super().__init__(*layers)
         # The pooled feature, before any hidden layer: the embedding used for retrieval.
-        self.pool_layers = 2 if cfg.pool == "avg" and len(in_shape) == 3 else 1
+        self.pool_layers = 2 if pooled else 1
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
 
 
 class Classifier(nn.Module):
@@ -117,6 +140,12 @@ class Classifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.preprocess(x))
+
+    @property
+    def whitening_stem(self) -> PatchWhitening | None:
+        """The backbone's first layer when it is a whitening stem (set from data, not learnt)."""
+        first = next(iter(self.backbone.children()), None)
+        return first if isinstance(first, PatchWhitening) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

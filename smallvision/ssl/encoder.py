@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smallvision.errors import UserError
 from smallvision.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone
 from smallvision.train.device import to_float_images
 
@@ -25,6 +26,9 @@ class Encoder(nn.Module):
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if cfg.pretrained else (dataset_mean, dataset_std)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        if getattr(cfg, "stem", "none") != "none":
+            raise UserError(f"ssl: backbone {cfg.name} with stem: {cfg.stem} is not supported in pretraining "
+                            "(the stem is fitted to the data by the supervised loop); use stem: none")
         self.backbone = cfg.build(self.channels)
         with torch.no_grad():
             self.backbone.eval()

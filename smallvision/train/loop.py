@@ -2,9 +2,10 @@
 
 The prepared uint8 arrays live on the training device for the whole run; batches are
 gathered by index, augmented there and fed to the model, and metrics are summed on the
-device and read once per epoch. Every epoch ends with a checkpoint that holds everything
-needed to continue exactly (model, optimiser, schedule, early stopping, random states), so a
-killed run that is started again resumes and ends with the metrics of an uninterrupted one.
+device and read once per epoch. An epoch ends with a checkpoint (once `checkpoint_seconds`
+have passed since the last) that holds everything needed to continue exactly (model,
+optimiser, schedule, lookahead average, early stopping, random states), so a killed run that
+is started again resumes and ends with the metrics of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from smallvision.train.device import (
 )
 from smallvision.train.early_stopping import EarlyStopping
 from smallvision.train.log import TrainLog
+from smallvision.train.lookahead import Lookahead
 from smallvision.train.losses import make_loss
 from smallvision.train.optim import make_optimizer, make_schedule
 
@@ -67,14 +69,26 @@ def dataset_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
 
 
 def build_for_data(recipe: TorchRecipe, data: PreparedData, statistics: bool = True) -> Classifier:
-    """The recipe's model for this data. Without `statistics` the normalisation buffers are
-    placeholders, for a model whose saved weights (buffers included) are loaded next."""
+    """The recipe's model for this data. Without `statistics` the normalisation buffers (and a
+    whitening stem) are placeholders, for a model whose saved weights are loaded next; a backbone
+    loaded from `backbone_init` keeps the stem it was saved with."""
     if statistics:
         mean, std = dataset_statistics(data["train"].images)
     else:
         mean, std = [0.5] * data.channels, [0.25] * data.channels
-    return build_model(recipe.model, data.channels, data.image_size, data.num_classes,
-                       input_size=recipe.input_size, dataset_mean=mean, dataset_std=std, dataset=data.name)
+    model = build_model(recipe.model, data.channels, data.image_size, data.num_classes,
+                        input_size=recipe.input_size, dataset_mean=mean, dataset_std=std, dataset=data.name)
+    if statistics and model.whitening_stem is not None and not recipe.model.backbone_init:
+        sample = to_float_images(torch.as_tensor(fitting_sample(data["train"].images)))
+        model.whitening_stem.fit(model.preprocess(sample))
+    return model
+
+
+def fitting_sample(images: np.ndarray, pixels: int = 5000 * 32 * 32) -> np.ndarray:
+    """A fixed random pick of training images (prepare stores them by class) with `pixels` pixels
+    in all, 5,000 images at 32 px as in airbench: what a whitening stem is fitted to."""
+    count = min(len(images), max(1, pixels // (images.shape[-2] * images.shape[-1])))
+    return images[np.sort(np.random.default_rng(0).choice(len(images), count, replace=False))]
 
 
 def fingerprint(recipe: TorchRecipe, data: PreparedData) -> str:
@@ -119,6 +133,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, recipe.optimizer)
         self.schedule = make_schedule(self.optimizer, recipe.scheduler, recipe.epochs, steps,
                                       recipe.early_stopping.mode)
+        self.lookahead = Lookahead(self.model, recipe.lookahead, recipe.epochs * steps) if recipe.lookahead else None
         self.loss_fn = make_loss(recipe.loss, self._class_counts(), len(self.train_labels), self.multilabel)
         self.stopper = EarlyStopping(recipe.early_stopping)
         self.history: list[dict] = []
@@ -210,6 +225,8 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.schedule.after_step()
+            if self.lookahead:
+                self.lookahead.after_step()
             loss_sum += loss.detach() * len(index)
             correct += self._correct(logits.detach(), y)
             seen += len(index)
@@ -307,6 +324,7 @@ class Trainer:
             "best_model": self.best_state,
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
+            "lookahead": self.lookahead.state_dict() if self.lookahead else {},
             "early_stopping": self.stopper.state,
             "history": self.history,
             "order_generator": self.generator.get_state(),
@@ -330,6 +348,8 @@ class Trainer:
         self.best_state = state["best_model"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if self.lookahead:
+            self.lookahead.load_state_dict(state["lookahead"])
         self.stopper = EarlyStopping(self.recipe.early_stopping, state["early_stopping"])
         self.history = list(state["history"])
         self.generator.set_state(state["order_generator"].cpu())

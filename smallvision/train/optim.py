@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Callable, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
+from torch import nn
 
 from smallvision.registry import Registry
 from smallvision.schema import Strict, registered_name
@@ -44,7 +46,10 @@ def _rmsprop(groups, cfg):
 class OptimizerConfig(Strict):
     """`momentum` is used by sgd and rmsprop, `nesterov` by sgd, `betas` by adam/adamw,
     `rho` by rmsprop. `backbone_lr_scale` multiplies the backbone's learning rate
-    (e.g. 0.1 to fine-tune at lr/10 under a fresh head)."""
+    (e.g. 0.1 to fine-tune at lr/10 under a fresh head). `norm_lr_scale` multiplies the
+    batch-norm parameters' (airbench: 64 for its shift-only norms); their weight decay, when
+    `decay_norm_and_bias` asks for it, is divided by the same factor so each step decays them as
+    much as the other parameters."""
 
     name: registered_name(OPTIMIZERS) = "adamw"  # type: ignore[valid-type]
     lr: float = Field(1e-3, gt=0)
@@ -54,32 +59,41 @@ class OptimizerConfig(Strict):
     betas: tuple[float, float] = (0.9, 0.999)
     rho: float = Field(0.9, gt=0, lt=1)
     backbone_lr_scale: float = Field(1.0, gt=0)
+    norm_lr_scale: float = Field(1.0, gt=0)
     decay_norm_and_bias: bool = False
 
 
 def make_optimizer(model, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """Parameter groups: backbone vs head (learning-rate scale), and weights vs norm/bias
-    parameters (no weight decay on the latter unless asked)."""
+    """Parameter groups: backbone vs head (learning-rate scale); weights, batch-norm parameters
+    and other biases (no weight decay on the latter two unless asked)."""
+    norms = {id(param) for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)
+             for param in module.parameters(recurse=False)}
+    decay_rest = cfg.weight_decay if cfg.decay_norm_and_bias else 0.0
     groups = []
     for part, scale in ((model.backbone, cfg.backbone_lr_scale), (model.head, 1.0)):
-        decay, no_decay = [], []
+        weights, norm_params, rest = [], [], []
         for param in part.parameters():
             if param.requires_grad:
-                (decay if param.ndim > 1 or cfg.decay_norm_and_bias else no_decay).append(param)
-        for params, weight_decay in ((decay, cfg.weight_decay), (no_decay, 0.0)):
+                (weights if param.ndim > 1 else norm_params if id(param) in norms else rest).append(param)
+        for params, lr, weight_decay in ((weights, cfg.lr * scale, cfg.weight_decay),
+                                         (norm_params, cfg.lr * scale * cfg.norm_lr_scale, decay_rest / cfg.norm_lr_scale),
+                                         (rest, cfg.lr * scale, decay_rest)):
             if params:
-                groups.append({"params": params, "lr": cfg.lr * scale, "weight_decay": weight_decay})
+                groups.append({"params": params, "lr": lr, "weight_decay": weight_decay})
     return OPTIMIZERS[cfg.name](groups, cfg)
 
 
 class SchedulerConfig(Strict):
     """cosine: warmup then cosine decay to min_lr_ratio, per step. step: x gamma every
     step_size epochs. plateau: x factor after `patience` epochs without improvement of the
-    early-stopping monitor. onecycle: torch's OneCycleLR. none: constant."""
+    early-stopping monitor. onecycle: torch's OneCycleLR. triangle: per step, linear from
+    start_lr_ratio up to the full rate at pct_start of the run, then linear down to min_lr_ratio
+    (airbench's). none: constant."""
 
     name: registered_name(SCHEDULES) = "cosine"  # type: ignore[valid-type]
     warmup_epochs: float = Field(0.0, ge=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    start_lr_ratio: float = Field(0.0, ge=0, le=1)
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
     factor: float = Field(0.5, gt=0, lt=1)
@@ -133,6 +147,13 @@ def _cosine(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return Schedule(optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor))
+
+
+@SCHEDULES.register("triangle")
+def _triangle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
+    total = max(1, epochs * steps_per_epoch)
+    corners = ([0, cfg.pct_start * total, total], [cfg.start_lr_ratio, 1.0, cfg.min_lr_ratio])
+    return Schedule(optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: float(np.interp(step, *corners))))
 
 
 @SCHEDULES.register("step")
