@@ -334,3 +334,25 @@ def test_lookahead_pulls_the_weights_to_their_average_and_ends_on_it():
     after_2 = 1 / 12 + 11 / 12 * 5
     after_4 = after_2 / 6 + 5 / 6 * 9
     assert trajectory == pytest.approx([3.0, after_2, 7.0, after_4, 11.0, after_4])  # ends on the average
+
+
+def test_the_loop_fits_a_whitening_stem_to_the_training_images(project):
+    from smallvision.models.backbones import PatchWhitening
+    from smallvision.train.device import to_float_images
+    from smallvision.train.loop import build_for_data, fitting_sample
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["recipes"]["tiny"] = AIRBENCH_STYLE
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    recipe = load_params(project / "params.yaml").recipe("tiny")
+    data = load_prepared("demo", folder=project / "data/prepared/demo")
+    fitted = [build_for_data(recipe, data).whitening_stem.weight for _ in range(2)]
+    placeholder = build_for_data(recipe, data, statistics=False).whitening_stem.weight  # weights load next
+    assert torch.equal(fitted[0], fitted[1])  # the same pick of images every time
+    assert not torch.allclose(fitted[0], placeholder)
+    model = build_for_data(recipe, data)  # fitted to the sample as the model normalises it
+    sample = fitting_sample(data["train"].images, data.image_size)
+    assert len(sample) == len(data["train"].images)  # 16 px: all of the few images here
+    reference = PatchWhitening(3)
+    reference.fit(model.preprocess(to_float_images(torch.as_tensor(sample))))
+    assert torch.equal(model.whitening_stem.weight, reference.weight)

@@ -79,15 +79,17 @@ def build_for_data(recipe: TorchRecipe, data: PreparedData, statistics: bool = T
     model = build_model(recipe.model, data.channels, data.image_size, data.num_classes,
                         input_size=recipe.input_size, dataset_mean=mean, dataset_std=std, dataset=data.name)
     if statistics and model.whitening_stem is not None and not recipe.model.backbone_init:
-        sample = to_float_images(torch.as_tensor(fitting_sample(data["train"].images)))
+        side = recipe.input_size or data.image_size  # the stem sees images resized to this
+        sample = to_float_images(torch.as_tensor(fitting_sample(data["train"].images, side)))
         model.whitening_stem.fit(model.preprocess(sample))
     return model
 
 
-def fitting_sample(images: np.ndarray, pixels: int = 5000 * 32 * 32) -> np.ndarray:
-    """A fixed random pick of training images (prepare stores them by class) with `pixels` pixels
-    in all, 5,000 images at 32 px as in airbench: what a whitening stem is fitted to."""
-    count = min(len(images), max(1, pixels // (images.shape[-2] * images.shape[-1])))
+def fitting_sample(images: np.ndarray, side: int, pixels: int = 5000 * 32 * 32) -> np.ndarray:
+    """A fixed random pick of training images (prepare stores them by class), as many as make
+    `pixels` pixels at the model's input side (5,000 at 32 px, as airbench): what a whitening
+    stem is fitted to."""
+    count = min(len(images), max(1, pixels // side ** 2))
     return images[np.sort(np.random.default_rng(0).choice(len(images), count, replace=False))]
 
 
