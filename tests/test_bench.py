@@ -26,6 +26,13 @@ def test_bench_measures_prepare_loop_and_peer(tmp_path):
         runs = peer[side]["runs"]
         assert len(runs) == 2 and all(r["wall_seconds"] > 0 and 0 <= r["test_accuracy"] <= 1 for r in runs), runs
         assert abs(peer[side]["wall_seconds"] - (runs[0]["wall_seconds"] + runs[1]["wall_seconds"]) / 2) < 0.01
+    differences = [a["test_accuracy"] - b["test_accuracy"]
+                   for a, b in zip(peer["ours"]["runs"], peer["imagefolder_dataloader"]["runs"])]
+    difference = peer["accuracy_difference"]
+    assert abs(difference["mean"] - sum(differences) / 2) < 1e-4
+    assert abs(difference["standard_error"] - abs(differences[0] - differences[1]) / 2) < 1e-4
+    assert difference["ours_higher"] + difference["ours_lower"] == sum(d != 0 for d in differences)
+    assert "mlp seed 1: ours" in printed.stdout
 
 
 def test_time_to_accuracy_trains_on_the_whole_training_split_and_reports_each_run(tmp_path):

@@ -356,3 +356,21 @@ def test_the_loop_fits_a_whitening_stem_to_the_training_images(project):
     reference = PatchWhitening(3)
     reference.fit(model.preprocess(to_float_images(torch.as_tensor(sample))))
     assert torch.equal(model.whitening_stem.weight, reference.weight)
+
+
+def test_a_runs_random_streams_do_not_replay_one_another(project, tmp_path):
+    """torch.manual_seed(s) and Generator().manual_seed(s) give one and the same sequence: seeded
+    with the run's seed, the batch order and the augmentation would replay the random numbers of
+    the initial weights and of dropout."""
+    from smallvision.train.device import stream_seed
+
+    recipe = load_params(project / "params.yaml").recipe("tiny")
+    data = load_prepared("demo", folder=project / "data/prepared/demo")
+    trainer = Trainer(recipe, data, RunPaths(tmp_path / "model", tmp_path / "log", tmp_path / "resume"))
+    torch.manual_seed(recipe.seed)
+    draws = [torch.rand(8)] + [torch.rand(8, generator=g) for g in (trainer.generator, trainer.augment_generator)]
+    assert not any(torch.equal(draws[i], draws[j]) for i, j in ((0, 1), (0, 2), (1, 2)))
+    # Each process of a data-parallel run augments apart, and not as the next seed's run does.
+    seeds = {stream_seed(0, "augment", 1), stream_seed(1, "augment", 0), stream_seed(0, "augment", 0),
+             stream_seed(0, "order", 0)}
+    assert len(seeds) == 4 and stream_seed(3, "views") == stream_seed(3, "views")

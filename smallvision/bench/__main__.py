@@ -86,15 +86,22 @@ def compare_with_peer(name: str, params, args, data, cfg: DatasetConfig, folder:
         seeded = recipe.model_copy(update={"seed": seed})
         runs["imagefolder_dataloader"].append(in_fresh_process(train_peer, seeded, data, folder, args.peer_workers))
         runs["ours"].append(in_fresh_process(ours_end_to_end, seeded, cfg, tmp / f"{name}_seed{seed}"))
+        log(f"{name} seed {seed}: ours {runs['ours'][-1]['wall_seconds']:.1f}s, accuracy "
+            f"{runs['ours'][-1]['test_accuracy']:.4f}; ImageFolder+DataLoader "
+            f"{runs['imagefolder_dataloader'][-1]['wall_seconds']:.1f}s, accuracy "
+            f"{runs['imagefolder_dataloader'][-1]['test_accuracy']:.4f}")
     sides = {side: mean_of(side_runs) for side, side_runs in runs.items()}
     ours, peer = sides["ours"], sides["imagefolder_dataloader"]
     speedup = round(peer["wall_seconds"] / ours["wall_seconds"], 2)
+    difference = paired_difference(runs["ours"], runs["imagefolder_dataloader"])
     seeds = f", mean of {args.compare_seeds} seeds" if args.compare_seeds > 1 else ""
     log(f"{name} x {recipe.epochs} epochs{seeds}: ours {ours['wall_seconds']:.1f}s ({runs['ours'][0]['precision']}, "
         f"accuracy {ours['test_accuracy']:.4f}) vs ImageFolder+DataLoader {peer['wall_seconds']:.1f}s "
         f"({runs['imagefolder_dataloader'][0]['precision']}, accuracy {peer['test_accuracy']:.4f}): "
-        f"{speedup:.1f}x faster")
-    return {"epochs": recipe.epochs, "seeds": args.compare_seeds, **sides, "speedup": speedup}
+        f"{speedup:.1f}x faster; accuracy difference {difference['mean']:+.4f}"
+        + (f" (standard error {difference['standard_error']:.4f})" if difference["standard_error"] is not None else ""))
+    return {"epochs": recipe.epochs, "seeds": args.compare_seeds, **sides, "speedup": speedup,
+            "accuracy_difference": difference}
 
 
 def mean_of(runs: list[dict]) -> dict:
@@ -102,6 +109,16 @@ def mean_of(runs: list[dict]) -> dict:
     return {"wall_seconds": round(statistics.fmean(r["wall_seconds"] for r in runs), 2),
             "test_accuracy": round(statistics.fmean(r["test_accuracy"] for r in runs), 4),
             "runs": runs}
+
+
+def paired_difference(ours: list[dict], peer: list[dict]) -> dict:
+    """Our test accuracy minus the peer's, seed by seed: the mean and its standard error (a seed's
+    two runs share the split and initial weights, so pairing them removes part of the noise)."""
+    differences = [a["test_accuracy"] - b["test_accuracy"] for a, b in zip(ours, peer, strict=True)]
+    error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else None
+    return {"mean": round(statistics.fmean(differences), 4),
+            "standard_error": None if error is None else round(error, 4),
+            "ours_higher": sum(d > 0 for d in differences), "ours_lower": sum(d < 0 for d in differences)}
 
 
 @exits_cleanly

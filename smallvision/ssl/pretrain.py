@@ -37,6 +37,7 @@ from smallvision.train.device import (
     resolve_device,
     restore_random_states,
     seed_everything,
+    stream_seed,
     to_float_images,
     use_bf16,
     use_channels_last,
@@ -69,7 +70,7 @@ class Pretrainer:
         self.method = recipe.build(encoder, len(self.images)).to(self.device)
         if self.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
-        self.generator = torch.Generator(device=self.device).manual_seed(recipe.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(stream_seed(recipe.seed, "views"))
         self.rng = np.random.default_rng(recipe.seed)
         self.views = ViewMaker(recipe.views, self.generator, self.rng)
         self.optimizer = make_optimizer(self.method, recipe.optimizer)

@@ -86,6 +86,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def stream_seed(seed: int, stream: str, rank: int = 0) -> int:
+    """The seed of one named random stream of a run (batch order, augmentation, views), apart
+    from the run's seed: torch.Generator().manual_seed(s) repeats torch.manual_seed(s)'s draws,
+    so a generator seeded with the run's seed would replay the initial weights' and dropout's
+    random numbers as its batch order and augmentation (the sprites cnn was 0.5 points less
+    accurate over 16 seeds, with a 1.7x larger spread)."""
+    return int(np.random.SeedSequence([seed, rank, *stream.encode()]).generate_state(1)[0])
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
     """Whether to train under bf16 autocast (weights and optimiser state stay fp32). `auto`: on
     CUDA. `bf16`: on CUDA, and on CPUs with bf16 arithmetic (AVX512-BF16 or AMX), where the

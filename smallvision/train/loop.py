@@ -36,6 +36,7 @@ from smallvision.train.device import (
     resolve_device,
     restore_random_states,
     seed_everything,
+    stream_seed,
     to_float_images,
     use_bf16,
     use_channels_last,
@@ -118,8 +119,9 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # The batch order is the same in every process; augmentation draws differ per process.
-        self.generator = torch.Generator(device=self.device).manual_seed(recipe.seed)
-        self.augment_generator = torch.Generator(device=self.device).manual_seed(recipe.seed + self.ranks.rank)
+        self.generator = torch.Generator(device=self.device).manual_seed(stream_seed(recipe.seed, "order"))
+        self.augment_generator = torch.Generator(device=self.device).manual_seed(
+            stream_seed(recipe.seed, "augment", self.ranks.rank))
         self.rng = np.random.default_rng(recipe.seed + self.ranks.rank)
         self.augmenter = Augmenter(recipe.augment, self.augment_generator, self.rng)
 
