@@ -84,12 +84,12 @@ def compare_with_peer(name: str, params, args, data, cfg: DatasetConfig, folder:
     runs: dict[str, list[dict]] = {"ours": [], "imagefolder_dataloader": []}
     for seed in range(args.compare_seeds):
         seeded = recipe.model_copy(update={"seed": seed})
-        runs["imagefolder_dataloader"].append(in_fresh_process(train_peer, seeded, data, folder, args.peer_workers))
-        runs["ours"].append(in_fresh_process(ours_end_to_end, seeded, cfg, tmp / f"{name}_seed{seed}"))
-        log(f"{name} seed {seed}: ours {runs['ours'][-1]['wall_seconds']:.1f}s, accuracy "
-            f"{runs['ours'][-1]['test_accuracy']:.4f}; ImageFolder+DataLoader "
-            f"{runs['imagefolder_dataloader'][-1]['wall_seconds']:.1f}s, accuracy "
-            f"{runs['imagefolder_dataloader'][-1]['test_accuracy']:.4f}")
+        peer = in_fresh_process(train_peer, seeded, data, folder, args.peer_workers)
+        ours = in_fresh_process(ours_end_to_end, seeded, cfg, tmp / f"{name}_seed{seed}")
+        runs["imagefolder_dataloader"].append(peer)
+        runs["ours"].append(ours)
+        log(f"{name} seed {seed}: ours {ours['wall_seconds']:.1f}s, accuracy {ours['test_accuracy']:.4f}; "
+            f"ImageFolder+DataLoader {peer['wall_seconds']:.1f}s, accuracy {peer['test_accuracy']:.4f}")
     sides = {side: mean_of(side_runs) for side, side_runs in runs.items()}
     ours, peer = sides["ours"], sides["imagefolder_dataloader"]
     speedup = round(peer["wall_seconds"] / ours["wall_seconds"], 2)

@@ -71,7 +71,7 @@ class Pretrainer:
         if self.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
         self.generator = torch.Generator(device=self.device).manual_seed(stream_seed(recipe.seed, "views"))
-        self.rng = np.random.default_rng(recipe.seed)
+        self.rng = np.random.default_rng(stream_seed(recipe.seed, "view_batches"))
         self.views = ViewMaker(recipe.views, self.generator, self.rng)
         self.optimizer = make_optimizer(self.method, recipe.optimizer)
         self.schedule = make_schedule(self.optimizer, recipe.scheduler, max(1, self.epochs), self.steps_per_epoch,

@@ -87,7 +87,7 @@ def seed_everything(seed: int) -> None:
 
 
 def stream_seed(seed: int, stream: str, rank: int = 0) -> int:
-    """The seed of one named random stream of a run (batch order, augmentation, views), never
+    """The seed of one named random stream of a run (batch order, augmentation, mixing, views), never
     the run's seed itself: torch.Generator().manual_seed(s) repeats torch.manual_seed(s)'s
     draws, so such a generator would replay the random numbers of the initial weights and the
     dropout masks as its batch order and shifts (on the sprites the cnn then averaged a point

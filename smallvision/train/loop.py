@@ -122,7 +122,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(stream_seed(recipe.seed, "order"))
         self.augment_generator = torch.Generator(device=self.device).manual_seed(
             stream_seed(recipe.seed, "augment", self.ranks.rank))
-        self.rng = np.random.default_rng(recipe.seed + self.ranks.rank)
+        self.rng = np.random.default_rng(stream_seed(recipe.seed, "mix", self.ranks.rank))
         self.augmenter = Augmenter(recipe.augment, self.augment_generator, self.rng)
 
         self.train_labels = self._labels(data["train"].labels)
