@@ -1,45 +1,72 @@
-"""params.yaml: schema, defaults merging and validation with one clear message.
+"""params.yaml and the recipe files beside it: schema, defaults merging and validation with
+one clear message.
 
-Layout: `benchmark.recipes` picks the recipes to run; `sources` are fetched into
-data/raw/<name>; `datasets` are prepared from a folder (a fetched source or any local
-image folder), each overriding the `prepare` defaults; `recipes` are trained and
-evaluated on every dataset, each torch recipe overriding the `train` defaults.
+Layout: `runs` lists what is trained and evaluated, each (dataset, recipe, seed) once;
+`sources` are fetched into data/raw/<name>; `datasets` are prepared from a folder (a fetched
+source or any local image folder), each overriding the `prepare` defaults; recipes.yaml holds
+the recipes, each overriding the `train` (torch) or `sklearn` (logreg) defaults; catalogue.yaml
+what each recipe is and what its seed published.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from smallvision.augment import AugmentConfig
 from smallvision.data.derive import CompositeConfig, SilhouetteCropConfig
 from smallvision.errors import UserError
-from smallvision.models.classifier import ModelConfig
+from smallvision.recipes import (  # noqa: F401  (the recipe schema lives there; re-exported)
+    METHODS,
+    TORCH_METHODS,
+    KnnRecipe,
+    LogRegRecipe,
+    Recipe,
+    TorchRecipe,
+    TrainConfig,
+    defaults_block,
+)
 from smallvision.registry import did_you_mean
-from smallvision.schema import AutoOnOff, Strict, choice_of
-from smallvision.sources import SOURCES
-from smallvision.train.early_stopping import EarlyStoppingConfig
-from smallvision.train.lookahead import LookaheadConfig
-from smallvision.train.losses import LossConfig
-from smallvision.train.optim import OptimizerConfig, SchedulerConfig
+from smallvision.schema import Strict
+from smallvision.schema import deep_merge  # noqa: F401  (re-exported)
+from smallvision.schema import validate as _validate
 
 PARAMS_FILE = "params.yaml"
+RECIPES_FILE = "recipes.yaml"  # beside params.yaml
+CATALOGUE_FILE = "catalogue.yaml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 RAW_DIR = "data/raw"
 
 
-class BenchmarkConfig(Strict):
-    """`launcher` starts the train stage: `python`, or e.g. `torchrun --nproc_per_node=4` for
-    data-parallel training on several GPUs (or CPU processes, with gloo)."""
+LAUNCHER = r"^(python3?|torchrun)(\s+--?[\w-]+(=\S+)?)*$"
 
-    recipes: list[str] = Field(min_length=1)
-    launcher: str = Field("python", pattern=r"^(python3?|torchrun)(\s+--?[\w-]+(=\S+)?)*$")
+
+class RunConfig(Strict):
+    """One entry of `runs`: a recipe trained on a dataset with one seed (its key is
+    <dataset>-<recipe>-s<seed>, the name of its train and evaluate stages). `defaults` names the
+    params.yaml block the recipe overrides: `train` (torch recipes) or `sklearn` (method: logreg);
+    DVC tracks exactly that block for the run."""
+
+    dataset: str
+    recipe: str
+    seed: int = Field(ge=0)
+    defaults: Literal["train", "sklearn"]
+
+    @property
+    def name(self) -> str:
+        return run_name(self.dataset, self.recipe, self.seed)
+
+
+def run_name(dataset: str, recipe: str, seed: int) -> str:
+    return f"{dataset}-{recipe}-s{seed}"
+
+
+class SSLRuns(Strict):
+    methods: list[str] = []  # SSL recipes of ssl.yaml to pretrain on every dataset
 
 
 class DatasetConfig(Strict):
@@ -91,72 +118,6 @@ class Reference(Strict):
     results: dict[str, dict[str, float]]
 
 
-class TrainConfig(Strict):
-    """Defaults for every torch recipe (`train` in params.yaml)."""
-
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    seed: int = 0
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(256, ge=1)
-    input_size: int | None = Field(None, ge=8, le=1024)
-    optimizer: OptimizerConfig = OptimizerConfig()
-    scheduler: SchedulerConfig = SchedulerConfig()
-    loss: LossConfig = LossConfig()
-    augment: AugmentConfig = AugmentConfig()
-    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-    lookahead: LookaheadConfig | None = None
-    sampler: Literal["shuffle", "balanced"] = "shuffle"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: AutoOnOff = "auto"
-    compile: bool = False
-    threads: int = Field(0, ge=0)
-    cache_frozen_features: bool = True
-    checkpoint_seconds: float = Field(60.0, ge=0)
-
-
-class TorchRecipe(TrainConfig):
-    """`tta: hflip` averages the logits of each test image and its mirror image; `hflip_translate`
-    also those of the image shifted one pixel up-left and down-right (airbench's multi-crop)."""
-
-    method: Literal["torch"] = "torch"
-    model: ModelConfig
-    tta: Literal["none", "hflip", "hflip_translate"] = "none"
-    reference: Reference | None = None
-    notes: str = ""
-
-
-class KnnRecipe(TrainConfig):
-    """Retrieval: embed the training split with the model's backbone (pretrained as it is, or
-    after fine-tuning with the training settings when `finetune` is true) and classify each
-    test image by its k nearest training images. Every k in `ks` is reported; the headline
-    figures use the k that scores best on the validation split."""
-
-    method: Literal["knn"]
-    model: ModelConfig
-    finetune: bool = False
-    ks: list[Annotated[int, Field(ge=1)]] = Field([2, 3, 4], min_length=1)
-    knn_metric: Literal["cosine", "euclidean"] = "cosine"
-    reference: Reference | None = None
-    notes: str = ""
-
-
-class LogRegRecipe(Strict):
-    """scikit-learn logistic regression on raw pixels (scaled to [0, 1], optionally standardised)."""
-
-    method: Literal["logreg"]
-    C: float = Field(1.0, gt=0)
-    max_iter: int = Field(1000, ge=1)
-    standardize: bool = True
-    seed: int = 0
-    reference: Reference | None = None
-    notes: str = ""
-
-
-Recipe = Annotated[Union[TorchRecipe, KnnRecipe, LogRegRecipe], Field(discriminator="method")]
-TORCH_METHODS = ("torch", "knn")  # recipes that start from the `train` defaults
-
-
 class EvaluateConfig(Strict):
     batch_size: int = Field(256, ge=1)
     top_k: int = Field(5, ge=2)
@@ -168,69 +129,127 @@ class ReportConfig(Strict):
     gradcam_images: int = Field(8, ge=0, le=64)
     max_confusion_classes: int = Field(25, ge=2)
     most_confused_pairs: int = Field(10, ge=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)  # of the intervals over seeds
 
 
 class RawParams(Strict):
-    benchmark: BenchmarkConfig
-    sources: dict[str, choice_of(SOURCES, "kind")] = {}  # type: ignore[valid-type]
+    runs: dict[str, RunConfig] = Field(min_length=1)
+    launcher: str = Field("python", pattern=LAUNCHER)
+    sources: dict[str, dict] = {}  # validated by smallvision.sources.load_sources (validate, fetch)
     prepare: DatasetConfig = DatasetConfig()
     datasets: dict[str, dict] = Field(min_length=1)
     train: dict = {}
-    recipes: dict[str, dict] = Field(min_length=1)
+    sklearn: dict = {}
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
-    ssl: dict = {}  # validated by smallvision.ssl.config
+    ssl: SSLRuns = SSLRuns()  # the SSL recipes themselves: ssl.yaml (smallvision.ssl.config)
+
+
+class CatalogueEntry(Strict):
+    """catalogue.yaml: what a recipe is, and what its seed experiment published."""
+
+    notes: str = ""
+    reference: Reference | None = None
 
 
 @dataclass
 class Params:
-    benchmark: BenchmarkConfig
-    sources: dict[str, Any]
+    runs: dict[str, RunConfig]
+    launcher: str
+    sources: dict[str, dict]
     datasets: dict[str, DatasetConfig]
     recipes: dict[str, TorchRecipe | KnnRecipe | LogRegRecipe]
+    catalogue: dict[str, CatalogueEntry]
     evaluate: EvaluateConfig
     report: ReportConfig
-    ssl: Any = None  # smallvision.ssl.config.SSLParams
+    ssl: SSLRuns
+    folder: Path = Path(".")  # where params.yaml and its sibling files are
 
     def dataset(self, name: str) -> DatasetConfig:
         if name not in self.datasets:
             raise UserError(f"no dataset '{name}' in {PARAMS_FILE}{did_you_mean(name, self.datasets)}")
         return self.datasets[name]
 
-    def recipe(self, name: str):
+    def recipe(self, name: str, seed: int = 0):
+        """The recipe merged with its defaults, for one seed."""
         if name not in self.recipes:
-            raise UserError(f"no recipe '{name}' in {PARAMS_FILE}{did_you_mean(name, self.recipes)}")
-        return self.recipes[name]
+            raise UserError(f"no recipe '{name}' in {RECIPES_FILE}{did_you_mean(name, self.recipes)}")
+        return self.recipes[name].model_copy(update={"seed": seed})
+
+    def run(self, dataset: str, recipe: str, seed: int) -> RunConfig:
+        """The run of `runs` these stage arguments name (a typo is an error before anything is written)."""
+        name = run_name(dataset, recipe, seed)
+        if name not in self.runs:
+            raise UserError(f"no run '{name}' under runs in {PARAMS_FILE}{did_you_mean(name, self.runs)}")
+        return self.runs[name]
+
+    def about(self, recipe: str) -> CatalogueEntry:
+        return self.catalogue.get(recipe, CatalogueEntry())
+
+    @property
+    def run_datasets(self) -> list[str]:
+        """The datasets some run uses, in the order of `runs`."""
+        return list(dict.fromkeys(run.dataset for run in self.runs.values()))
+
+    def recipes_on(self, dataset: str) -> list[str]:
+        return list(dict.fromkeys(run.recipe for run in self.runs.values() if run.dataset == dataset))
+
+    def seeds_of(self, dataset: str, recipe: str) -> list[int]:
+        return sorted(run.seed for run in self.runs.values() if (run.dataset, run.recipe) == (dataset, recipe))
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate the whole file; any problem is one UserError naming the key.
+    """Read and validate params.yaml with recipes.yaml and catalogue.yaml beside it; any
+    problem is one UserError naming the file and key.
 
-    The defaults blocks (`prepare`, `train`) are validated on their own first, so an error
-    found after merging belongs to the dataset or recipe that overrides them."""
-    raw = _read_yaml(Path(path))
+    The defaults blocks (`prepare`, `train`, `sklearn`) are validated on their own first, so an
+    error found after merging belongs to the dataset or recipe that overrides them. Sources and
+    SSL recipes are validated by their own packages (smallvision.sources, smallvision.ssl), so
+    that the stages which do not fetch or pretrain do not import them."""
+    path = Path(path)
+    raw = _read_yaml(path)
     top = _validate(RawParams, raw, where="")
     _check_names(top)
-    train_defaults = raw.get("train") or {}
-    _validate(TrainConfig, train_defaults, where="train")
+    defaults = {"train": raw.get("train") or {}, "sklearn": raw.get("sklearn") or {}}
+    _validate(TrainConfig, defaults["train"], where="train")
+    _validate(LogRegRecipe, {"method": "logreg", **defaults["sklearn"]}, where="sklearn", drop_first=False)
     datasets = {name: _dataset(name, raw.get("prepare") or {}, cfg) for name, cfg in top.datasets.items()}
     for name, cfg in datasets.items():
         _check_fetched_paths(name, cfg, top)
-    recipes = {name: _recipe(name, train_defaults, cfg) for name, cfg in top.recipes.items()}
-    for name in top.benchmark.recipes:
+    raw_recipes = _read_yaml(path.parent / RECIPES_FILE, what="recipes")
+    recipes = {name: _recipe(name, defaults, cfg) for name, cfg in raw_recipes.items()}
+    for key, run in top.runs.items():
+        _check_run(key, run, datasets, recipes)
+    catalogue = _catalogue(path.parent / CATALOGUE_FILE, recipes)
+    return Params(top.runs, top.launcher, top.sources, datasets, recipes, catalogue, top.evaluate, top.report,
+                  top.ssl, path.parent)
+
+
+def _check_run(key: str, run: RunConfig, datasets: dict, recipes: dict) -> None:
+    where = f"{PARAMS_FILE}: runs.{key}"
+    if run.dataset not in datasets:
+        raise UserError(f"{where}: no dataset '{run.dataset}' under datasets{did_you_mean(run.dataset, datasets)}")
+    if run.recipe not in recipes:
+        raise UserError(f"{where}: no recipe '{run.recipe}' in {RECIPES_FILE}{did_you_mean(run.recipe, recipes)}")
+    if key != run.name:
+        raise UserError(f"{where}: a run is named <dataset>-<recipe>-s<seed>: rename it to '{run.name}'")
+    expected = "sklearn" if recipes[run.recipe].method == "logreg" else "train"
+    if run.defaults != expected:
+        raise UserError(f"{where}: recipe {run.recipe} takes its defaults from `{expected}`: "
+                        f"set defaults: {expected}")
+
+
+def _catalogue(path: Path, recipes: dict) -> dict[str, CatalogueEntry]:
+    raw = _read_yaml(path, what="recipes") if path.exists() else {}
+    entries = {}
+    for name, entry in raw.items():
         if name not in recipes:
-            raise UserError(
-                f"{PARAMS_FILE}: benchmark.recipes names '{name}', which is not defined under recipes"
-                f"{did_you_mean(name, recipes)}; defined: {', '.join(recipes)}"
-            )
-    # Imported here: the SSL schema builds on this module's schema and helpers.
-    from smallvision.ssl.config import load_ssl
-
-    ssl = load_ssl(top.ssl, train_defaults)
-    return Params(top.benchmark, top.sources, datasets, recipes, top.evaluate, top.report, ssl)
+            raise UserError(f"{path.name}: '{name}' is not a recipe of {RECIPES_FILE}{did_you_mean(name, recipes)}")
+        entries[name] = _validate(CatalogueEntry, entry or {}, where=name, file=path.name)
+    return entries
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(path: Path, what: str = "sections (runs, datasets, train, ...)") -> dict:
     if not path.exists():
         raise UserError(f"{path} not found: run from the project root (where dvc.yaml is)")
     try:
@@ -238,12 +257,12 @@ def _read_yaml(path: Path) -> dict:
     except yaml.YAMLError as err:
         raise UserError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path} must be a mapping of sections (benchmark, datasets, recipes, ...)")
+        raise UserError(f"{path} must be a mapping of {what}")
     return data
 
 
 def _check_names(top: RawParams) -> None:
-    for section in ("sources", "datasets", "recipes"):
+    for section in ("sources", "datasets"):
         for name in getattr(top, section):
             if not NAME_PATTERN.match(name):
                 raise UserError(
@@ -276,63 +295,19 @@ class _RecipeHolder(Strict):
     recipe: Recipe
 
 
-def _recipe(name: str, train_defaults: dict, overrides: dict):
+def _recipe(name: str, defaults: dict[str, dict], overrides: dict):
+    """A recipe of recipes.yaml merged over its defaults block (`train` or `sklearn`)."""
+    if not isinstance(overrides, dict):
+        raise UserError(f"{RECIPES_FILE}: {name}: a recipe is a mapping of settings (got {overrides!r})")
+    if not NAME_PATTERN.match(name):
+        raise UserError(f"{RECIPES_FILE}: {name}: names may hold only letters, digits and '_' "
+                        "(they become folder and DVC stage names)")
+    if "seed" in overrides or "seed" in defaults["train"] or "seed" in defaults["sklearn"]:
+        raise UserError(f"{RECIPES_FILE}: {name}: seeds are set per run (runs.<name>.seed in {PARAMS_FILE}), "
+                        "not in a recipe or its defaults")
     method = overrides.get("method", "torch")
-    merged = deep_merge(train_defaults, overrides) if method in TORCH_METHODS else dict(overrides)
+    base = defaults[defaults_block(method)]
+    merged = deep_merge(base, overrides)
     merged["method"] = method
-    holder = _validate(_RecipeHolder, {"recipe": merged}, where=f"recipes.{name}", drop_first=True)
+    holder = _validate(_RecipeHolder, {"recipe": merged}, where=name, drop_first=True, file=RECIPES_FILE)
     return holder.recipe
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """`override` wins; nested mappings merge key by key."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _validate(model, data: dict, where: str, drop_first: bool = False):
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = _readable_loc(data, first["loc"])[1 if drop_first else 0:]
-        path = ".".join(str(part) for part in ([where] if where else []) + loc)
-        what = str(loc[-1]) if loc else "value"
-        raise UserError(f"{PARAMS_FILE}: {path or 'top level'}: {_describe(first, what)}") from None
-
-
-def _describe(error: dict, what: str) -> str:
-    """pydantic's message, with a suggestion for a misspelt choice and the offending value."""
-    ctx, value = error.get("ctx", {}), error.get("input")
-    if error["type"] == "union_tag_invalid":
-        choices = re.findall(r"'([^']*)'", ctx["expected_tags"])
-        return (f"unknown {what} '{ctx['tag']}'{did_you_mean(ctx['tag'], choices)}; "
-                f"known: {', '.join(choices)}")
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "literal_error":
-        message += did_you_mean(value, re.findall(r"'([^']*)'", ctx.get("expected", "")))
-    if isinstance(value, (dict, list)) and error["type"] != "list_type" or error["type"] == "missing" \
-            or repr(value) in message:
-        return message
-    return f"{message} (got {value!r})"
-
-
-def _readable_loc(data: Any, loc: tuple) -> list:
-    """Drop the union tags pydantic inserts into locations (backbone.cnn.widths -> backbone.widths)."""
-    parts, node = [], data
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        elif isinstance(node, dict) and part in node.values():
-            continue  # a discriminator's value, not a key
-        else:
-            node = None
-        parts.append(part)
-    return parts

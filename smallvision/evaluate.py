@@ -1,6 +1,6 @@
-"""Evaluate one trained recipe on its dataset's test split.
+"""Evaluate one trained run (recipe, dataset, seed) on its dataset's test split.
 
-reports/eval/<dataset>/<recipe>/
+reports/eval/<dataset>/<recipe>/s<seed>/
   metrics.json      scalar metrics, train seconds, parameters, inference images/s
   per_class.csv     precision, recall, F1 and support per class
   confusion.json    the confusion matrix (rows: true class, columns: predicted)
@@ -27,7 +27,6 @@ from smallvision.metrics import (
     per_class_table,
     predicted_labels,
 )
-from smallvision.paths import train_log_dir
 from smallvision.progress import log
 
 
@@ -78,15 +77,16 @@ def knn_per_k(predictor: KnnPredictor, data: PreparedData, score) -> dict:
     return out
 
 
-def evaluate_recipe(dataset: str, recipe_name: str, recipe, data: PreparedData, cfg: EvaluateConfig,
+def evaluate_recipe(recipe, data: PreparedData, cfg: EvaluateConfig, model_folder: Path, train_log: Path,
                     out_dir: Path) -> dict:
-    predictor = load_predictor(dataset, recipe_name, recipe, data)
+    """Test metrics of the run whose model is in `model_folder` and whose train.json is in `train_log`."""
+    predictor = load_predictor(recipe, data, model_folder)
     test = data["test"]
     score = multilabel_metrics if data.multilabel else partial(classification_metrics, top_k=cfg.top_k)
     extra = knn_per_k(predictor, data, score) if isinstance(predictor, KnnPredictor) else {}
     scores, images_per_second = timed_scores(predictor, test.images, cfg)
     metrics = {**score(test.labels, scores), **extra}
-    train = read_json(train_log_dir(dataset, recipe_name) / "train.json")
+    train = read_json(train_log / "train.json")
     metrics.update({
         "train_seconds": train["train_seconds"],
         "epochs": train.get("epochs_run"),
@@ -99,6 +99,6 @@ def evaluate_recipe(dataset: str, recipe_name: str, recipe, data: PreparedData, 
         per_class_table(test.labels, scores, data.classes).to_csv(tmp / "per_class.csv", index=False)
         write_json(tmp / "confusion.json", {"classes": data.classes, "matrix": confusion(test.labels, scores)})
         predictions_table(data, scores, cfg.top_k).to_csv(tmp / "predictions.csv", index=False)
-    log(f"{dataset}/{recipe_name}: accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+    log(f"{out_dir}: accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
         f"balanced {metrics['balanced_accuracy']:.4f}  ({images_per_second:.0f} images/s)")
     return metrics

@@ -8,17 +8,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from smallvision.config import KnnRecipe, LogRegRecipe, TorchRecipe
 from smallvision.data.prepared import PreparedData
 from smallvision.errors import UserError
 from smallvision.models.classifier import parameter_count
-from smallvision.paths import model_dir
+from smallvision.recipes import METHODS, KnnRecipe, TorchRecipe
 from smallvision.train.device import resolve_device, to_float_images
 from smallvision.train.loop import BEST, build_for_data
-from smallvision.train.methods import LOGREG_FILE, logreg_scores
 
 
 class TorchPredictor:
+    WEIGHTS = BEST  # the file in the model folder that the recipe's fit writes
+
     def __init__(self, recipe: TorchRecipe, data: PreparedData, weights: Path):
         self.device = resolve_device(recipe.device)
         self.model = build_for_data(recipe, data, statistics=False)
@@ -92,33 +92,16 @@ class KnnPredictor(TorchPredictor):
         return by_k
 
 
-class LogRegPredictor:
-    def __init__(self, path: Path, num_classes: int):
-        with np.load(path) as saved:
-            self.saved = dict(saved)
-        self.num_classes = num_classes
-        self.parameters = int(self.saved["coef"].size + self.saved["intercept"].size)
-
-    def scores(self, images: np.ndarray, batch_size: int = 0) -> np.ndarray:
-        return logreg_scores(self.saved, images, self.num_classes)
+def load_predictor(recipe, data: PreparedData, folder: Path):
+    """The predictor of a trained run whose model is in `folder` (data/models/<dataset>/<recipe>/s<seed>)."""
+    predictor = METHODS[recipe.method].predictor()
+    path = folder / predictor.WEIGHTS
+    _require(path)
+    return predictor(recipe, data, path)
 
 
-def load_predictor(dataset: str, recipe_name: str, recipe, data: PreparedData):
-    folder = model_dir(dataset, recipe_name)
-    if isinstance(recipe, LogRegRecipe):
-        path = folder / LOGREG_FILE
-        _require(path, dataset, recipe_name)
-        return LogRegPredictor(path, data.num_classes)
-    path = folder / BEST
-    _require(path, dataset, recipe_name)
-    if isinstance(recipe, KnnRecipe):
-        return KnnPredictor(recipe, data, path)
-    return TorchPredictor(recipe, data, path)
-
-
-def _require(path: Path, dataset: str, recipe: str) -> None:
+def _require(path: Path) -> None:
     if not path.exists():
-        raise UserError(
-            f"recipe '{recipe}' has no trained model for dataset '{dataset}' ({path} is missing): "
-            f"run `dvc repro train@{dataset}-{recipe}`"
-        )
+        dataset, recipe, seed = path.parts[-4:-1]
+        raise UserError(f"recipe '{recipe}' has no trained model for dataset '{dataset}' with seed {seed[1:]} "
+                        f"({path} is missing): run `dvc repro train@{dataset}-{recipe}-{seed}`")

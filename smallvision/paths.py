@@ -1,4 +1,4 @@
-"""Where each stage writes, per dataset and recipe (all DVC outputs)."""
+"""Where each stage writes, per dataset, recipe and seed (all DVC outputs)."""
 
 from __future__ import annotations
 
@@ -15,29 +15,34 @@ PREPARE_METRICS = Path("reports/prepare")  # per dataset: decode time and throug
 REPORT = Path("reports")
 
 
-def model_dir(dataset: str, recipe: str) -> Path:
-    return MODELS / dataset / recipe
+def seed_folder(seed: int) -> str:
+    return f"s{seed}"
 
 
-def train_log_dir(dataset: str, recipe: str) -> Path:
-    return TRAIN_LOGS / dataset / recipe
+def model_dir(dataset: str, recipe: str, seed: int) -> Path:
+    return MODELS / dataset / recipe / seed_folder(seed)
 
 
-def eval_dir(dataset: str, recipe: str) -> Path:
-    return EVAL / dataset / recipe
+def train_log_dir(dataset: str, recipe: str, seed: int) -> Path:
+    return TRAIN_LOGS / dataset / recipe / seed_folder(seed)
+
+
+def eval_dir(dataset: str, recipe: str, seed: int) -> Path:
+    return EVAL / dataset / recipe / seed_folder(seed)
 
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Where one dataset x recipe run writes: results (DVC outputs) and its resume state."""
+    """Where one run writes: results (DVC outputs) and its resume state."""
 
     model_dir: Path
     log_dir: Path
     resume_dir: Path
 
 
-def run_paths(dataset: str, recipe: str) -> RunPaths:
-    return RunPaths(model_dir(dataset, recipe), train_log_dir(dataset, recipe), RESUME / dataset / recipe)
+def run_paths(dataset: str, recipe: str, seed: int) -> RunPaths:
+    return RunPaths(model_dir(dataset, recipe, seed), train_log_dir(dataset, recipe, seed),
+                    RESUME / dataset / recipe / seed_folder(seed))
 
 
 # Self-supervised pretraining. A hyphen keeps SSL folders apart from recipe folders beside

@@ -1,20 +1,20 @@
-"""Stage evaluate: test-set metrics, predictions and timings of one trained recipe."""
+"""Stage evaluate: test-set metrics, predictions and timings of one trained run."""
 
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
 from smallvision.evaluate import evaluate_recipe
-from smallvision.paths import eval_dir
-from stages import arguments
+from smallvision.paths import eval_dir, model_dir, train_log_dir
+from stages import run_arguments
 
 
 @exits_cleanly
 def main() -> None:
-    args = arguments(__doc__, "dataset", "recipe")
     params = load_params()
-    recipe = params.recipe(args.recipe)
-    data = load_prepared(args.dataset)  # kNN recipes index the training split
-    evaluate_recipe(args.dataset, args.recipe, recipe, data, params.evaluate, eval_dir(args.dataset, args.recipe))
+    run = run_arguments(__doc__, params)
+    data = load_prepared(run.dataset)  # kNN recipes index the training split
+    evaluate_recipe(run.recipe_config, data, params.evaluate, model_dir(*run.key), train_log_dir(*run.key),
+                    eval_dir(*run.key))
 
 
 if __name__ == "__main__":

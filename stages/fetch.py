@@ -5,16 +5,17 @@ from smallvision.errors import UserError, exits_cleanly
 from smallvision.io import atomic_dir, write_json
 from smallvision.paths import RAW
 from smallvision.progress import log
+from smallvision.sources import load_sources
 from stages import arguments
 
 
 @exits_cleanly
 def main() -> None:
     args = arguments(__doc__, "source")
-    params = load_params()
-    if args.source not in params.sources:
+    sources = load_sources(load_params().sources)
+    if args.source not in sources:
         raise UserError(f"no source '{args.source}' under sources in params.yaml")
-    source = params.sources[args.source]
+    source = sources[args.source]
     with atomic_dir(RAW / args.source) as tmp:  # a failed download leaves nothing behind
         try:
             info = source.fetch(tmp)

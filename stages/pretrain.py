@@ -6,6 +6,7 @@ from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
 from smallvision.paths import pretrain_paths
 from smallvision.progress import log
+from smallvision.ssl.config import load_ssl_params
 from smallvision.ssl.pretrain import load_extra_images, pretrain
 from stages import arguments
 
@@ -14,12 +15,13 @@ from stages import arguments
 def main() -> None:
     args = arguments(__doc__, "dataset", "ssl_recipe")
     params = load_params()
-    recipe = params.ssl.recipe(args.ssl_recipe)
+    ssl = load_ssl_params()
+    recipe = ssl.recipe(args.ssl_recipe)
     data = load_prepared(args.dataset, splits=("train", "val"))
     extra = None
     if recipe.extra_images:
         extra = load_extra_images(recipe.extra_images, params.dataset(args.dataset), f"ssl.recipes.{args.ssl_recipe}")
-    summary = pretrain(recipe, data, extra, params.ssl.evaluate.knn, pretrain_paths(args.dataset, args.ssl_recipe))
+    summary = pretrain(recipe, data, extra, ssl.evaluate.knn, pretrain_paths(args.dataset, args.ssl_recipe))
     speed = summary["pretrain_images_per_second"]
     log(f"pretrained {args.ssl_recipe} ({summary['method']}) on {args.dataset}: {summary['epochs_run']} epochs in "
         f"{summary['pretrain_seconds']:.1f}s" + (f", {speed:.1f} images/s" if speed else "")

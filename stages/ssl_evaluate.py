@@ -4,6 +4,7 @@ from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
 from smallvision.paths import ssl_eval_dir
+from smallvision.ssl.config import load_ssl_params
 from smallvision.ssl.evaluate import evaluate_pretrained
 from stages import arguments
 
@@ -12,7 +13,7 @@ from stages import arguments
 def main() -> None:
     args = arguments(__doc__, "dataset", "ssl_recipe")
     params = load_params()
-    evaluate_pretrained(args.dataset, args.ssl_recipe, params.ssl, load_prepared(args.dataset), params.evaluate.top_k,
+    evaluate_pretrained(args.dataset, args.ssl_recipe, load_ssl_params(), load_prepared(args.dataset), params.evaluate.top_k,
                         ssl_eval_dir(args.dataset, args.ssl_recipe))
 
 

@@ -1,4 +1,4 @@
-"""Gather every dataset x recipe result the pipeline produced into tables."""
+"""Gather every run the pipeline evaluated into tables, and summarise them over seeds."""
 
 from __future__ import annotations
 
@@ -12,21 +12,29 @@ from smallvision.config import Params
 from smallvision.errors import UserError
 from smallvision.io import read_json
 from smallvision.paths import eval_dir, train_log_dir
+from smallvision.report import stats
 
 HEADLINE = ["accuracy", "macro_f1", "balanced_accuracy", "train_seconds", "parameters", "inference_images_per_second"]
+SPREAD = ("accuracy", "macro_f1")  # metrics reported with their spread over seeds
+NOT_METRICS = {"dataset", "recipe", "seed", "reference", "reference_metric", "reference_value"}
 
 
 @dataclass
 class Results:
-    leaderboard: pd.DataFrame  # one row per dataset x recipe: every scalar metric
-    history: pd.DataFrame  # one row per dataset x recipe x epoch
-    confusion: dict = field(default_factory=dict)  # (dataset, recipe) -> {"classes", "matrix"}
-    per_class: dict = field(default_factory=dict)  # (dataset, recipe) -> DataFrame
-    predictions: dict = field(default_factory=dict)  # (dataset, recipe) -> DataFrame
+    runs: pd.DataFrame  # one row per run (dataset, recipe, seed): every scalar metric
+    leaderboard: pd.DataFrame  # one row per dataset x recipe: means, intervals, paired test vs the best
+    history: pd.DataFrame  # one row per run x epoch x metric
+    confidence: float = 0.95
+    best_seed: dict = field(default_factory=dict)  # (dataset, recipe) -> the seed with the best accuracy
+    # Of each recipe's best seed, keyed (dataset, recipe):
+    confusion: dict = field(default_factory=dict)  # {"classes", "matrix"}
+    per_class: dict = field(default_factory=dict)  # DataFrame
+    predictions: dict = field(default_factory=dict)  # DataFrame
 
     def best(self, dataset: str) -> str:
+        """The recipe with the highest mean test accuracy."""
         rows = self.leaderboard[self.leaderboard.dataset == dataset]
-        return rows.sort_values("accuracy", ascending=False).iloc[0].recipe
+        return rows.sort_values(["accuracy", "recipe"], ascending=[False, True]).iloc[0].recipe
 
     @property
     def datasets(self) -> list[str]:
@@ -34,33 +42,56 @@ class Results:
 
 
 def collect(params: Params) -> Results:
+    """Every run's evaluation, then per dataset x recipe the mean over seeds with its interval,
+    the paired difference to the best recipe and to the seed's published figure."""
     rows, histories = [], []
-    results = Results(pd.DataFrame(), pd.DataFrame())
-    for dataset in params.datasets:
-        for recipe_name in params.benchmark.recipes:
-            folder = eval_dir(dataset, recipe_name)
-            if not (folder / "metrics.json").exists():
-                raise UserError(f"no evaluation of {recipe_name} on {dataset} ({folder}): run `dvc repro`")
-            recipe = params.recipe(recipe_name)
-            rows.append({"dataset": dataset, "recipe": recipe_name, **read_json(folder / "metrics.json"),
-                         **reference_columns(recipe, dataset, params.dataset(dataset).seed_dataset)})
-            histories.append(read_history(dataset, recipe_name))
-            key = (dataset, recipe_name)
-            results.confusion[key] = read_json(folder / "confusion.json")
-            results.per_class[key] = pd.read_csv(folder / "per_class.csv")
-            results.predictions[key] = pd.read_csv(folder / "predictions.csv")
-    results.leaderboard = pd.DataFrame(rows)
-    results.history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    for run in params.runs.values():
+        folder = eval_dir(run.dataset, run.recipe, run.seed)
+        if not (folder / "metrics.json").exists():
+            raise UserError(f"no evaluation of run {run.name} ({folder}): run `dvc repro`")
+        rows.append({"dataset": run.dataset, "recipe": run.recipe, "seed": run.seed, **read_json(folder / "metrics.json")})
+        histories.append(read_history(run.dataset, run.recipe, run.seed))
+    runs = pd.DataFrame(rows)
+    results = Results(runs, leaderboard(runs, params), pd.concat(histories, ignore_index=True),
+                      params.report.confidence)
+    for (dataset, recipe), group in runs.groupby(["dataset", "recipe"], sort=False):
+        seed = int(group.sort_values(["accuracy", "seed"], ascending=[False, True]).iloc[0].seed)
+        key, folder = (dataset, recipe), eval_dir(dataset, recipe, seed)
+        results.best_seed[key] = seed
+        results.confusion[key] = read_json(folder / "confusion.json")
+        results.per_class[key] = pd.read_csv(folder / "per_class.csv")
+        results.predictions[key] = pd.read_csv(folder / "predictions.csv")
     return results
+
+
+def leaderboard(runs: pd.DataFrame, params: Params) -> pd.DataFrame:
+    confidence = params.report.confidence
+    metrics = [c for c in runs.columns if c not in NOT_METRICS and pd.api.types.is_numeric_dtype(runs[c])]
+    means = runs.groupby(["dataset", "recipe"], sort=False)[metrics].mean().reset_index()
+    spread = stats.summarise(runs, [m for m in SPREAD if m in runs], confidence).drop(columns=list(SPREAD), errors="ignore")
+    paired = stats.paired_vs_best(runs, "accuracy", confidence).drop(columns=["mean"])
+    table = means.merge(spread, on=["dataset", "recipe"]).merge(paired, on=["dataset", "recipe"])
+    references = pd.DataFrame([{"dataset": d, "recipe": r, **reference_columns(params.about(r), d, params.dataset(d).seed_dataset)}
+                               for d, r in zip(table.dataset, table.recipe)])
+    table = table.merge(references, on=["dataset", "recipe"])
+    published = {(row.dataset, row.recipe): (row.reference_metric, row.reference_value)
+                 for row in table.itertuples() if row.reference_metric}
+    if published:
+        versus = stats.against_published(runs, published, confidence)[
+            ["dataset", "recipe", "diff_mean", "diff_ci_low", "diff_ci_high", "verdict"]]
+        versus.columns = ["dataset", "recipe", "published_diff", "published_diff_low", "published_diff_high",
+                          "published_verdict"]
+        table = table.merge(versus, on=["dataset", "recipe"], how="left")
+    return table
 
 
 COMPARABLE = ("accuracy", "binary_accuracy", "macro_f1", "macro_recall", "k3_accuracy")
 
 
-def reference_columns(recipe, dataset: str, seed_dataset: str | None) -> dict:
+def reference_columns(about, dataset: str, seed_dataset: str | None) -> dict:
     """The seed's published figure for this recipe on this dataset (or on the seed dataset it
     stands in for): the first of COMPARABLE it reports, to set beside ours for the same metric."""
-    ref = recipe.reference
+    ref = about.reference
     published = None if ref is None else ref.results.get(dataset, ref.results.get(seed_dataset or ""))
     metric = next((m for m in COMPARABLE if published and m in published), None)
     if metric is None:
@@ -69,28 +100,39 @@ def reference_columns(recipe, dataset: str, seed_dataset: str | None) -> dict:
     return {"reference_metric": metric, "reference_value": published[metric], "reference": f"{ref.source}: {figures}"}
 
 
-def read_history(dataset: str, recipe: str) -> pd.DataFrame:
-    """The per-epoch metrics dvclive logged (plots/metrics/<metric>.tsv)."""
-    folder = train_log_dir(dataset, recipe) / "plots" / "metrics"
+def read_history(dataset: str, recipe: str, seed: int) -> pd.DataFrame:
+    """The per-epoch metrics dvclive logged (plots/metrics/<metric>.tsv) for one run."""
+    folder = train_log_dir(dataset, recipe, seed) / "plots" / "metrics"
     frames = [
         pd.read_csv(path, sep="\t").rename(columns={path.stem: "value"}).assign(metric=path.stem)
         for path in sorted(Path(folder).glob("*.tsv"))
     ]
+    columns = ["dataset", "recipe", "seed", "step", "metric", "value"]
     if not frames:
-        return pd.DataFrame(columns=["dataset", "recipe", "step", "metric", "value"])
+        return pd.DataFrame(columns=columns)
     history = pd.concat(frames, ignore_index=True)[["step", "metric", "value"]]
-    return history.assign(dataset=dataset, recipe=recipe)
+    return history.assign(dataset=dataset, recipe=recipe, seed=seed)[columns]
 
 
 def metrics_tree(results: Results) -> dict:
-    """dataset -> recipe -> scalar metric: the aggregated reports/metrics.json."""
+    """dataset -> recipe -> metric: the means over seeds, the spread of the SPREAD metrics
+    (std, interval, n) and the seeds: reports/metrics.json."""
     tree: dict = {}
     for row in results.leaderboard.to_dict("records"):
         scalars = {k: v for k, v in row.items()
-                   if k not in ("dataset", "recipe", "reference", "reference_metric", "reference_value")
-                   and isinstance(v, (int, float))
+                   if k not in NOT_METRICS and not k.startswith(("diff_", "published_")) and k not in ("best_recipe",)
+                   and isinstance(v, (int, float)) and not isinstance(v, bool)
                    and not (isinstance(v, float) and np.isnan(v))}
         tree.setdefault(row["dataset"], {})[row["recipe"]] = scalars
+    return tree
+
+
+def headline_tree(results: Results) -> dict:
+    """dataset -> recipe -> mean test accuracy: reports/headline.json, one column per
+    dataset.recipe in `dvc exp show` (the full metrics stay in metrics.json)."""
+    tree: dict = {}
+    for row in results.leaderboard.itertuples():
+        tree.setdefault(row.dataset, {})[row.recipe] = round(float(row.accuracy), 4)
     return tree
 
 

@@ -60,21 +60,6 @@ def accuracy_vs_time(leaderboard: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def learning_curves(history: pd.DataFrame, dataset: str) -> plt.Figure:
-    rows = history[(history.dataset == dataset) & history.metric.isin(["val_accuracy", "train_loss"])]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, metric in zip(axes, ["val_accuracy", "train_loss"]):
-        sns.lineplot(rows[rows.metric == metric], x="step", y="value", hue="recipe", marker="o",
-                     markersize=4, ax=ax)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric.replace("_", " "))
-        if metric == "train_loss":
-            ax.set_yscale("log")
-    fig.suptitle(f"Learning curves: {dataset}")
-    fig.tight_layout()
-    return fig
-
-
 def confusion_heatmap(confusion: dict, title: str) -> plt.Figure:
     matrix = np.asarray(confusion["matrix"], dtype=float)
     names = confusion["classes"]
@@ -139,5 +124,27 @@ def gradcam_grid(images: np.ndarray, overlaid: list[np.ndarray], truth: list[str
         mark = "" if truth[index] == predicted[index] else " (wrong)"
         axes[row, 2 * column + 1].set_title(f"pred: {predicted[index]}{mark}", fontsize=8)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves_band(band: pd.DataFrame, dataset: str, metrics: tuple[str, ...] = ("val_accuracy", "train_loss"),
+                         confidence: float = 0.95) -> plt.Figure:
+    """Learning curves over seeds: the mean per recipe as a line, its t interval as a shaded band
+    (stats.curve_band's output, made with the same confidence; steps with one seed have no band)."""
+    rows = band[band.dataset == dataset]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+    colours = dict(zip(sorted(rows.recipe.unique()), sns.color_palette(n_colors=max(1, rows.recipe.nunique()))))
+    for ax, metric in zip(axes.flat, metrics):
+        for recipe, curve in rows[rows.metric == metric].sort_values("step").groupby("recipe"):
+            ax.plot(curve.step, curve["mean"], marker="o", markersize=4, color=colours[recipe], label=recipe)
+            ax.fill_between(curve.step, curve.low, curve.high, color=colours[recipe], alpha=0.2, linewidth=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " "))
+        if metric == "train_loss":
+            ax.set_yscale("log")
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"Learning curves: {dataset} (mean over seeds, band: {confidence:.0%} interval)")
     fig.tight_layout()
     return fig

@@ -14,11 +14,13 @@ from smallvision.report.collect import collect, most_confused_pairs
 from smallvision.report.facts import card_html, dataset_facts
 from smallvision.report.ssl import INTRO as SSL_INTRO
 from smallvision.report.ssl import png_html, ssl_figure, ssl_results, ssl_table
-from smallvision.report.text import dataset_line, format_table, leaderboard_table
+from smallvision.ssl.config import load_ssl_params
+from smallvision.report.text import best_line, dataset_line, leaderboard_table
 
 CAPTIONS = {  # by figure file suffix
-    "learning_curves": "Learning curves (dvclive logs): validation accuracy and training loss per epoch.",
-    "confusion": "Confusion matrix of the best recipe (rows: true class, share of the row).",
+    "learning_curves": "Learning curves (dvclive logs): validation accuracy and training loss per epoch, "
+                       "the mean over seeds with its interval as a band.",
+    "confusion": "Confusion matrix of the best recipe's best seed (rows: true class, share of the row).",
     "worst_classes": "The classes the best recipe gets least right (per-class F1).",
     "mistakes": "The best recipe's most confident mistakes on test images.",
     "gradcam": "Grad-CAM: where the best CNN-type recipe looked (red: the regions that drove its prediction).",
@@ -40,8 +42,10 @@ class ReportPage:
 
     def title(self) -> None:
         display(Markdown(f"# {self.params.report.title}\n\n"
-                         f"{len(self.results.datasets)} dataset(s) x {len(self.params.benchmark.recipes)} recipes; "
-                         f"generated {self.meta['date']} on {self.meta['device']}."))
+                         f"{len(self.params.runs)} runs on {len(self.results.datasets)} dataset(s); "
+                         f"generated {self.meta['date']} on {self.meta['device']}. ± is the half-width of the "
+                         f"{self.results.confidence:.0%} Student-t interval over seeds; *tied with best* means the "
+                         "paired difference to the best recipe (same seeds, same splits) is within that noise."))
 
     def overview(self) -> None:
         display(Markdown("## Who wins, and at what cost"))
@@ -51,9 +55,9 @@ class ReportPage:
     def datasets(self) -> None:
         for dataset in self.results.datasets:
             best = self.results.best(dataset)
-            display(Markdown(f"## {dataset}\n\n{dataset_line(self.results, dataset)}. Best recipe: **{best}**."))
+            display(Markdown(f"## {dataset}\n\n{dataset_line(self.results, dataset)}. {best_line(self.results, dataset)}"))
             display(Markdown("**Leaderboard** (test split; *published* is the seed experiment's own figure)"))
-            table = format_table(leaderboard_table(self.results, dataset))
+            table = leaderboard_table(self.results, dataset)
             display(HTML(table.to_html(index=False, classes="leaderboard", escape=True)))
             pairs = most_confused_pairs(self.results.confusion[(dataset, best)], self.params.report.most_confused_pairs)
             if len(pairs):
@@ -84,7 +88,7 @@ class ReportPage:
         frame = ssl_results(self.params)
         if frame.empty:
             return
-        ks = self.params.ssl.evaluate.knn.k
+        ks = load_ssl_params().evaluate.knn.k
         display(Markdown(f"## Self-supervised pretraining\n\n{SSL_INTRO}"))
         for dataset in frame.dataset.unique():
             display(Markdown(f"### {dataset}"))

@@ -13,16 +13,16 @@ import numpy as np
 from smallvision.config import Params
 from smallvision.data.prepared import load_prepared
 from smallvision.io import write_json
-from smallvision.paths import REPORT
+from smallvision.paths import REPORT, model_dir
 from smallvision.progress import log
-from smallvision.report import figures
-from smallvision.report.collect import Results, collect, metrics_tree
+from smallvision.report import figures, stats
+from smallvision.report.collect import Results, collect, headline_tree, metrics_tree
 from smallvision.report.metadata import run_metadata
 from smallvision.report.ssl import ssl_markdown
 from smallvision.report.text import readme
 
 NOTEBOOK = Path("notebooks/report.ipynb")
-OUTPUTS = ["metrics.json", "figures", "README.md", "report.ipynb", "index.html", "results.json"]
+OUTPUTS = ["metrics.json", "headline.json", "figures", "README.md", "report.ipynb", "index.html", "results.json"]
 
 
 def build_report(params: Params, out: Path = REPORT) -> None:
@@ -34,6 +34,7 @@ def build_report(params: Params, out: Path = REPORT) -> None:
     with tempfile.TemporaryDirectory(dir=out, prefix=".report.") as tmp:
         build = Path(tmp)
         write_json(build / "metrics.json", metrics_tree(results))
+        write_json(build / "headline.json", headline_tree(results))
         figure_files, samples = save_figures(results, params, build / "figures")
         write_json(build / "results.json", {"metadata": meta, "figures": figure_files, "samples": samples})
         (build / "README.md").write_text(readme(results, params, meta, figure_files) + ssl_markdown(params))
@@ -65,7 +66,9 @@ def save_figures(results: Results, params: Params, folder: Path) -> tuple[dict, 
     for dataset in results.datasets:
         best = results.best(dataset)
         key = (dataset, best)
-        save(figures.learning_curves(results.history, dataset), f"{dataset}_learning_curves.png", dataset)
+        band = stats.curve_band(results.history[results.history.dataset == dataset], results.confidence)
+        save(figures.learning_curves_band(band, dataset, confidence=results.confidence),
+             f"{dataset}_learning_curves.png", dataset)
         if len(results.confusion[key]["classes"]) <= params.report.max_confusion_classes:
             save(figures.confusion_heatmap(results.confusion[key], f"{dataset}: confusion of {best}"),
                  f"{dataset}_confusion.png", dataset)
@@ -92,7 +95,7 @@ def shown_sample(results: Results, params: Params, dataset: str, test_size: int)
     indices = np.linspace(0, test_size - 1, num=count).astype(int).tolist() if count else []
     items = [{"index": i, "true": str(rows.actual[i]), "predicted": str(rows.predicted[i]),
               "probability": float(rows.confidence[i])} for i in indices]
-    return {"recipe": recipe, "gradcam": bool(spatial), "items": items}
+    return {"recipe": recipe, "seed": results.best_seed[(dataset, recipe)], "gradcam": bool(spatial), "items": items}
 
 
 def gradcam_figure(params: Params, dataset: str, test, sample: dict):
@@ -103,7 +106,8 @@ def gradcam_figure(params: Params, dataset: str, test, sample: dict):
     if not sample["gradcam"] or not sample["items"] or test.multilabel:
         return None
     name = sample["recipe"]
-    predictor = load_predictor(dataset, name, params.recipe(name), load_prepared(dataset))
+    seed = sample["seed"]
+    predictor = load_predictor(params.recipe(name, seed), load_prepared(dataset), model_dir(dataset, name, seed))
     index = [item["index"] for item in sample["items"]]
     images = test["test"].images[index]
     maps, predicted = gradcam_maps(predictor.model.cpu(), images)

@@ -92,7 +92,10 @@ def ssl_markdown(params: Params) -> str:
     frame = ssl_results(params)
     if frame.empty:
         return ""
+    from smallvision.ssl.config import load_ssl_params
+
+    ks = load_ssl_params(params.folder / "params.yaml").evaluate.knn.k
     lines = ["## Self-supervised pretraining", "", INTRO, ""]
     for dataset in frame.dataset.unique():
-        lines += [f"### {dataset}", "", markdown_table(ssl_table(frame, dataset, params.ssl.evaluate.knn.k)), ""]
+        lines += [f"### {dataset}", "", markdown_table(ssl_table(frame, dataset, ks)), ""]
     return "\n".join(lines)

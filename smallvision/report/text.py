@@ -7,44 +7,56 @@ import pandas as pd
 
 from smallvision.config import Params
 from smallvision.report.collect import Results
-
-COLUMNS = {
-    "recipe": "recipe",
-    "accuracy": "accuracy",
-    "macro_f1": "macro F1",
-    "balanced_accuracy": "balanced acc.",
-    "train_seconds": "train s",
-    "parameters": "parameters",
-    "inference_images_per_second": "inference img/s",
-    "published": "published (seed)",
-    "delta": "ours - published",
-}
-
+from smallvision.report.stats import describe
 
 def leaderboard_table(results: Results, dataset: str) -> pd.DataFrame:
-    """One row per recipe, best first; the seed's figure beside ours for the same metric."""
-    rows = results.leaderboard[results.leaderboard.dataset == dataset].copy()
-    ours = [row.get(row.reference_metric, np.nan) if row.reference_metric else np.nan for _, row in rows.iterrows()]
-    rows["delta"] = np.asarray(ours, dtype=float) - rows.reference_value.astype(float)
-    rows["published"] = [f"{m.replace('_', ' ')} {v:.4f}" if m else "" for m, v in
-                         zip(rows.reference_metric, rows.reference_value)]
-    rows = rows.sort_values("accuracy", ascending=False)[list(COLUMNS)]
-    return rows.rename(columns=COLUMNS).reset_index(drop=True)
+    """One row per recipe, best mean first, as people read it: the mean test accuracy and macro
+    F1 over seeds with their intervals, the paired difference to the best recipe (same seeds and
+    splits) and whether it is within the noise, and the seed's figure beside ours."""
+    rows = results.leaderboard[results.leaderboard.dataset == dataset]
+    rows = rows.sort_values(["accuracy", "recipe"], ascending=[False, True])
+    confidence = f"{results.confidence:.0%}"
+    table = pd.DataFrame({
+        "recipe": rows.recipe,
+        f"accuracy (± {confidence} CI)": [interval_text(row, "accuracy") for row in rows.itertuples()],
+        "vs best": [versus_best(row) for row in rows.itertuples()],
+        "macro F1": [interval_text(row, "macro_f1") for row in rows.itertuples()],
+        "train s": rows.train_seconds.map(lambda v: f"{v:.1f}"),
+        "parameters": rows.parameters.map(lambda v: f"{v:,.0f}"),
+        "inference img/s": rows.inference_images_per_second.map(lambda v: f"{v:,.0f}"),
+        "published (seed)": [published_text(row) for row in rows.itertuples()],
+        "ours - published": [versus_published(row) for row in rows.itertuples()],
+    })
+    return table.reset_index(drop=True)
 
 
-def format_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Numbers as people read them: 3 decimals for rates, thousands separators for counts."""
-    out = table.copy()
-    for column in out.columns:
-        if column in ("accuracy", "macro F1", "balanced acc."):
-            out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
-        elif column == "ours - published":
-            out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{v:+.4f}")
-        elif column == "train s":
-            out[column] = out[column].map(lambda v: f"{v:.1f}")
-        elif column in ("parameters", "inference img/s"):
-            out[column] = out[column].map(lambda v: f"{v:,.0f}")
-    return out
+def interval_text(row, metric: str) -> str:
+    return describe(getattr(row, metric), getattr(row, f"{metric}_ci_low"), getattr(row, f"{metric}_ci_high"),
+                    int(getattr(row, f"{metric}_n")))
+
+
+def versus_best(row) -> str:
+    """'best', or the paired difference to the best with 'tied' when its interval holds 0."""
+    if row.is_best:
+        return "best"
+    difference = f"{row.diff_mean:+.3f}"
+    if row.tied_with_best is None or pd.isna(row.tied_with_best):
+        return f"{difference} (1 paired run, no interval)"
+    half = (row.diff_ci_high - row.diff_ci_low) / 2
+    return f"{difference} ± {half:.3f}" + (", tied with best" if row.tied_with_best else "")
+
+
+def published_text(row) -> str:
+    return f"{row.reference_metric.replace('_', ' ')} {row.reference_value:.3f}" if row.reference_metric else ""
+
+
+def versus_published(row) -> str:
+    if not row.reference_metric or pd.isna(getattr(row, "published_diff", np.nan)):
+        return ""
+    difference = f"{row.published_diff:+.3f}"
+    if pd.isna(row.published_diff_low):
+        return f"{difference} (1 run)"
+    return f"{difference} ± {(row.published_diff_high - row.published_diff_low) / 2:.3f} ({row.published_verdict})"
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -57,25 +69,31 @@ def markdown_table(table: pd.DataFrame) -> str:
 def dataset_line(results: Results, dataset: str) -> str:
     row = results.leaderboard[results.leaderboard.dataset == dataset].iloc[0]
     classes = len(next(v for k, v in results.confusion.items() if k[0] == dataset)["classes"])
-    return f"{classes} classes, {int(row.test_images)} test images"
+    seeds = sorted(set(results.runs[results.runs.dataset == dataset].seed))
+    return (f"{classes} classes, {int(row.test_images)} test images; "
+            f"{len(seeds)} seed(s) per recipe ({', '.join(map(str, seeds))})")
+
+
+def best_line(results: Results, dataset: str) -> str:
+    best = results.best(dataset)
+    row = results.leaderboard.query("dataset == @dataset and recipe == @best").iloc[0]
+    tied = results.leaderboard.query("dataset == @dataset and recipe != @best and tied_with_best == True").recipe
+    line = f"Best mean: **{best}**, test accuracy {interval_text(row, 'accuracy')}."
+    if len(tied):
+        line += f" Within the noise of it (paired interval holds 0): {', '.join(tied)}."
+    return line
 
 
 def readme(results: Results, params: Params, meta: dict, figure_files: dict) -> str:
     lines = [f"# {params.report.title}", "",
              f"Generated {meta['date']} from commit {meta['git_commit']} on {meta['device']}. "
-             "Open `index.html` for the full report.", ""]
+             "Open `index.html` for the full report. ± is the half-width of the "
+             f"{results.confidence:.0%} Student-t interval over seeds.", ""]
     for dataset in results.datasets:
-        best = results.best(dataset)
-        accuracy = results.leaderboard.query("dataset == @dataset and recipe == @best").accuracy.iloc[0]
-        lines += [f"## {dataset} ({dataset_line(results, dataset)})", "",
-                  f"Best: **{best}** with test accuracy {accuracy:.4f}.", "",
-                  markdown_table(format_table(leaderboard_table(results, dataset))), ""]
+        lines += [f"## {dataset} ({dataset_line(results, dataset)})", "", best_line(results, dataset), "",
+                  markdown_table(leaderboard_table(results, dataset)), ""]
         lines += [f"![{path}]({path})" for path in figure_files.get(dataset, [])] + [""]
     lines += ["## Overview", ""] + [f"![{path}]({path})" for path in figure_files["overview"]] + [""]
     lines += ["## Run", "", f"- params.yaml md5: {meta['params_md5']}", f"- python {meta['python']}",
               "- " + ", ".join(f"{k} {v}" for k, v in meta["libraries"].items()), ""]
     return "\n".join(lines)
-
-
-def number_or_blank(value) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4f}"

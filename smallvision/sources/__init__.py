@@ -9,11 +9,20 @@ Kinds: sklearn_digits, kaggle, torchvision, tfds, pokeapi (one module each).
 
 from __future__ import annotations
 
-from smallvision.registry import Registry
-
-SOURCES: Registry = Registry("source kind")
-
-ARRAYS_FILE = "arrays.npz"
-
 # Importing the modules registers their kinds.
-from smallvision.sources import digits, kaggle, pokeapi, tfds, torchvision_datasets  # noqa: E402,F401
+from smallvision.sources import digits, kaggle, pokeapi, tfds, torchvision_datasets  # noqa: F401
+from smallvision.sources.base import ARRAYS_FILE, SOURCES  # noqa: F401  (defined there; re-exported)
+
+
+def load_sources(raw: dict) -> dict:
+    """params.yaml's `sources`, each validated by its kind's options model (one UserError)."""
+    from pydantic import BaseModel
+
+    from smallvision.config import PARAMS_FILE, _validate
+    from smallvision.schema import Strict, choice_of
+
+    class Sources(Strict):
+        sources: dict[str, choice_of(SOURCES, "kind")] = {}  # type: ignore[valid-type]
+
+    checked: BaseModel = _validate(Sources, {"sources": raw or {}}, where="", file=PARAMS_FILE)
+    return checked.sources

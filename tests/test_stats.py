@@ -1,0 +1,198 @@
+"""smallvision.report.stats against scipy computed here, on small hand-made frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sp
+
+from smallvision.report import stats
+
+T_975_2 = 4.302652729911275  # Student-t 97.5% quantile, 2 degrees of freedom (printed tables: 4.303)
+
+A = [0.90, 0.92, 0.94]  # the best recipe
+B = [0.80, 0.83, 0.81]  # clearly worse than A
+C = [0.91, 0.93, 0.91]  # within seed noise of A
+F = [0.88, 0.90, 0.92]  # A - 0.02 on every seed: zero-variance differences
+
+
+def frame(**recipes) -> pd.DataFrame:
+    rows = [{"dataset": "d", "recipe": name, "seed": seed, "accuracy": value, "macro_f1": value - 0.05}
+            for name, values in recipes.items() for seed, value in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def t_ci(values, confidence=0.95):
+    """The reference interval, computed independently of stats.interval."""
+    ci = sp.ttest_1samp(np.asarray(values, dtype=float), 0.0).confidence_interval(confidence)
+    return ci.low, ci.high
+
+
+def row(table: pd.DataFrame, recipe: str) -> pd.Series:
+    return table.set_index("recipe").loc[recipe]
+
+
+def test_summarise_matches_scipy_two_recipes_three_seeds():
+    table = stats.summarise(frame(a=A, b=B))
+    assert list(table.recipe) == ["a", "b"]
+    for name, values in (("a", A), ("b", B)):
+        got = row(table, name)
+        low, high = t_ci(values)
+        assert got.accuracy == pytest.approx(np.mean(values))
+        assert got.accuracy_std == pytest.approx(np.std(values, ddof=1))
+        assert (got.accuracy_ci_low, got.accuracy_ci_high) == pytest.approx((low, high))
+        assert (got.macro_f1_ci_low, got.macro_f1_ci_high) == pytest.approx(t_ci(np.subtract(values, 0.05)))
+        assert got.accuracy_n == 3 and got.n_seeds == 3 and got.seeds == [0, 1, 2]
+    # By hand: mean 0.92, std 0.02, half-width t * s / sqrt(n).
+    a = row(table, "a")
+    assert a.accuracy_std == pytest.approx(0.02)
+    assert a.accuracy_ci_high - 0.92 == pytest.approx(T_975_2 * 0.02 / np.sqrt(3))
+    assert a.accuracy_ci_high == pytest.approx(0.9696827, abs=1e-6)
+
+
+def test_summarise_other_confidence():
+    got = row(stats.summarise(frame(a=A), confidence=0.9), "a")
+    assert (got.accuracy_ci_low, got.accuracy_ci_high) == pytest.approx(t_ci(A, 0.9))
+    assert got.accuracy_ci_high < row(stats.summarise(frame(a=A)), "a").accuracy_ci_high
+
+
+def test_summarise_one_run_has_no_interval():
+    got = row(stats.summarise(frame(e=[0.85])), "e")
+    assert got.accuracy == 0.85 and got.accuracy_n == 1 and got.n_seeds == 1 and got.seeds == [0]
+    assert np.isnan(got.accuracy_std) and np.isnan(got.accuracy_ci_low) and np.isnan(got.accuracy_ci_high)
+
+
+def test_summarise_zero_variance_interval_is_the_mean():
+    got = row(stats.summarise(frame(z=[0.9, 0.9, 0.9])), "z")
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(sp.t.interval(0.95, 2, loc=0.9, scale=0.0)[0])  # what scipy alone would give
+    assert got.accuracy_std == 0.0
+    assert got.accuracy_ci_low == got.accuracy_ci_high == got.accuracy == pytest.approx(0.9)
+
+
+def test_summarise_drops_nan():
+    runs = frame(b=B)
+    runs.loc[1, "macro_f1"] = np.nan
+    got = row(stats.summarise(runs), "b")
+    kept = [B[0] - 0.05, B[2] - 0.05]
+    assert got.macro_f1_n == 2 and got.accuracy_n == 3 and got.n_seeds == 3
+    assert got.macro_f1 == pytest.approx(np.mean(kept))
+    assert (got.macro_f1_ci_low, got.macro_f1_ci_high) == pytest.approx(t_ci(kept))
+
+
+def test_summarise_rejects_repeated_seed_and_missing_metric():
+    with pytest.raises(ValueError, match="repeated"):
+        stats.summarise(pd.concat([frame(a=A), frame(a=A)]))
+    with pytest.raises(ValueError, match="balanced_accuracy"):
+        stats.summarise(frame(a=A), metrics=("balanced_accuracy",))
+
+
+def test_paired_vs_best():
+    table = stats.paired_vs_best(frame(a=A, b=B, c=C, e=[0.85], f=F, g=A))
+    assert set(table.best_recipe) == {"a"}  # g ties a exactly: the first by name wins
+    best = row(table, "a")
+    assert best.is_best and best.tied_with_best is True and best.diff_mean == 0 and best.diff_n == 3
+    assert (best.diff_ci_low, best.diff_ci_high) == (0.0, 0.0)
+
+    win = row(table, "b")  # a clearly beats b
+    ref = sp.ttest_rel(B, A).confidence_interval()
+    assert (win.diff_ci_low, win.diff_ci_high) == pytest.approx((ref.low, ref.high))
+    assert win.diff_mean == pytest.approx(np.mean(np.subtract(B, A))) and win.diff_n == 3
+    assert win.diff_ci_high < 0 and win.tied_with_best is False and not win.is_best
+
+    tie = row(table, "c")
+    assert (tie.diff_ci_low, tie.diff_ci_high) == pytest.approx(t_ci(np.subtract(C, A)))
+    assert tie.diff_ci_low < 0 < tie.diff_ci_high and tie.tied_with_best is True
+
+    one = row(table, "e")
+    assert one.diff_n == 1 and one.tied_with_best is None
+    assert one.diff_mean == pytest.approx(0.85 - 0.90) and np.isnan(one.diff_ci_low) and np.isnan(one.diff_ci_high)
+
+    constant = row(table, "f")  # differences all -0.02: interval [d, d], which excludes 0
+    assert constant.diff_ci_low == constant.diff_ci_high == pytest.approx(-0.02)
+    assert constant.tied_with_best is False
+    same = row(table, "g")
+    assert (same.diff_ci_low, same.diff_ci_high) == (0.0, 0.0) and same.tied_with_best is True
+
+
+def test_paired_vs_best_pairs_only_shared_seeds():
+    runs = frame(a=A, b=B)
+    runs.loc[(runs.recipe == "b") & (runs.seed == 2), "accuracy"] = np.nan
+    got = row(stats.paired_vs_best(runs), "b")
+    diffs = np.subtract(B[:2], A[:2])
+    assert got.diff_n == 2 and got.diff_mean == pytest.approx(diffs.mean())
+    assert (got.diff_ci_low, got.diff_ci_high) == pytest.approx(t_ci(diffs))
+
+
+def test_against_published():
+    published = {("d", "a"): ("accuracy", 0.85), ("d", "b"): ("accuracy", 0.90), ("d", "c"): ("accuracy", 0.917),
+                 ("d", "e"): ("accuracy", 0.80), ("d", "x"): ("k3_accuracy", 0.9)}
+    table = stats.against_published(frame(a=A, b=B, c=C, e=[0.85]), published)
+    a = row(table, "a")
+    assert a.diff_mean == pytest.approx(0.07) and a.ours_mean == pytest.approx(0.92) and a.n == 3
+    assert (a.diff_ci_low, a.diff_ci_high) == pytest.approx(t_ci(np.subtract(A, 0.85)))
+    assert a.better is True and a.worse is False and a.verdict == "better"
+    b = row(table, "b")
+    assert b.worse is True and b.better is False and b.verdict == "worse"
+    assert (b.diff_ci_low, b.diff_ci_high) == pytest.approx(t_ci(np.subtract(B, 0.90)))
+    c = row(table, "c")
+    assert c.better is False and c.worse is False and c.verdict == "within noise"
+    e = row(table, "e")
+    assert e.n == 1 and e.better is None and e.worse is None and e.verdict == "unknown (1 run)"
+    assert e.diff_mean == pytest.approx(0.05) and np.isnan(e.diff_ci_low)
+    assert row(table, "x").verdict == "no runs"
+
+
+def test_describe():
+    low, high = t_ci(A)
+    assert stats.describe(np.mean(A), low, high, 3) == "0.920 ± 0.050 (n=3)"
+    assert stats.describe(np.mean(A), low, high, 3, digits=4) == "0.9200 ± 0.0497 (n=3)"
+    assert stats.describe(0.912, np.nan, np.nan, 1) == "0.912 (1 run, no interval)"
+    assert stats.describe(0.9, 0.9, 0.9, 3) == "0.900 ± 0.000 (n=3)"
+    assert stats.describe(np.nan, np.nan, np.nan, 0) == "n/a"
+
+
+def history(with_seconds: bool = True) -> pd.DataFrame:
+    curves = {0: [0.5, 0.8, 0.9], 1: [0.4, 0.7, 0.85], 2: [0.45, 0.6]}  # seed 2 stopped early
+    rows = [{"dataset": "d", "recipe": "a", "seed": seed, "step": step, "metric": "val_accuracy", "value": value,
+             "elapsed_seconds": 10.0 * step + seed}
+            for seed, values in curves.items() for step, value in enumerate(values, start=1)]
+    frame = pd.DataFrame(rows)
+    return frame if with_seconds else frame.drop(columns="elapsed_seconds")
+
+
+def test_curve_band():
+    band = stats.curve_band(history()).set_index("step")
+    assert list(band.n) == [3, 3, 2]
+    assert band.loc[1, "mean"] == pytest.approx(0.45)
+    assert (band.loc[1, "low"], band.loc[1, "high"]) == pytest.approx(t_ci([0.5, 0.4, 0.45]))
+    assert (band.loc[3, "low"], band.loc[3, "high"]) == pytest.approx(t_ci([0.9, 0.85]))
+    single = stats.curve_band(history()[lambda h: h.seed == 0]).set_index("step")
+    assert single.n.tolist() == [1, 1, 1] and single.low.isna().all() and single.high.isna().all()
+
+
+def test_learning_curves_band_draws_one_band_per_recipe():
+    from smallvision.report.figures import learning_curves_band
+
+    fig = learning_curves_band(stats.curve_band(history()), "d", metrics=("val_accuracy",))
+    ax = fig.axes[0]
+    assert len(ax.lines) == 1 and len(ax.collections) == 1
+
+
+def test_first_reach_and_time_to_reach():
+    runs = stats.first_reach(history(), 0.8).set_index("seed")
+    assert runs.reached.tolist() == [True, True, False]
+    assert runs.step.tolist()[:2] == [2, 3] and np.isnan(runs.step[2])
+    assert runs.seconds.tolist()[:2] == [20.0, 31.0] and np.isnan(runs.seconds[2])
+    summary = stats.time_to_reach(history(), 0.8).iloc[0]
+    assert summary.n_runs == 3 and summary.n_reached == 2
+    assert summary.step_mean == 2.5 and summary.seconds_mean == 25.5
+
+
+def test_time_to_reach_steps_only_and_per_recipe_target():
+    summary = stats.time_to_reach(history(with_seconds=False), {("d", "a"): 0.95})
+    assert "seconds_mean" not in summary.columns
+    got = summary.iloc[0]
+    assert got.target == 0.95 and got.n_reached == 0 and np.isnan(got.step_mean)
+    assert stats.time_to_reach(history(), {("d", "other"): 0.5}).empty
