@@ -10,6 +10,7 @@ what each recipe is and what its seed published.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,6 @@ class Params:
     sources: dict[str, dict]
     datasets: dict[str, DatasetConfig]
     recipes: dict[str, TorchRecipe | KnnRecipe | LogRegRecipe]
-    catalogue: dict[str, CatalogueEntry]
     evaluate: EvaluateConfig
     report: ReportConfig
     ssl: SSLRuns
@@ -183,6 +183,12 @@ class Params:
             raise UserError(f"no run '{name}' under runs in {PARAMS_FILE}{did_you_mean(name, self.runs)}")
         return self.runs[name]
 
+    @functools.cached_property
+    def catalogue(self) -> dict[str, CatalogueEntry]:
+        """catalogue.yaml, read only by those who ask (the report): no training stage reads it,
+        so editing a note or a published figure reruns nothing but the report."""
+        return _catalogue(self.folder / CATALOGUE_FILE, self.recipes)
+
     def about(self, recipe: str) -> CatalogueEntry:
         return self.catalogue.get(recipe, CatalogueEntry())
 
@@ -199,8 +205,8 @@ class Params:
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml with recipes.yaml and catalogue.yaml beside it; any
-    problem is one UserError naming the file and key.
+    """Read and validate params.yaml with recipes.yaml beside it; any problem is one UserError
+    naming the file and key (catalogue.yaml is read when `Params.catalogue` is first used).
 
     The defaults blocks (`prepare`, `train`, `sklearn`) are validated on their own first, so an
     error found after merging belongs to the dataset or recipe that overrides them. Sources and
@@ -220,9 +226,8 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     recipes = {name: _recipe(name, defaults, cfg) for name, cfg in raw_recipes.items()}
     for key, run in top.runs.items():
         _check_run(key, run, datasets, recipes)
-    catalogue = _catalogue(path.parent / CATALOGUE_FILE, recipes)
-    return Params(top.runs, top.launcher, top.sources, datasets, recipes, catalogue, top.evaluate, top.report,
-                  top.ssl, path.parent)
+    return Params(top.runs, top.launcher, top.sources, datasets, recipes, top.evaluate, top.report, top.ssl,
+                  path.parent)
 
 
 def _check_run(key: str, run: RunConfig, datasets: dict, recipes: dict) -> None:

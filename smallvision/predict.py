@@ -1,10 +1,11 @@
 """Predict the classes of image files with a recipe the pipeline trained.
 
-  python -m smallvision.predict IMAGE... [--dataset D] [--recipe R] [--top 5] [--json]
+  python -m smallvision.predict IMAGE... [--dataset D] [--recipe R] [--seed S] [--top 5] [--json]
 
-The dataset defaults to the first in params.yaml, the recipe to that dataset's most accurate
-one in reports/metrics.json. Images are decoded exactly as prepare decoded the dataset. For a
-Pokémon dataset with PokeAPI CSVs (`pokeapi:`), the top class comes with its Pokédex facts."""
+The dataset defaults to the first one `runs` uses, the recipe to that dataset's most accurate
+one by mean over seeds (reports/metrics.json), the seed to that recipe's most accurate run.
+Images are decoded exactly as prepare decoded the dataset. For a Pokémon dataset with PokeAPI
+CSVs (`pokeapi:`), the top class comes with its Pokédex facts."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError, exits_cleanly
 from smallvision.inference import load_predictor
 from smallvision.io import read_json
-from smallvision.paths import REPORT
+from smallvision.paths import REPORT, eval_dir, model_dir
 from smallvision.registry import did_you_mean
 from smallvision.report.facts import dataset_facts, fact_lines
 
@@ -32,12 +33,28 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--dataset")
     parser.add_argument("--recipe")
-    parser.add_argument("--top", type=int, default=5)
+    parser.add_argument("--seed", type=int, help="which seed's model (default: the recipe's most accurate seed)")
+    parser.add_argument("--top", type=positive_int, default=5, metavar="N",
+                        help="how many classes to show per image (default 5; more than the dataset has shows them all)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser.parse_args(argv)
 
 
+def positive_int(text: str) -> int:
+    """--top: a whole number of classes, at least 1 (a larger one than the dataset's class
+    count is clamped to it: every class, best first)."""
+    try:
+        value = int(text)
+    except ValueError:
+        message = f"'{text}' is not a whole number; give how many classes to show, e.g. 5"
+        raise argparse.ArgumentTypeError(message) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} shows no class; give 1 or more, e.g. 5")
+    return value
+
+
 def best_recipe(dataset: str) -> str:
+    """The recipe with the highest mean test accuracy over its seeds (reports/metrics.json)."""
     path = REPORT / "metrics.json"
     if not path.exists():
         raise UserError(f"no results yet ({path} is missing): run `dvc repro`, or name a trained recipe with --recipe")
@@ -45,6 +62,19 @@ def best_recipe(dataset: str) -> str:
     if not recipes:
         raise UserError(f"{path} has no results for dataset '{dataset}': run `dvc repro`")
     return max(recipes, key=lambda name: recipes[name].get("accuracy", 0))
+
+
+def best_seed(params, dataset: str, recipe: str) -> int:
+    """The seed whose run of this recipe scored the highest test accuracy (the lowest seed on a tie)."""
+    seeds = params.seeds_of(dataset, recipe)
+    if not seeds:
+        raise UserError(f"no run of recipe '{recipe}' on dataset '{dataset}' under runs in params.yaml"
+                        f"{did_you_mean(recipe, params.recipes_on(dataset))}")
+    scored = {seed: read_json(path)["accuracy"] for seed in seeds
+              if (path := eval_dir(dataset, recipe, seed) / "metrics.json").exists()}
+    if not scored:
+        raise UserError(f"recipe '{recipe}' has no evaluated run on '{dataset}': run `dvc repro`, or name one with --seed")
+    return max(sorted(scored), key=lambda seed: scored[seed])
 
 
 def decode(paths: list[Path], cfg) -> np.ndarray:
@@ -61,20 +91,21 @@ def decode(paths: list[Path], cfg) -> np.ndarray:
 
 def predict(args) -> list[dict]:
     params = load_params()
-    dataset = args.dataset or next(iter(params.datasets))
+    dataset = args.dataset or params.run_datasets[0]
     cfg = params.dataset(dataset)
     recipe_name = args.recipe or best_recipe(dataset)
     if recipe_name not in params.recipes:
-        raise UserError(f"no recipe '{recipe_name}' in params.yaml{did_you_mean(recipe_name, params.recipes)}")
+        raise UserError(f"no recipe '{recipe_name}' in recipes.yaml{did_you_mean(recipe_name, params.recipes)}")
+    seed = best_seed(params, dataset, recipe_name) if args.seed is None else args.seed
     images = decode(args.images, cfg)
     data = load_prepared(dataset)
-    predictor = load_predictor(dataset, recipe_name, params.recipe(recipe_name), data)
+    predictor = load_predictor(params.recipe(recipe_name, seed), data, model_dir(dataset, recipe_name, seed))
     scores = predictor.scores(images)
     facts = dataset_facts(cfg, data.classes)
     results = []
     for path, row in zip(args.images, scores):
-        top = np.argsort(-row)[: args.top]
-        result = {"image": str(path), "dataset": dataset, "recipe": recipe_name,
+        top = np.argsort(-row)[: min(args.top, len(row))]
+        result = {"image": str(path), "dataset": dataset, "recipe": recipe_name, "seed": seed,
                   "top": [{"class": data.classes[i], "probability": round(float(row[i]), 4)} for i in top]}
         if facts:
             result["facts"] = facts[data.classes[top[0]]]
@@ -84,7 +115,7 @@ def predict(args) -> list[dict]:
 
 def show(results: list[dict]) -> None:
     for result in results:
-        print(f"{result['image']}  ({result['recipe']} on {result['dataset']})")
+        print(f"{result['image']}  ({result['recipe']}, seed {result['seed']}, on {result['dataset']})")
         for rank, entry in enumerate(result["top"], 1):
             print(f"  {rank}. {entry['class']:<24} {entry['probability']:.4f}")
         if "facts" in result:

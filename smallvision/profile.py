@@ -3,6 +3,7 @@
   python -m smallvision.profile --list       # each study: its runs and estimated times
   python -m smallvision.profile NAME         # studies/NAME.yaml; then `dvc repro`
   python -m smallvision.profile NAME --seeds 0 1 2
+  python -m smallvision.profile default --folder /path/to/images [--dataset pets] [--image-size 64]
 
 A study names, per dataset, the recipes that run on it and the seeds (`seeds` for all, or
 {recipes: [...], seeds: [...]} for one dataset); applying it rewrites the `sources`,
@@ -22,12 +23,13 @@ from pathlib import Path
 
 import yaml
 
-from smallvision.config import PARAMS_FILE, RAW_DIR, load_params, run_name
+from smallvision.config import NAME_PATTERN, PARAMS_FILE, RAW_DIR, load_params, run_name
 from smallvision.errors import UserError, exits_cleanly
 from smallvision.registry import did_you_mean
 
 STUDIES = Path("studies")
 SECTIONS = ("sources", "datasets", "ssl")
+DVC_WIDTH = 80  # the line width of DVC's YAML writer: written as it would, a -S rewrite changes one line
 STUDY_KEYS = {"about", "estimate", "seeds", "sources", "datasets", "runs", "ssl"}
 
 
@@ -44,6 +46,18 @@ def read_study(name: str, seeds: list[int] | None = None) -> dict:
     if seeds is not None:
         study["seeds"] = seeds
     return study
+
+
+def on_folder(study: dict, folder: str, name: str | None, image_size: int | None) -> dict:
+    """The study's recipes on one image folder instead of its datasets (`--folder`)."""
+    name = name or re.sub(r"\W", "_", Path(folder).resolve().name) or "images"
+    if not NAME_PATTERN.match(name):
+        raise UserError(f"--dataset {name}: names may hold only letters, digits and '_' (they become stage names)")
+    recipes = []
+    for chosen in (study.get("runs") or {}).values():
+        recipes += chosen if isinstance(chosen, list) else chosen["recipes"]
+    dataset = {"root": str(Path(folder).resolve())} | ({"image_size": image_size} if image_size else {})
+    return {**study, "datasets": {name: dataset}, "runs": {name: list(dict.fromkeys(recipes))}}
 
 
 def expand(value, study: str):
@@ -82,14 +96,15 @@ def run_entries(study: dict, methods: dict[str, str]) -> dict[str, dict]:
 
 
 def used_sources(sources: dict, datasets: dict) -> dict:
-    """The sources some dataset reads (its root, pokeapi or composite backgrounds under data/raw)."""
+    """The sources some dataset reads (its root, pokeapi or composite backgrounds under data/raw),
+    and the offline digits, which keep data/raw (a dependency of every prepare) in existence."""
     read = set()
     for cfg in datasets.values():
         for path in (cfg.get("root"), cfg.get("pokeapi"), (cfg.get("composite") or {}).get("backgrounds")):
             parts = Path(str(path)).parts if path else ()
             if parts[:2] == Path(RAW_DIR).parts and len(parts) > 2:
                 read.add(parts[2])
-    return {name: source for name, source in sources.items() if name in read}
+    return {name: source for name, source in sources.items() if name in read or source.get("kind") == "sklearn_digits"}
 
 
 def apply(study: dict, params_file: Path = Path(PARAMS_FILE)) -> None:
@@ -97,14 +112,15 @@ def apply(study: dict, params_file: Path = Path(PARAMS_FILE)) -> None:
     from ruamel.yaml.comments import CommentedMap
 
     editor = YAML()  # round-trip: keeps the comments of the sections left alone
-    editor.width = 110
+    editor.width = DVC_WIDTH
     params = editor.load(params_file.read_text())
     recipes = yaml.safe_load((params_file.parent / "recipes.yaml").read_text())
     runs = run_entries(study, {name: (cfg or {}).get("method", "torch") for name, cfg in recipes.items()})
     params["runs"] = CommentedMap()
-    for key, entry in runs.items():  # one flow mapping a line, as DVC's -S rewrite keeps them
+    for key, entry in runs.items():
         params["runs"][key] = CommentedMap(entry)
-        params["runs"][key].fa.set_flow_style()
+        if len(f"  {key}: {{{', '.join(f'{k}: {v}' for k, v in entry.items())}}}") <= DVC_WIDTH:
+            params["runs"][key].fa.set_flow_style()  # one line, unless DVC's -S rewrite would wrap it
     study = {**study, "sources": used_sources(study.get("sources") or {}, study.get("datasets") or {})}
     for section in SECTIONS:
         if section in study:
@@ -140,13 +156,21 @@ def main(argv=None) -> None:
     parser.add_argument("name", nargs="?")
     parser.add_argument("--list", action="store_true", help="each study's runs and estimated times")
     parser.add_argument("--seeds", type=int, nargs="+", help="replace the study's seeds")
+    parser.add_argument("--folder", help="run the study's recipes on this image folder instead of its datasets")
+    parser.add_argument("--dataset", help="the folder's dataset name (default: the folder's own name)")
+    parser.add_argument("--image-size", type=int, help="the folder's prepared image size (default: prepare's)")
     args = parser.parse_args(argv)
     if args.list or not args.name:
         print("\n".join(listing()))
         return
     if args.seeds is not None and any(seed < 0 for seed in args.seeds):
         raise UserError("--seeds takes non-negative integers, e.g. --seeds 0 1 2")
-    apply(read_study(args.name, args.seeds))
+    study = read_study(args.name, args.seeds)
+    if args.folder:
+        if not Path(args.folder).is_dir():
+            raise UserError(f"--folder {args.folder}: no such folder; give a folder of <class>/<image> files")
+        study = on_folder(study, args.folder, args.dataset, args.image_size)
+    apply(study)
     params = load_params()
     print(f"params.yaml now runs study {args.name}: {len(params.runs)} run(s) on {len(params.run_datasets)} "
           f"dataset(s); run `dvc repro`", file=sys.stderr)

@@ -66,7 +66,6 @@ def python_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["CI"] = "1"
-    env.pop("SMALLVISION_KILL_AFTER_EPOCH", None)
     return env
 
 
@@ -96,12 +95,41 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-def edit_params(repo: Path, change) -> dict:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    change(params)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return params
+PARAMS_FILES = ("params.yaml", "recipes.yaml", "catalogue.yaml", "ssl.yaml")  # read together
+
+
+def write_params(folder: Path, params: dict, recipes: dict | None = None) -> Path:
+    """params.yaml (and recipes.yaml, or the project's) in `folder`, with the project's other
+    params files beside it, as load_params and the stages read them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PARAMS_FILES[1:]:
+        shutil.copy2(REPO / name, folder / name)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    if recipes is not None:
+        (folder / "recipes.yaml").write_text(yaml.safe_dump(recipes, sort_keys=False, allow_unicode=True))
+    return folder / "params.yaml"
+
+
+def read_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def edit_params(repo: Path, change) -> tuple[dict, dict]:
+    """change(params, recipes) edits params.yaml and recipes.yaml of `repo` in place."""
+    params, recipes = read_yaml(repo / "params.yaml"), read_yaml(repo / "recipes.yaml")
+    change(params, recipes)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    (repo / "recipes.yaml").write_text(yaml.safe_dump(recipes, sort_keys=False, allow_unicode=True))
+    return params, recipes
+
+
+def runs_for(dataset: str, recipes: list[str], seeds=(0,), definitions: dict | None = None) -> dict:
+    """The `runs` section for these recipes on one dataset, each with these seeds."""
+    definitions = definitions if definitions is not None else read_yaml(REPO / "recipes.yaml")
+    return {f"{dataset}-{recipe}-s{seed}": {
+        "dataset": dataset, "recipe": recipe, "seed": seed,
+        "defaults": "sklearn" if definitions[recipe].get("method") == "logreg" else "train"}
+        for recipe in recipes for seed in seeds}
 
 
 def write_prepared(folder: Path, images: np.ndarray, labels: np.ndarray, classes: list[str], seed: int = 0) -> Path:
@@ -139,14 +167,14 @@ def multilabel_arrays(count: int = 240, size: int = 16, labels: int = 4, seed: i
 # The end-to-end pipeline: every recipe through `dvc repro` on a tiny dataset, shared by the
 # pipeline, report and predict tests (it is the suite's most expensive fixture).
 
-def tiny(params: dict, epochs: int = 1) -> None:
+def tiny(params: dict, recipes: dict, epochs: int = 1) -> None:
     """Small, fast settings for every recipe, keeping what each recipe is about (its model,
     freezing, loss, sampler, augmentation). torchvision weights are not cached on test
     machines, so those backbones start from random (EfficientNet's ship in a package)."""
     from smallvision.models.backbones import TORCHVISION_NETS
 
     params["prepare"]["image_size"] = 32
-    for recipe in params["recipes"].values():
+    for recipe in recipes.values():
         if recipe.get("method", "torch") == "logreg":
             recipe["max_iter"] = 50
             continue
@@ -176,7 +204,7 @@ PIPELINE_PARTS = 2
 
 
 def recipe_names() -> list[str]:
-    return list(yaml.safe_load((REPO / "params.yaml").read_text())["recipes"])
+    return list(read_yaml(REPO / "recipes.yaml"))
 
 
 def pipeline_part(part: int, *values) -> pytest.param:
@@ -187,7 +215,7 @@ def pipeline_part(part: int, *values) -> pytest.param:
 
 
 def part_recipes(part: int) -> list[str]:
-    """Every PIPELINE_PARTS-th recipe of params.yaml: heavy and light recipes spread over the parts."""
+    """Every PIPELINE_PARTS-th recipe of recipes.yaml: heavy and light recipes spread over the parts."""
     return recipe_names()[part::PIPELINE_PARTS]
 
 
@@ -201,12 +229,12 @@ def pipeline(request, tmp_path_factory):
     images = make_image_folder(tmp_path_factory.mktemp("images") / "tiny", {c: 10 for c in "abcd"}, size=40)
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
 
-    def part_recipes_on_tiny(params):
-        tiny(params)
+    def part_recipes_on_tiny(params, recipes):
+        tiny(params, recipes)
         params["datasets"] = {"tiny": {"root": str(images)}}
-        params["benchmark"]["recipes"] = part_recipes(request.param)
+        params["runs"] = runs_for("tiny", part_recipes(request.param), definitions=recipes)
 
-    params = edit_params(repo, part_recipes_on_tiny)
+    params, _ = edit_params(repo, part_recipes_on_tiny)
     commit(repo, f"tiny settings, recipes of part {request.param}")
     first = run(["dvc", "repro"], cwd=repo)
     return repo, params, first

@@ -35,7 +35,7 @@ def test_the_parts_hold_every_recipe_once():
 def test_every_recipe_produces_metrics(pipeline):
     repo, params, _ = pipeline
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    ours = params["benchmark"]["recipes"]
+    ours = [run["recipe"] for run in params["runs"].values()]
     assert set(metrics) == {"tiny"} and set(metrics["tiny"]) == set(ours)
     for recipe, values in metrics["tiny"].items():
         for key in ("accuracy", "balanced_accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc_ovr",
@@ -49,7 +49,7 @@ def test_every_recipe_produces_metrics(pipeline):
         assert metrics["tiny"][recipe]["accuracy"] > 0.5, recipe
     for recipe in {"cars_retrieval_knn", "effnet_knn"} & set(ours):  # the latter untrained: ImageNet features of squares
         assert {"k2_accuracy", "k3_accuracy", "k4_accuracy", "k"} <= set(metrics["tiny"][recipe]), recipe
-    evaluation = repo / "reports/eval/tiny" / ours[0]
+    evaluation = repo / "reports/eval/tiny" / ours[0] / "s0"
     assert (evaluation / "predictions.csv").read_text().startswith("file,actual,predicted,correct,confidence,top5")
     assert len((evaluation / "per_class.csv").read_text().splitlines()) == 5
     page = (repo / "reports/index.html").read_text()
@@ -73,7 +73,7 @@ def test_freezing_policy_really_froze(pipeline, name, monkeypatch):
     data = load_prepared("tiny", folder=repo / "data/prepared/tiny")
     seed_everything(recipe.seed)
     initial = build_for_data(recipe, data)
-    trained = torch.load(repo / "data/models/tiny" / name / BEST, weights_only=True)
+    trained = torch.load(repo / "data/models/tiny" / name / "s0" / BEST, weights_only=True)
     frozen = {n for n, p in initial.named_parameters() if not p.requires_grad}
     trainable = {n for n, p in initial.named_parameters() if p.requires_grad}
     assert frozen and trainable
@@ -105,11 +105,12 @@ def test_changing_one_learning_rate_reruns_only_that_recipe(pipeline):
     """Through `dvc exp run -S`, as a user would; the experiment then shows in `dvc exp show`."""
     repo, _, _ = pipeline
     # `++` sets the key whether or not the recipe overrides the train default already.
-    result = run(["dvc", "exp", "run", "-S", "++recipes.mlp.optimizer.lr=0.002"], cwd=repo)
-    # validate re-checks params.yaml (its output does not change, so nothing else follows from it).
-    assert stages_run(result.stdout) == {"validate", "train@tiny-mlp", "evaluate@tiny-mlp", "report"}
+    result = run(["dvc", "exp", "run", "-S", "recipes.yaml:++mlp.optimizer.lr=0.002"], cwd=repo)
+    # validate re-checks the params files (its output does not change, so nothing else follows from it).
+    assert stages_run(result.stdout) == {"validate", "train@tiny-mlp-s0", "evaluate@tiny-mlp-s0", "report"}
     rows = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], cwd=repo).stdout)))
-    experiment = [row for row in rows if row.get("recipes.mlp.optimizer.lr") == "0.002"]
-    assert experiment and 0 <= float(experiment[0]["tiny.mlp.accuracy"]) <= 1  # with its own metrics
+    experiment = [row for row in rows if row.get("mlp.optimizer.lr") == "0.002"]
+    assert experiment, rows[0].keys()
+    assert 0 <= float(experiment[0]["reports/metrics.json:tiny.mlp.accuracy"]) <= 1  # with its own metrics
     plots = run(["dvc", "plots", "show", "--json"], cwd=repo)
     assert "val_accuracy" in plots.stdout and "predictions.csv" in plots.stdout
