@@ -18,6 +18,7 @@ import pandas as pd
 
 from smallvision.config import EvaluateConfig
 from smallvision.data.prepared import PreparedData
+from smallvision.errors import UserError
 from smallvision.inference import KnnPredictor, load_predictor
 from smallvision.io import atomic_dir, read_json, write_json
 from smallvision.metrics import (
@@ -28,6 +29,7 @@ from smallvision.metrics import (
     predicted_labels,
 )
 from smallvision.progress import log
+from smallvision.train.log import run_complete
 
 
 def timed_scores(predictor, images: np.ndarray, cfg: EvaluateConfig) -> tuple[np.ndarray, float]:
@@ -80,6 +82,9 @@ def knn_per_k(predictor: KnnPredictor, data: PreparedData, score) -> dict:
 def evaluate_recipe(recipe, data: PreparedData, cfg: EvaluateConfig, model_folder: Path, train_log: Path,
                     out_dir: Path) -> dict:
     """Test metrics of the run whose model is in `model_folder` and whose train.json is in `train_log`."""
+    if not run_complete(train_log):
+        raise UserError(f"{train_log}: the training run did not finish (its metrics.json says complete: false); "
+                        "rerun its train stage (`dvc repro` resumes it)")
     predictor = load_predictor(recipe, data, model_folder)
     test = data["test"]
     score = multilabel_metrics if data.multilabel else partial(classification_metrics, top_k=cfg.top_k)

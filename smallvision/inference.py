@@ -13,7 +13,8 @@ from smallvision.errors import UserError
 from smallvision.models.classifier import parameter_count
 from smallvision.recipes import METHODS, KnnRecipe, TorchRecipe
 from smallvision.train.device import resolve_device, to_float_images
-from smallvision.train.loop import BEST, build_for_data
+from smallvision.models.build import build_for_data
+from smallvision.train.resumable import BEST
 
 
 class TorchPredictor:

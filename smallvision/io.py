@@ -66,3 +66,17 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def prune_empty_dirs(*roots: str | os.PathLike) -> None:
+    """Remove the empty folders under `roots` (never a file). `dvc exp run` makes the parent
+    folders of every stage's outputs before any stage runs, so a run whose params are then
+    rejected would leave empty folders named after the typo, which a reader could take for
+    an unfinished result."""
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        for folder in sorted((p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()),
+                             key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # fails, and is left alone, unless the folder is empty

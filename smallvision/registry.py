@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from smallvision.errors import UserError
 
@@ -16,18 +17,35 @@ def did_you_mean(name: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def resolve(target: str | Callable) -> Any:
+    """A 'package.module:attribute' reference, imported now (a callable is returned as it is).
+    Registries name their torch-using builders this way, so that reading the options (as
+    validating params.yaml does) never imports torch."""
+    if not isinstance(target, str):
+        return target
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 class Registry(Generic[T]):
-    """A named collection of implementations, filled with the `register` decorator."""
+    """A named collection of implementations, filled with the `register` decorator.
+
+    An entry may be registered with a `build`: what makes it (a callable, or a lazy
+    'module:attribute' reference, imported by `builder` on first use). Name, entry (usually the
+    options model) and builder are declared together, once."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._builders: dict[str, str | Callable] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, build: str | Callable | None = None) -> Callable[[T], T]:
         def add(entry: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             self._entries[name] = entry
+            if build is not None:
+                self._builders[name] = build
             return entry
 
         return add
@@ -40,6 +58,17 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)}; "
                 f"known: {', '.join(sorted(self._entries))}"
             ) from None
+
+    def builder(self, name: str) -> Callable:
+        """What `name` was registered to build with, imported if it was a reference."""
+        self[name]  # an unknown name: the UserError with a suggestion
+        if name not in self._builders:
+            raise KeyError(f"{self.kind} '{name}' was registered without a builder")
+        return resolve(self._builders[name])
+
+    def builders(self) -> dict[str, str | Callable]:
+        """Every name's builder as registered (references not imported)."""
+        return dict(self._builders)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

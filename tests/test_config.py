@@ -1,4 +1,5 @@
-"""params.yaml validation: one clear message naming the key, before anything runs."""
+"""params.yaml and recipes.yaml validation: one clear message naming the file and key, before
+anything runs."""
 
 from __future__ import annotations
 
@@ -9,83 +10,183 @@ import yaml
 
 from smallvision.config import load_params
 from smallvision.errors import UserError
-from tests.conftest import REPO, run
+from tests.conftest import REPO, read_yaml, run, write_params
 
-BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+BASE = read_yaml(REPO / "params.yaml")
+RECIPES = read_yaml(REPO / "recipes.yaml")
 
 
 def check(tmp_path, change) -> str:
-    params = copy.deepcopy(BASE)
-    change(params)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    """The message of the UserError that load_params raises after change(params, recipes)."""
+    params, recipes = copy.deepcopy(BASE), copy.deepcopy(RECIPES)
+    change(params, recipes)
     with pytest.raises(UserError) as err:
-        load_params(path)
+        load_params(write_params(tmp_path, params, recipes))
     return str(err.value)
 
 
 def test_default_params_are_valid():
     params = load_params(REPO / "params.yaml")
-    assert set(params.benchmark.recipes) <= set(params.recipes)
-    cnn = params.recipe("cnn")
+    assert {run.recipe for run in params.runs.values()} <= set(params.recipes)
+    assert all(name == run.name for name, run in params.runs.items())
+    cnn = params.recipe("cnn", seed=3)
+    assert cnn.seed == 3  # the seed comes from the run
     # Recipes override the train defaults key by key.
-    assert cnn.optimizer.lr == BASE["recipes"]["cnn"]["optimizer"]["lr"]
+    assert cnn.optimizer.lr == RECIPES["cnn"]["optimizer"]["lr"]
     assert cnn.optimizer.name == BASE["train"]["optimizer"]["name"]
+    assert params.recipe("logreg").max_iter == RECIPES["logreg"]["max_iter"]  # over `sklearn`
+    assert params.about("logreg").reference.results["cifar10"]["accuracy"] > 0  # catalogue.yaml
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path):
-    message = check(tmp_path, lambda p: p["recipes"]["cnn"]["optimizer"].update(lrr=0.1))
-    assert "recipes.cnn.optimizer" in message and "'lrr'" in message and "did you mean 'lr'" in message
+    message = check(tmp_path, lambda p, r: r["cnn"]["optimizer"].update(lrr=0.1))
+    assert message.startswith("recipes.yaml: cnn.optimizer") and "'lrr'" in message and "did you mean 'lr'" in message
 
 
-def test_unknown_recipe_in_benchmark(tmp_path):
-    message = check(tmp_path, lambda p: p["benchmark"].update(recipes=["cnn", "effnet_fintune"]))
-    assert "benchmark.recipes" in message and "did you mean 'effnet_finetune'" in message
+def test_unknown_recipe_in_a_run(tmp_path):
+    def typo(params, recipes):
+        params["runs"] = {"digits-effnet_fintune-s0": {"dataset": "digits", "recipe": "effnet_fintune", "seed": 0,
+                                                       "defaults": "train"}}
+    message = check(tmp_path, typo)
+    assert "runs.digits-effnet_fintune-s0" in message and "did you mean 'effnet_finetune'" in message
+
+
+def test_run_name_and_defaults_must_match_the_run(tmp_path):
+    def misnamed(params, recipes):
+        params["runs"] = {"run3": {"dataset": "digits", "recipe": "cnn", "seed": 1, "defaults": "train"}}
+    assert "rename it to 'digits-cnn-s1'" in check(tmp_path, misnamed)
+
+    def wrong_defaults(params, recipes):
+        params["runs"] = {"digits-logreg-s0": {"dataset": "digits", "recipe": "logreg", "seed": 0, "defaults": "train"}}
+    assert "set defaults: sklearn" in check(tmp_path, wrong_defaults)
+
+
+def test_seeds_belong_to_runs_not_recipes(tmp_path):
+    message = check(tmp_path, lambda p, r: r["cnn"].update(seed=1))
+    assert "seeds are set per run" in message
 
 
 def test_wrong_type_names_the_key(tmp_path):
-    message = check(tmp_path, lambda p: p["recipes"]["mlp"].update(epochs="ten"))
-    assert message.startswith("params.yaml: recipes.mlp.epochs:") and "'ten'" in message
+    message = check(tmp_path, lambda p, r: r["mlp"].update(epochs="ten"))
+    assert message.startswith("recipes.yaml: mlp.epochs:") and "'ten'" in message
 
 
 def test_bare_on_and_off_are_the_words_not_booleans(tmp_path):
     # YAML 1.1 reads `channels_last: off` as false; the setting must still mean "off".
-    path = tmp_path / "params.yaml"
+    path = write_params(tmp_path, BASE)
     path.write_text((REPO / "params.yaml").read_text().replace("channels_last: auto ", "channels_last: off  ", 1))
     assert yaml.safe_load(path.read_text())["train"]["channels_last"] is False
     assert load_params(path).recipe("cnn").channels_last == "off"
 
 
 def test_out_of_range_value(tmp_path):
-    message = check(tmp_path, lambda p: p["datasets"]["digits"].update(val_fraction=0.9))
+    message = check(tmp_path, lambda p, r: p["datasets"]["digits"].update(val_fraction=0.9))
     assert "datasets.digits.val_fraction" in message and "0.9" in message
 
 
 def test_error_in_defaults_is_attributed_to_the_defaults_block(tmp_path):
-    message = check(tmp_path, lambda p: p["train"]["optimizer"].update(lr=0))
+    message = check(tmp_path, lambda p, r: p["train"]["optimizer"].update(lr=0))
     assert "train.optimizer.lr" in message
 
 
 def test_unknown_registry_name_suggests(tmp_path):
-    message = check(tmp_path, lambda p: p["recipes"]["cnn"]["model"]["backbone"].update(name="cnnn"))
-    assert "recipes.cnn.model.backbone" in message and "did you mean 'cnn'" in message
-    message = check(tmp_path, lambda p: p["recipes"]["cnn"].update(scheduler={"name": "cosin"}))
+    message = check(tmp_path, lambda p, r: r["cnn"]["model"]["backbone"].update(name="cnnn"))
+    assert "cnn.model.backbone" in message and "did you mean 'cnn'" in message
+    message = check(tmp_path, lambda p, r: r["cnn"].update(scheduler={"name": "cosin"}))
     assert "did you mean 'cosine'" in message
 
 
 def test_dataset_root_must_be_a_defined_source(tmp_path):
-    message = check(tmp_path, lambda p: p["datasets"]["digits"].update(root="data/raw/digit"))
+    message = check(tmp_path, lambda p, r: p["datasets"]["digits"].update(root="data/raw/digit"))
     assert "datasets.digits.root" in message and "did you mean 'digits'" in message
 
 
+def test_catalogue_names_only_recipes(tmp_path):
+    path = write_params(tmp_path, BASE)
+    (tmp_path / "catalogue.yaml").write_text("cnnn: {notes: a typo}\n")
+    with pytest.raises(UserError, match="'cnnn' is not a recipe of recipes.yaml.*did you mean 'cnn'"):
+        load_params(path).about("cnn")
+
+
 def test_stage_prints_one_line_and_exits_2(tmp_path):
-    params = copy.deepcopy(BASE)
-    params["recipes"]["cnn"]["optimizer"]["momentun"] = 0.5
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    recipes = copy.deepcopy(RECIPES)
+    recipes["cnn"]["optimizer"]["weight_decya"] = 0.5
+    write_params(tmp_path, BASE, recipes)
     env_result = run(["python", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); "
                       "import runpy; runpy.run_module('stages.validate', run_name='__main__')"],
                      cwd=tmp_path, check=False)
     assert env_result.returncode == 2
     lines = env_result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "momentun" in lines[0] and "did you mean 'momentum'" in lines[0]
+    assert len(lines) == 1 and "weight_decya" in lines[0] and "did you mean 'weight_decay'" in lines[0]
     assert not (tmp_path / "data" / "params_ok.json").exists()
+
+
+# ---- Named options (optimizer, scheduler, loss): each kind takes its own keys ----------------
+
+from smallvision.recipes import TorchRecipe  # noqa: E402
+from smallvision.schema import deep_merge, validate  # noqa: E402
+
+TRAIN_DEFAULTS = {"optimizer": {"name": "adamw", "lr": 0.001, "weight_decay": 0.01, "betas": [0.9, 0.99]},
+                  "scheduler": {"name": "cosine", "warmup_epochs": 1}}
+
+
+def torch_recipe(overrides: dict) -> TorchRecipe:
+    """A torch recipe merged over TRAIN_DEFAULTS as load_params merges recipes over `train`."""
+    merged = deep_merge(TRAIN_DEFAULTS, {"model": {"backbone": {"name": "cnn", "widths": [4]}}, **overrides})
+    return validate(TorchRecipe, merged, where="recipes.demo")
+
+
+def test_an_option_of_another_kind_is_one_error_naming_the_key():
+    with pytest.raises(UserError) as err:
+        torch_recipe({"scheduler": {"name": "cosine", "patience": 3}})
+    message = str(err.value)
+    assert message.startswith("params.yaml: recipes.demo.scheduler: unknown key 'patience'"), message
+    assert "(plateau takes it); known keys: name, warmup_epochs, min_lr_ratio" in message
+    with pytest.raises(UserError, match=r"recipes\.demo\.loss: unknown key 'gamma'"):
+        torch_recipe({"loss": {"name": "cross_entropy", "gamma": 2.0}})  # focal's
+    with pytest.raises(UserError, match=r"recipes\.demo\.optimizer: unknown key 'betas'"):
+        torch_recipe({"optimizer": {"name": "sgd", "betas": [0.9, 0.9]}})
+
+
+def test_a_block_naming_another_kind_replaces_the_defaults_block():
+    sgd = torch_recipe({"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.8}}).optimizer
+    assert (sgd.name, sgd.lr, sgd.momentum, sgd.weight_decay) == ("sgd", 0.1, 0.8, 0.0)  # not adamw's 0.01
+    assert not hasattr(sgd, "betas")
+    # The same kind, named or not, overrides the defaults key by key.
+    for block in ({"lr": 0.1}, {"name": "adamw", "lr": 0.1}):
+        adamw = torch_recipe({"optimizer": block}).optimizer
+        assert (adamw.name, adamw.lr, adamw.weight_decay, adamw.betas) == ("adamw", 0.1, 0.01, (0.9, 0.99))
+    assert torch_recipe({"scheduler": {"name": "none"}}).scheduler.model_dump() == {"name": "none"}
+
+
+def test_deep_merge_replaces_a_renamed_mapping_and_merges_the_others():
+    base = {"optimizer": {"name": "adamw", "lr": 1, "betas": [0.9, 0.99]}, "augment": {"hflip": True}}
+    merged = deep_merge(base, {"optimizer": {"name": "sgd", "momentum": 0.9}, "augment": {"translate": 2}})
+    assert merged == {"optimizer": {"name": "sgd", "momentum": 0.9}, "augment": {"hflip": True, "translate": 2}}
+    assert deep_merge(base, {"optimizer": {"name": "adamw", "lr": 2}})["optimizer"] == {
+        "name": "adamw", "lr": 2, "betas": [0.9, 0.99]}
+    assert base["optimizer"]["lr"] == 1  # inputs untouched
+
+
+@pytest.mark.parametrize("block, options", [
+    ("optimizer", {"name": "sgd", "lr": 1.5, "momentum": 0.85, "nesterov": True, "weight_decay": 0.001,
+                   "norm_lr_scale": 64, "decay_norm_and_bias": True, "backbone_lr_scale": 0.5}),
+    ("optimizer", {"name": "adam", "lr": 0.0001, "betas": [0.8, 0.9]}),
+    ("optimizer", {"name": "rmsprop", "lr": 0.0001, "momentum": 0.0, "rho": 0.95}),
+    ("scheduler", {"name": "plateau", "factor": 0.5, "patience": 3}),
+    ("scheduler", {"name": "step", "step_size": 5, "gamma": 0.5}),
+    ("scheduler", {"name": "triangle", "start_lr_ratio": 0.2, "pct_start": 0.23, "min_lr_ratio": 0.07}),
+    ("scheduler", {"name": "onecycle", "pct_start": 0.3}),
+    ("loss", {"name": "focal", "gamma": 1.0, "label_smoothing": 0.1}),
+    ("loss", {"name": "bce", "label_smoothing": 0.1}),
+])
+def test_each_kind_accepts_its_own_options(block, options):
+    chosen = getattr(torch_recipe({block: options}), block).model_dump()
+    assert {key: chosen[key] for key in options} == {k: tuple(v) if isinstance(v, list) else v
+                                                      for k, v in options.items()}
+
+
+def test_an_unknown_kind_suggests_the_right_one():
+    with pytest.raises(UserError) as err:
+        torch_recipe({"scheduler": {"name": "cosin"}})
+    assert "recipes.demo.scheduler: unknown scheduler 'cosin' (did you mean 'cosine'?)" in str(err.value)

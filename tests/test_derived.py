@@ -21,7 +21,7 @@ from smallvision.data.derive import (
 from smallvision.data.prepare import prepare_dataset
 from smallvision.data.prepared import load_prepared
 from smallvision.errors import UserError
-from tests.conftest import REPO, make_image_folder, shared_path
+from tests.conftest import REPO, make_image_folder, shared_path, write_params
 
 
 def config(root, **overrides) -> DatasetConfig:
@@ -104,7 +104,7 @@ def test_type_targets_need_the_pokeapi_folder(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["datasets"]["digits"].update(target="types", pokeapi="data/raw/pokeapy")
     params["sources"]["pokeapi"] = {"kind": "pokeapi"}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path, params)
     with pytest.raises(UserError, match=r"datasets.digits.pokeapi is data/raw/pokeapy, but no source 'pokeapy'.*"
                                         r"did you mean 'pokeapi'"):
         load_params(tmp_path / "params.yaml")
@@ -185,10 +185,10 @@ def test_params_accept_derived_datasets(tmp_path):
     derived.update(classes=["1", "7"], max_per_class=50, composite={"scale": [0.4, 0.8], "copies": 2},
                    silhouette_crop={"find": "outline"})
     params["datasets"]["digits_on_photos"] = derived
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path, params)
     loaded = load_params(tmp_path / "params.yaml").dataset("digits_on_photos")
     assert loaded.composite.copies == 2 and loaded.silhouette_crop.find == "outline"
     params["datasets"]["digits_on_photos"]["composite"]["scael"] = [0.4, 0.8]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path, params)
     with pytest.raises(UserError, match=r"datasets.digits_on_photos.composite: unknown key 'scael' \(did you mean"):
         load_params(tmp_path / "params.yaml")

@@ -7,6 +7,7 @@ import json
 from smallvision.config import load_params
 from smallvision.data.prepare import prepare_dataset
 from smallvision.data.prepared import load_prepared
+from smallvision.sources import load_sources
 from tests.conftest import REPO
 
 
@@ -14,7 +15,7 @@ def test_digits_fetch_and_prepare(tmp_path):
     params = load_params(REPO / "params.yaml")
     raw = tmp_path / "raw"
     raw.mkdir()
-    info = params.sources["digits"].fetch(raw)
+    info = load_sources(params.sources)["digits"].fetch(raw)
     assert info == {"images": 1797, "classes": 10}
     cfg = params.dataset("digits").model_copy(update={"root": str(raw)})
     summary = prepare_dataset("digits", cfg, tmp_path / "prepared")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
-import yaml
-
 from tests.conftest import REPO, python_env, run
-from tests.test_train import project  # noqa: F401  (fixture: params.yaml + a prepared dataset)
+from tests.test_train import PATHS, RUN, project, set_recipe  # noqa: F401  (fixture: params.yaml + a prepared dataset)
 
 # No dropout, augmentation or batch norm: with the same global batches, averaged gradients
 # over two halves equal the gradient over the whole batch, so the runs agree to rounding.
@@ -19,16 +17,15 @@ RECIPE = {"model": {"backbone": {"name": "flatten"}, "head": {"pool": "flatten",
 def train(folder, launcher: list[str]) -> dict:
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
-    run([*launcher, "-m", "stages.train", "demo", "tiny"], cwd=folder, env=env)
-    return json.loads((folder / "reports/train/demo/tiny/train.json").read_text())
+    run([*launcher, "-m", "stages.train", *map(str, RUN)], cwd=folder, env=env)
+    return json.loads((folder / PATHS.log_dir / "train.json").read_text())
 
 
 def test_two_processes_match_one(project, tmp_path_factory):  # noqa: F811
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["recipes"]["tiny"] = RECIPE
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    set_recipe(project, RECIPE)
     other = tmp_path_factory.mktemp("ddp")
-    shutil.copy(project / "params.yaml", other / "params.yaml")
+    for name in ("params.yaml", "recipes.yaml"):
+        shutil.copy(project / name, other / name)
     shutil.copytree(project / "data", other / "data")
 
     single = train(project, ["python"])
@@ -36,4 +33,4 @@ def test_two_processes_match_one(project, tmp_path_factory):  # noqa: F811
     assert single["processes"] == 1 and parallel["processes"] == 2
     for key in ("train_loss", "val_loss", "val_accuracy"):
         assert abs(single["final"][key] - parallel["final"][key]) < 1e-4, key
-    assert (other / "data/models/demo/tiny/best.pt").exists()
+    assert (other / PATHS.model_dir / "best.pt").exists()

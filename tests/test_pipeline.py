@@ -14,7 +14,8 @@ import torch
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
 from smallvision.train.device import seed_everything
-from smallvision.train.loop import BEST, build_for_data
+from smallvision.models.build import build_for_data
+from smallvision.train.resumable import BEST
 from tests.conftest import (
     PIPELINE_PARTS,
     part_of,

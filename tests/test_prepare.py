@@ -128,3 +128,63 @@ def test_exif_orientation_is_applied(tmp_path):
     # After rotation the stripe lies along the top of a tall image, padded left and right.
     gray = out[:, :, 0]
     assert gray[0:4, 12:18].min() > 200 and gray[20:30, 12:18].max() < 60
+
+
+def jpeg_bytes(value: int = 128) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((20, 20, 3), value, np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_min_per_class_counts_images_that_decode(image_folder, tmp_path):
+    """With on_bad_image: skip, a class left with too few readable images is dropped by
+    min_per_class (as the split error advises), not counted by its files before decoding."""
+    (image_folder / "ruined").mkdir()
+    for i in range(4):
+        (image_folder / "ruined" / f"{i}.jpg").write_bytes(b"garbage")
+    make_image_folder(image_folder, {"thin": 3}, seed=1)  # 3 readable images ...
+    for i in range(3):  # ... and 3 unreadable ones: 6 files
+        (image_folder / "thin" / f"bad{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    summary = prepare_dataset("demo", config(image_folder, on_bad_image="skip"), tmp_path / "a")
+    data = load_prepared("demo", folder=tmp_path / "a")
+    assert "ruined" not in data.classes and "thin" in data.classes  # no readable image: dropped at min 1
+    assert summary["skipped_bad_images"] == [f"ruined/{i}.jpg" for i in range(4)] + \
+        [f"thin/bad{i}.png" for i in range(3)]  # relative to the root, as ignored_non_images
+    summary = prepare_dataset("demo", config(image_folder, on_bad_image="skip", min_per_class=4), tmp_path / "b")
+    assert load_prepared("demo", folder=tmp_path / "b").classes == ["alpha", "beta", "delta", "gamma"]
+    assert summary["images"] == 48 and summary["classes"] == 4
+    damaged = make_image_folder(tmp_path / "damaged", {"a": 3, "b": 3})
+    for name in ("a", "b"):
+        for i in range(3):
+            (damaged / name / f"bad{i}.jpg").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="no class has min_per_class=4 readable images"):
+        prepare_dataset("d", config(damaged, on_bad_image="skip", min_per_class=4), tmp_path / "c")
+
+
+def test_images_are_told_by_content_not_extension(image_folder, tmp_path, capsys):
+    """Kaggle Pokémon-150 holds JPEGs named `x.jpg')`, `x.asp`, `x.png.sb-...`: decoded;
+    an SVG or text file, whatever its name, is ignored, listed and named in the log."""
+    lying = ["alpha/photo.jpg')", "beta/image.asp", "gamma/pic.png.sb-1a2b3c4d-XyZ"]
+    for name in lying:
+        (image_folder / name).write_bytes(jpeg_bytes())
+    (image_folder / "delta" / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    (image_folder / "delta" / "readme").write_text("not an image")
+    summary = prepare_dataset("demo", config(image_folder), tmp_path / "out")
+    assert summary["images"] == 51 and summary["skipped_bad_images"] == []
+    assert summary["ignored_non_images"] == ["delta/logo.svg", "delta/readme"]
+    data = load_prepared("demo", folder=tmp_path / "out")
+    assert set(lying) <= {name for files in data.files.values() for name in files}
+    out = capsys.readouterr().out
+    assert "ignored 2 non-image file(s)" in out and "delta/logo.svg" in out
+
+
+def test_pokemon150_lying_extensions_are_images():
+    from smallvision.data.scan import scan_folder
+    from tests.conftest import shared_path
+
+    root = shared_path("pokemon150")
+    listing = scan_folder(root, "datasets.pokemon150")
+    names = [str(path.relative_to(root)) for path in listing.files]
+    odd = [name for name in names if not name.lower().endswith((".jpg", ".jpeg", ".png", ".gif", ".bmp"))]
+    assert len(odd) == 4 and any(name.endswith(".asp") for name in odd), odd
+    assert len(listing.ignored) == 11 and all(path.endswith(".svg") for path in listing.ignored)

@@ -17,6 +17,7 @@ from tests.conftest import (
     pipeline_part,
     python_env,
     run,
+    runs_for,
     shared_path,
     tiny,
 )
@@ -65,7 +66,7 @@ def test_report_renders_in_chromium(pipeline, tmp_path):
 @pytest.mark.parametrize("pipeline", [pipeline_part(part_of("logreg"))], indirect=True)
 def test_predict_prints_top_classes_and_fails_clearly(pipeline, tmp_path):
     repo, _, _ = pipeline
-    predictions = pd.read_csv(repo / "reports/eval/tiny/logreg/predictions.csv")
+    predictions = pd.read_csv(repo / "reports/eval/tiny/logreg/s0/predictions.csv")
     metrics = json.loads((repo / "reports/metrics.json").read_text())["tiny"]
     params = json.loads(json.dumps(pipeline[1]))
     image = params["datasets"]["tiny"]["root"] + "/" + predictions.file[0]
@@ -73,7 +74,7 @@ def test_predict_prints_top_classes_and_fails_clearly(pipeline, tmp_path):
     out = run(["python", "-m", "smallvision.predict", image, "--recipe", "logreg", "--json"], cwd=repo, env=env)
     result = json.loads(out.stdout)[0]
     # predict decodes the file as prepare did, so it agrees with the evaluation's prediction
-    assert result["top"][0]["class"] == predictions.predicted[0] and len(result["top"]) == 4
+    assert result["top"][0]["class"] == predictions.predicted[0] and len(result["top"]) == 4 and result["seed"] == 0
     text = run(["python", "-m", "smallvision.predict", image], cwd=repo, env=env).stdout
     assert max(metrics, key=lambda r: metrics[r]["accuracy"]) in text
     (tmp_path / "notes.txt").write_text("not an image")
@@ -90,15 +91,18 @@ def test_sprites_report_with_gradcam_and_facts(tmp_path):
     sprites, pokeapi = shared_path("pokemon-sprites-gen1"), shared_path("pokeapi")
     repo = copy_repo(tmp_path / "repo")
 
-    def two_recipes(params):
-        tiny(params, epochs=2)
-        params["benchmark"]["recipes"] = ["logreg", "effnet_probe"]
+    # The README's "your own image folder" command, with two of the default recipes.
+    run(["python", "-m", "smallvision.profile", "default", "--folder", str(sprites), "--dataset", "sprites",
+         "--image-size", "64"], cwd=repo)
+
+    def two_recipes(params, recipes):
+        tiny(params, recipes, epochs=2)
+        params["runs"] = runs_for("sprites", ["logreg", "effnet_probe"], definitions=recipes)
 
     edit_params(repo, two_recipes)
     commit(repo, "tiny")
-    # The README's "any image folder" command, plus the PokeAPI CSVs for the facts.
-    run(["dvc", "exp", "run", "-S", "~datasets.digits", "-S", f"+datasets.sprites.root={sprites}",
-         "-S", "+datasets.sprites.image_size=64", "-S", f"+datasets.sprites.pokeapi={pokeapi}"], cwd=repo)
+    # plus the PokeAPI CSVs for the facts
+    run(["dvc", "exp", "run", "-S", f"+datasets.sprites.pokeapi={pokeapi}"], cwd=repo)
     metrics = json.loads((repo / "reports/metrics.json").read_text())["sprites"]
     prepared = json.loads((repo / "data/prepared/sprites/prepare.json").read_text())
     assert prepared["classes"] == 151 and prepared["images"] > 2000
@@ -106,7 +110,7 @@ def test_sprites_report_with_gradcam_and_facts(tmp_path):
     page = (repo / "reports/index.html").read_text()
     assert "Grad-CAM" in page and 'class="card' in page and "Pokémon" in page
     assert (repo / "reports/figures/sprites_gradcam.png").exists()
-    predictions = pd.read_csv(repo / "reports/eval/sprites/effnet_probe/predictions.csv")
+    predictions = pd.read_csv(repo / "reports/eval/sprites/effnet_probe/s0/predictions.csv")
     right = predictions[predictions.correct].head(3)
     out = run(["python", "-m", "smallvision.predict", *[str(sprites / f) for f in right.file], "--json"],
               cwd=repo, env=python_env())

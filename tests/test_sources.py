@@ -34,7 +34,7 @@ from smallvision.sources.pokeapi import (
 )
 from smallvision.sources.tfds import TfdsSource, write_encoded_images
 from smallvision.sources.torchvision_datasets import fetch_cifar
-from tests.conftest import REPO, class_image, copy_repo, edit_params, run, shared_path
+from tests.conftest import REPO, class_image, copy_repo, edit_params, run, runs_for, shared_path, write_params
 from tests.standins import StandIn, kaggle_env, serve_kaggle, zip_bytes
 
 USER, KEY = "ash", "pikachu-secret-key-0123456789"
@@ -62,9 +62,9 @@ def project(tmp_path: Path, sources: dict, datasets: dict | None = None) -> Path
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["sources"] = sources
     params["datasets"] = datasets or {name: {"root": f"data/raw/{name}"} for name in sources}
+    params["runs"] = runs_for(next(iter(params["datasets"])), ["logreg"])
     folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    write_params(folder, params)
     return folder
 
 
@@ -128,6 +128,32 @@ def test_missing_or_invalid_kaggle_credentials(kaggle, tmp_path, username, key, 
         assert key not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("content, problem", [
+    ('["a"]', "holds a JSON array, not an object"),
+    ('{"username": "abc", "key": ', "is not valid JSON (line 1, column 28"),
+    ('{"username": "ash", "key": "' + KEY + '"', "is not valid JSON (line 1, column"),
+    ('{"username": "abc"}', 'has no "key"'),
+    ('{"key": "' + KEY + '"}', 'has no "username"'),
+])
+def test_broken_kaggle_json_says_what_is_wrong_with_it(kaggle, tmp_path, content, problem):
+    """The file exists but is unusable: one message naming the file and the problem (never its
+    contents), not the kaggle package's traceback nor 'no credentials found'."""
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    config = home / ".kaggle" / "kaggle.json"
+    config.write_text(content)
+    config.chmod(0o600)
+    env = kaggle_env(kaggle, home, username=None, key=None)
+    folder = project(tmp_path, {"pokemon": {"kind": "kaggle", "dataset": POKEMON_SLUG}})
+    result = stage(folder, env, "stages.fetch", "pokemon")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "no Kaggle credentials found" not in result.stderr
+    assert f"error: sources.pokemon: Kaggle credentials file {config} {problem}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert KEY not in result.stdout + result.stderr and "abc" not in result.stderr
+    assert not (folder / "data/raw/pokemon").exists()
+
+
 @pytest.mark.parametrize("slug, expected", [
     ("nobody/no-such-dataset", "no Kaggle dataset 'nobody/no-such-dataset' (HTTP 404)"),
     ("someone/no-images", "Kaggle dataset someone/no-images holds no images"),
@@ -142,7 +168,7 @@ def test_kaggle_slug_without_a_dataset_or_images(kaggle, tmp_path, slug, expecte
 
 def test_second_dvc_repro_downloads_nothing(kaggle, tmp_path):
     repo = copy_repo(tmp_path / "repo")
-    edit_params(repo, lambda p: p["sources"].update(pokemon={"kind": "kaggle", "dataset": POKEMON_SLUG}))
+    edit_params(repo, lambda p, r: p["sources"].update(pokemon={"kind": "kaggle", "dataset": POKEMON_SLUG}))
     env = kaggle_env(kaggle, tmp_path / "home", USER, KEY)
     first = run(["dvc", "repro", "fetch@pokemon"], cwd=repo, env=env)
     assert "Running stage 'fetch@pokemon'" in first.stdout

@@ -27,6 +27,7 @@ from smallvision.ssl.encoder import Encoder
 from smallvision.ssl.knn import embedding_spread, knn_accuracies
 from smallvision.ssl.pretrain import Pretrainer
 from smallvision.ssl.views import ViewConfig, ViewMaker
+from smallvision.train.log import run_complete
 from tests.conftest import (
     REPO,
     commit,
@@ -233,13 +234,34 @@ def test_moco_memory_bank_larger_than_the_data_is_refused(demo, tmp_path):
         Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path))
 
 
+def test_pretraining_saves_its_resume_state_as_the_training_loop_does(demo, tmp_path, monkeypatch):
+    """The training loop's scaffold: after every epoch but the last, or once `checkpoint_seconds`
+    have passed where a recipe has that setting (SSL recipes have none yet: every epoch)."""
+    from smallvision.train.resumable import ResumableRun
+
+    saved = []
+    monkeypatch.setattr(ResumableRun, "save", lambda self, done, state: saved.append((done, sorted(state))))
+    recipe = load_ssl(tiny_ssl(epochs=3), {}).recipe("simclr")
+    Pretrainer(recipe, demo, None, KnnConfig(k=[3]), run_paths(tmp_path / "every")).run()
+    assert [done for done, _ in saved] == [1, 2]
+    assert {"method", "optimizer", "schedule"} <= set(saved[0][1])
+
+    class Timed(type(recipe)):
+        checkpoint_seconds: float = 3600
+
+    saved.clear()
+    Pretrainer(Timed(**recipe.model_dump()), demo, None, KnnConfig(k=[3]), run_paths(tmp_path / "timed")).run()
+    assert saved == []
+
+
 @pytest.fixture
 def project(tmp_path):
-    """params.yaml (the repository's, with tiny SSL recipes) and one prepared dataset."""
+    """The repository's params.yaml and recipes.yaml, tiny SSL recipes (ssl.yaml) and one
+    prepared dataset."""
     make_image_folder(tmp_path / "images", {"a": 16, "b": 16, "c": 16})
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["ssl"] = tiny_ssl(epochs=3)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for name in ("params.yaml", "recipes.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "ssl.yaml").write_text(yaml.safe_dump(tiny_ssl(epochs=3)))
     prepare_dataset("demo", DatasetConfig(root=str(tmp_path / "images"), image_size=16, workers=1),
                     tmp_path / "data" / "prepared" / "demo")
     return tmp_path
@@ -248,11 +270,9 @@ def project(tmp_path):
 def pretrain(project, method: str, kill_after: int | None = None):
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
-    if kill_after:
-        env["SMALLVISION_KILL_AFTER_EPOCH"] = str(kill_after)
-    result = run(["python", "-m", "stages.pretrain", "demo", method], cwd=project, check=not kill_after, env=env)
-    folder = project / "data/pretrained/demo" / method
-    return result, folder
+    runner = ["-m", "tests.kill_after", str(kill_after)] if kill_after else ["-m"]  # killed after that epoch
+    result = run(["python", *runner, "stages.pretrain", "demo", method], cwd=project, check=not kill_after, env=env)
+    return result, project / pretrain_paths("demo", method).model_dir
 
 
 @pytest.mark.parametrize("method", ["moco", "dino"])
@@ -261,14 +281,18 @@ def test_killed_pretraining_resumes_from_the_saved_epoch(project, tmp_path_facto
     uninterrupted run ends: backbone, loss, kNN (MoCo's memory bank and DINO's centre and
     teacher are part of the saved state)."""
     other = tmp_path_factory.mktemp("uninterrupted")
-    shutil.copy(project / "params.yaml", other / "params.yaml")
+    for name in ("params.yaml", "recipes.yaml", "ssl.yaml"):
+        shutil.copy(project / name, other / name)
     shutil.copytree(project / "data", other / "data")
     _, expected = pretrain(other, method)
 
     killed, folder = pretrain(project, method, kill_after=1)
     assert killed.returncode == -signal.SIGKILL
-    resume = project / "data/resume/demo" / f"pretrain-{method}"
+    paths = pretrain_paths("demo", method)
+    resume, log = project / paths.resume_dir, project / paths.log_dir
     assert (resume / "state.pt").exists() and not (folder / BACKBONE_FILE).exists()
+    live = json.loads((log / "metrics.json").read_text())
+    assert live["complete"] is False and live["step"] == 1 and not run_complete(log)  # a killed run's live log
     resumed, _ = pretrain(project, method)
     assert "resuming from the checkpoint after epoch 1" in resumed.stdout
     assert not resume.exists()  # a finished run leaves no resume state
@@ -278,8 +302,9 @@ def test_killed_pretraining_resumes_from_the_saved_epoch(project, tmp_path_facto
         {k: v for k, v in reference["final"].items() if k not in ("seconds", "images_per_second")}
     state, reference_state = (torch.load(f / BACKBONE_FILE, weights_only=True) for f in (folder, expected))
     assert all(torch.equal(state[key], reference_state[key]) for key in state)
-    steps = (project / f"reports/pretrain/demo/{method}/plots/metrics/train_loss.tsv").read_text().splitlines()
+    steps = (log / "plots/metrics/train_loss.tsv").read_text().splitlines()
     assert len(steps) == 4  # header + one row per epoch: the log was rebuilt, not duplicated
+    assert run_complete(log) and json.loads((log / "metrics.json").read_text())["step"] == 3
 
 
 def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):

@@ -12,7 +12,7 @@ from smallvision.evaluate import evaluate_recipe
 from smallvision.metrics import multilabel_metrics
 from smallvision.paths import run_paths
 from smallvision.retrieval import knn_scores
-from smallvision.train.methods import METHODS
+from smallvision.recipes import METHODS
 from tests.conftest import REPO, class_image, multilabel_arrays, write_prepared
 
 TRAIN_DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
@@ -23,10 +23,11 @@ CNN = {"model": {"backbone": {"name": "cnn", "widths": [16, 32]}}, "epochs": 8, 
 def run_recipe(tmp_path, monkeypatch, name, spec, data_folder):
     """Train and evaluate like the stages do, inside a scratch project folder."""
     monkeypatch.chdir(tmp_path)
-    recipe = _recipe(name, TRAIN_DEFAULTS, spec)
+    recipe = _recipe(name, {"train": TRAIN_DEFAULTS, "sklearn": {}}, spec)
     data = load_prepared("demo", folder=data_folder)
-    METHODS[recipe.method](recipe, data, run_paths("demo", name))
-    return evaluate_recipe("demo", name, recipe, data, EvaluateConfig(timing_repeats=1),
+    paths = run_paths("demo", name, 0)
+    METHODS[recipe.method].fit(recipe, data, paths)
+    return evaluate_recipe(recipe, data, EvaluateConfig(timing_repeats=1), paths.model_dir, paths.log_dir,
                            tmp_path / "reports/eval/demo" / name)
 
 
@@ -73,7 +74,7 @@ def test_knn_recipe_reports_every_k(tmp_path, monkeypatch):
     metrics = run_recipe(tmp_path, monkeypatch, "retrieval", spec, folder)
     assert {"k1_accuracy", "k3_accuracy", "k5_macro_f1", "k3_val_accuracy"} <= set(metrics)
     assert metrics["k"] in (1, 3, 5) and metrics["accuracy"] == metrics[f"k{metrics['k']}_accuracy"]
-    curves = tmp_path / "reports/train/demo/retrieval/plots/metrics"  # what dvc.yaml declares as plots
+    curves = tmp_path / "reports/train/demo/retrieval/s0/plots/metrics"  # what dvc.yaml declares as plots
     assert (curves / "val_accuracy.tsv").is_file(), sorted(curves.parent.rglob("*"))
     # Even a random convolutional network separates these classes for nearest neighbours.
     assert metrics["accuracy"] > 0.5

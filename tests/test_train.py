@@ -12,13 +12,15 @@ import torch
 import yaml
 
 from smallvision.augment import AugmentConfig, Augmenter, random_translate
-from smallvision.config import DatasetConfig, load_params
+from smallvision.config import DatasetConfig, load_params, run_name
 from smallvision.data.prepare import prepare_dataset
 from smallvision.data.prepared import load_prepared
-from smallvision.paths import RunPaths
+from smallvision.paths import RunPaths, eval_dir, run_paths
+from smallvision.schema import options
 from smallvision.train import device as device_settings
 from smallvision.train.device import use_bf16
 from smallvision.train.early_stopping import EarlyStopping, EarlyStoppingConfig
+from smallvision.train.log import run_complete
 from smallvision.train.loop import Trainer
 from smallvision.train.losses import LOSSES, LossConfig, make_loss
 from smallvision.train.optim import (
@@ -41,30 +43,44 @@ RECIPE = {
 }
 
 
+RUN = ("demo", "tiny", 0)  # the project's one run: dataset, recipe, seed
+PATHS = run_paths(*RUN)  # where it writes, relative to the project
+
+
 @pytest.fixture
 def project(tmp_path):
-    """A minimal project: params.yaml with one prepared dataset and one recipe."""
+    """A minimal project: params.yaml with one prepared dataset and one run of one recipe."""
     make_image_folder(tmp_path / "images", {"a": 20, "b": 20, "c": 20})
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["recipes"] = {"tiny": RECIPE}
-    params["benchmark"]["recipes"] = ["tiny"]
+    params["datasets"] = {"demo": {"root": str(tmp_path / "images"), "image_size": 16}}
+    params["runs"] = {run_name(*RUN): {"dataset": "demo", "recipe": "tiny", "seed": 0, "defaults": "train"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    set_recipe(tmp_path, RECIPE)
     prepare_dataset("demo", DatasetConfig(root=str(tmp_path / "images"), image_size=16, workers=1),
                     tmp_path / "data" / "prepared" / "demo")
     return tmp_path
 
 
+def set_recipe(project, recipe: dict) -> None:
+    """The project's recipe `tiny` (recipes.yaml)."""
+    (project / "recipes.yaml").write_text(yaml.safe_dump({"tiny": recipe}))
+
+
+def tiny_recipe(project) -> dict:
+    return yaml.safe_load((project / "recipes.yaml").read_text())["tiny"]
+
+
 def train(project, kill_after: int | None = None):
+    """The train stage, or with `kill_after` the same killed by SIGKILL after that epoch (tests.kill_after)."""
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
-    if kill_after:
-        env["SMALLVISION_KILL_AFTER_EPOCH"] = str(kill_after)
-    return run(["python", "-m", "stages.train", "demo", "tiny"], cwd=project, check=not kill_after, env=env)
+    runner = ["-m", "tests.kill_after", str(kill_after)] if kill_after else ["-m"]
+    return run(["python", *runner, "stages.train", *map(str, RUN)], cwd=project, check=not kill_after, env=env)
 
 
 def history(project) -> list[dict]:
-    summary = json.loads((project / "reports/train/demo/tiny/train.json").read_text())
-    metrics = json.loads((project / "reports/train/demo/tiny/metrics.json").read_text())
+    summary = json.loads((project / PATHS.log_dir / "train.json").read_text())
+    metrics = json.loads((project / PATHS.log_dir / "metrics.json").read_text())
     return summary, metrics
 
 
@@ -92,19 +108,17 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(project, tmp_path_f
 
 
 def test_a_killed_airbench_style_run_resumes_exactly_too(project, tmp_path_factory):
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["recipes"]["tiny"] = AIRBENCH_STYLE
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    set_recipe(project, AIRBENCH_STYLE)
     assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory)
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
-    run(["python", "-m", "stages.evaluate", "demo", "tiny"], cwd=project, env=env)  # with its multi-crop TTA
-    assert 0 <= json.loads((project / "reports/eval/demo/tiny/metrics.json").read_text())["accuracy"] <= 1
+    run(["python", "-m", "stages.evaluate", *map(str, RUN)], cwd=project, env=env)  # with its multi-crop TTA
+    assert 0 <= json.loads((project / eval_dir(*RUN) / "metrics.json").read_text())["accuracy"] <= 1
 
 
 def assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory):
     other = tmp_path_factory.mktemp("uninterrupted")
-    for name in ("params.yaml", "data"):
+    for name in ("params.yaml", "recipes.yaml", "data"):
         source = project / name
         (other / name).write_text(source.read_text()) if source.is_file() else \
             __import__("shutil").copytree(source, other / name)
@@ -113,8 +127,12 @@ def assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory):
 
     killed = train(project, kill_after=1)
     assert killed.returncode == -signal.SIGKILL
-    assert (project / "data/resume/demo/tiny/state.pt").exists()
-    assert not (project / "data/models/demo/tiny/best.pt").exists()  # no result before the run ends
+    assert (project / PATHS.resume_dir / "state.pt").exists()
+    assert not (project / PATHS.model_dir / "best.pt").exists()  # no result before the run ends
+    # The live log of the killed run: its last epoch's figures, never to be taken for a finished run's.
+    live = json.loads((project / PATHS.log_dir / "metrics.json").read_text())
+    assert live["complete"] is False and live["step"] == 1 and "val_accuracy" in live
+    assert not run_complete(project / PATHS.log_dir)
     resumed = train(project)
     assert "resuming from the checkpoint after epoch 1" in resumed.stdout
     summary, metrics = history(project)
@@ -122,29 +140,26 @@ def assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory):
     assert summary["final"] == {**expected_summary["final"], "seconds": summary["final"]["seconds"]}
     assert {k: v for k, v in metrics.items() if k != "seconds"} == \
         {k: v for k, v in expected_metrics.items() if k != "seconds"}
-    steps = (project / "reports/train/demo/tiny/plots/metrics/val_accuracy.tsv").read_text().splitlines()
+    assert metrics["complete"] is True and metrics["step"] == 3 and run_complete(project / PATHS.log_dir)
+    steps = (project / PATHS.log_dir / "plots/metrics/val_accuracy.tsv").read_text().splitlines()
     assert len(steps) == 4  # header + one row per epoch: the log was rebuilt, not duplicated
-    assert {p.name for p in (project / "data/models/demo/tiny").iterdir()} == {"best.pt"}
-    assert not (project / "data/resume/demo/tiny").exists()  # resume state goes when the run ends
+    assert {p.name for p in (project / PATHS.model_dir).iterdir()} == {"best.pt"}
+    assert not (project / PATHS.resume_dir).exists()  # resume state goes when the run ends
 
 
 def test_changed_recipe_does_not_resume_a_stale_checkpoint(project):
     train(project, kill_after=1)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["recipes"]["tiny"]["optimizer"] = {"lr": 0.01}
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    set_recipe(project, {**tiny_recipe(project), "optimizer": {"lr": 0.01}})
     result = train(project)
     assert "resuming" not in result.stdout
     assert history(project)[0]["epochs_run"] == 3
 
 
 def test_no_resume_state_is_written_before_checkpoint_seconds_have_passed(project):
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["recipes"]["tiny"]["checkpoint_seconds"] = 3600
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    set_recipe(project, {**tiny_recipe(project), "checkpoint_seconds": 3600})
     killed = train(project, kill_after=2)
     assert killed.returncode == -signal.SIGKILL
-    assert not (project / "data/resume/demo/tiny").exists()
+    assert not (project / PATHS.resume_dir).exists()
     assert "resuming" not in train(project).stdout
 
 
@@ -167,15 +182,18 @@ def test_early_stopping_on_spread():
     assert "spread" in stopper.should_stop()
 
 
+SCHEDULE_OPTIONS = {"cosine": {"warmup_epochs": 1}, "step": {"step_size": 1}}
+
+
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.names())
 @pytest.mark.parametrize("schedule", SCHEDULES.names())
 def test_every_optimizer_and_schedule_steps(optimizer, schedule):
     from tests.test_models import model
 
     net = model({"backbone": {"name": "cnn", "widths": [4]}})
-    opt = make_optimizer(net, OptimizerConfig(name=optimizer, lr=0.1, weight_decay=0.01))
-    sched = make_schedule(opt, SchedulerConfig(name=schedule, warmup_epochs=1, step_size=1), epochs=3, steps_per_epoch=2,
-                          monitor_mode="min")
+    opt = make_optimizer(net, options(OptimizerConfig, name=optimizer, lr=0.1, weight_decay=0.01))
+    sched = make_schedule(opt, options(SchedulerConfig, name=schedule, **SCHEDULE_OPTIONS.get(schedule, {})),
+                          epochs=3, steps_per_epoch=2, monitor_mode="min")
     lrs = []
     for epoch in range(3):
         for _ in range(2):
@@ -196,10 +214,10 @@ def test_losses():
     logits = torch.randn(8, 4)
     targets = torch.randint(0, 4, (8,))
     counts = torch.ones(4)
-    ce = make_loss(LossConfig(name="cross_entropy"), counts)(logits, targets)
-    assert torch.allclose(make_loss(LossConfig(name="focal", gamma=0), counts)(logits, targets), ce)
-    assert torch.allclose(make_loss(LossConfig(name="weighted_cross_entropy"), counts)(logits, targets), ce)
-    rare = make_loss(LossConfig(name="weighted_cross_entropy"), torch.tensor([1.0, 100, 100, 100]))
+    ce = make_loss(options(LossConfig, name="cross_entropy"), counts)(logits, targets)
+    assert torch.allclose(make_loss(options(LossConfig, name="focal", gamma=0), counts)(logits, targets), ce)
+    assert torch.allclose(make_loss(options(LossConfig, name="weighted_cross_entropy"), counts)(logits, targets), ce)
+    rare = make_loss(options(LossConfig, name="weighted_cross_entropy"), torch.tensor([1.0, 100, 100, 100]))
     only_rare = torch.zeros(8, dtype=torch.long)
     assert rare(logits, only_rare) > 0
     assert set(LOSSES.names()) >= {"cross_entropy", "focal", "weighted_cross_entropy", "bce"}
@@ -295,8 +313,8 @@ def test_norm_parameters_get_their_own_learning_rate_and_the_same_decay_per_step
     from tests.test_models import model
 
     net = model({"backbone": {"name": "cnn", "widths": [4], "stem": "whiten"}})
-    opt = make_optimizer(net, OptimizerConfig(name="sgd", lr=0.5, weight_decay=0.01, norm_lr_scale=64,
-                                              decay_norm_and_bias=True))
+    opt = make_optimizer(net, options(OptimizerConfig, name="sgd", lr=0.5, weight_decay=0.01, norm_lr_scale=64,
+                                      decay_norm_and_bias=True))
     norm = next(m for m in net.backbone if isinstance(m, torch.nn.BatchNorm2d))
     group = {id(p): g for g in opt.param_groups for p in g["params"]}
     assert group[id(norm.bias)]["lr"] == 32.0
@@ -308,7 +326,7 @@ def test_norm_parameters_get_their_own_learning_rate_and_the_same_decay_per_step
 def test_triangle_schedule_corners():
     net = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(net.parameters(), lr=2.0)
-    cfg = SchedulerConfig(name="triangle", start_lr_ratio=0.2, pct_start=0.25, min_lr_ratio=0.05)
+    cfg = options(SchedulerConfig, name="triangle", start_lr_ratio=0.2, pct_start=0.25, min_lr_ratio=0.05)
     sched = make_schedule(opt, cfg, epochs=2, steps_per_epoch=4, monitor_mode="min")
     lrs = [opt.param_groups[0]["lr"]]
     for _ in range(8):
@@ -339,11 +357,9 @@ def test_lookahead_pulls_the_weights_to_their_average_and_ends_on_it():
 def test_the_loop_fits_a_whitening_stem_to_the_training_images(project):
     from smallvision.models.backbones import PatchWhitening
     from smallvision.train.device import to_float_images
-    from smallvision.train.loop import build_for_data, fitting_sample
+    from smallvision.models.build import build_for_data, fitting_sample
 
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["recipes"]["tiny"] = AIRBENCH_STYLE
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    set_recipe(project, AIRBENCH_STYLE)
     recipe = load_params(project / "params.yaml").recipe("tiny")
     data = load_prepared("demo", folder=project / "data/prepared/demo")
     fitted = [build_for_data(recipe, data).whitening_stem.weight for _ in range(2)]
@@ -374,3 +390,89 @@ def test_a_runs_random_streams_do_not_replay_one_another(project, tmp_path):
     seeds = {stream_seed(0, "augment", 1), stream_seed(1, "augment", 0), stream_seed(0, "augment", 0),
              stream_seed(0, "order", 0)}
     assert len(seeds) == 4 and stream_seed(3, "views") == stream_seed(3, "views")
+
+
+@pytest.mark.parametrize("case", ["random", "absent_class", "all_wrong", "multilabel", "multilabel_absent_label"])
+def test_the_loops_macro_f1_is_scikit_learns(case):
+    """The validation macro F1 (on the device) equals f1_score(average="macro") on the same
+    predictions, classes that neither truth nor prediction holds included: single-label,
+    scikit-learn averages over the classes that occur; multilabel, over every label."""
+    from sklearn.metrics import f1_score
+
+    from smallvision.train.validation import macro_f1
+
+    rng = np.random.default_rng(0)
+    if case.startswith("multilabel"):
+        truth, predicted = (rng.random((2, 50, 5)) < 0.4).astype(np.int64)
+        if case == "multilabel_absent_label":
+            truth[:, 3] = predicted[:, 3] = 0
+    else:
+        truth, predicted = rng.integers(0, 6, (2, 50))
+        if case == "absent_class":  # class 4 of 6: in neither
+            truth[truth == 4], predicted[predicted == 4] = 0, 5
+        elif case == "all_wrong":
+            predicted = (truth + 1) % 6
+    ours = macro_f1(torch.as_tensor(predicted), torch.as_tensor(truth), 6).item()
+    assert ours == pytest.approx(f1_score(truth, predicted, average="macro", zero_division=0), abs=1e-6)
+
+
+def test_validation_metrics_report_the_macro_f1_of_the_argmax():
+    from sklearn.metrics import f1_score
+
+    from smallvision.train.validation import validation_metrics
+
+    rng = np.random.default_rng(1)
+    logits = torch.as_tensor(rng.normal(size=(40, 4)), dtype=torch.float32)
+    labels = torch.as_tensor(rng.integers(0, 4, 40))
+    metrics = validation_metrics(logits, labels, torch.nn.functional.cross_entropy, 4, multilabel=False)
+    predicted = logits.argmax(1).numpy()
+    assert metrics["val_macro_f1"] == pytest.approx(f1_score(labels.numpy(), predicted, average="macro"), abs=1e-6)
+    assert metrics["val_accuracy"] == pytest.approx((predicted == labels.numpy()).mean())
+
+
+def test_the_resumable_run_saves_when_due_resumes_and_marks_its_log_complete(tmp_path):
+    """The scaffold both loops share: a checkpoint only once `checkpoint_seconds` have passed
+    (never after the last epoch), a rerun with the same fingerprint resumes with the saved
+    records, another fingerprint starts afresh, and metrics.json says complete only at the end."""
+    from smallvision.train.resumable import STATE, ResumableRun
+
+    paths = RunPaths(tmp_path / "model", tmp_path / "log", tmp_path / "resume")
+    metrics = tmp_path / "log" / "metrics.json"
+
+    def start(fingerprint="a", seconds=0.0):
+        run = ResumableRun(paths, fingerprint, torch.device("cpu"), checkpoint_seconds=seconds)
+        return run, run.resume()
+
+    run, state = start(seconds=3600)
+    assert state is None
+    run.record({"epoch": 1, "train_loss": 1.0, "seconds": 2.0})
+    run.end_epoch(1, last=False, state=lambda: {"x": torch.ones(1)})
+    assert not (paths.resume_dir / STATE).exists()  # not due yet
+    assert json.loads(metrics.read_text())["complete"] is False
+
+    run, _ = start()
+    for epoch in (1, 2):
+        run.record({"epoch": epoch, "train_loss": 1.0 / epoch, "seconds": 2.0})
+        run.end_epoch(epoch, last=False, state=lambda: {"x": torch.full((1,), float(epoch))})
+    run, state = start()  # as a killed run started again
+    assert run.start_epoch == 2 and state["x"].item() == 2.0 and run.elapsed == 4.0
+    assert [r["epoch"] for r in run.history] == [1, 2]
+    assert json.loads(metrics.read_text()) == {"train_loss": 0.5, "seconds": 2.0, "step": 2, "complete": False}
+    run.record({"epoch": 3, "train_loss": 0.25, "seconds": 2.0})
+    run.end_epoch(3, last=True, state=lambda: pytest.fail("no resume state after the last epoch"))
+    assert (paths.resume_dir / STATE).exists() and torch.load(paths.resume_dir / STATE)["epoch"] == 2
+    run.finish()
+    assert not paths.resume_dir.exists() and json.loads(metrics.read_text())["complete"] is True
+
+    run, _ = start()
+    run.record({"epoch": 1, "train_loss": 1.0, "seconds": 2.0})
+    run.end_epoch(1, last=False, state=dict)
+    run, state = start("b")  # another recipe or other data: the old state goes
+    assert state is None and run.start_epoch == 0 and not paths.resume_dir.exists()
+
+
+def test_production_code_has_no_kill_switch():
+    """Tests kill a run through tests.kill_after (the scaffold's after-epoch hook), not an
+    environment variable production code would read."""
+    sources = [path.read_text() for path in (REPO / "smallvision").rglob("*.py")]
+    assert not any("SMALLVISION_KILL" in text or "SIGKILL" in text for text in sources)

@@ -22,9 +22,7 @@ from smallvision.train.loop import Trainer
 
 def make_trainer(recipe, data: PreparedData, folder: Path) -> Trainer:
     paths = RunPaths(folder / "model", folder / "log", folder / "resume")
-    trainer = Trainer(recipe, data, paths)
-    trainer._reset_log()
-    return trainer
+    return Trainer(recipe, data, paths)
 
 
 def fastest_epoch(trainer: Trainer, epochs: int) -> float:
@@ -70,7 +68,7 @@ def measure(recipe, data: PreparedData, epochs: int = 3) -> dict:
         "loop_images_per_second": round(loop, 1),
         "raw_images_per_second": round(raw, 1),
         "loop_efficiency": round(loop / raw, 3),
-        "train_seconds_per_epoch": round(seconds, 2),
+        "train_seconds_per_epoch": round(seconds, 4),
         "device": str(trainer.device),
     }
 

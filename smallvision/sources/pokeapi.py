@@ -17,7 +17,7 @@ from typing import Literal
 from smallvision.errors import UserError
 from smallvision.registry import did_you_mean
 from smallvision.schema import Strict
-from smallvision.sources import SOURCES
+from smallvision.sources.base import SOURCES
 from smallvision.sources.download import download
 
 POKEAPI_CSV_URL = "https://raw.githubusercontent.com/PokeAPI/pokeapi/master/data/v2/csv"

@@ -10,7 +10,7 @@ from typing import Iterable, Literal
 from smallvision.errors import UserError
 from smallvision.progress import progress
 from smallvision.schema import Strict
-from smallvision.sources import SOURCES
+from smallvision.sources.base import SOURCES
 
 INSTALL_HINT = "pip install tensorflow tensorflow-datasets"
 KAGGLE_CARS = "jutrera/stanford-car-dataset-by-classes-folder"

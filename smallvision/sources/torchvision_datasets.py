@@ -12,7 +12,7 @@ import numpy as np
 
 from smallvision.errors import UserError
 from smallvision.schema import Strict
-from smallvision.sources import ARRAYS_FILE, SOURCES
+from smallvision.sources.base import ARRAYS_FILE, SOURCES
 from smallvision.sources.download import safe_extract
 
 

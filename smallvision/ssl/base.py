@@ -15,12 +15,12 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from smallvision.models.backbones import BACKBONES
+from smallvision.models.config import BACKBONES
 from smallvision.registry import Registry
 from smallvision.schema import AutoOnOff, Strict, choice_of
 from smallvision.ssl.encoder import Encoder
 from smallvision.ssl.views import ViewConfig, ViewMaker
-from smallvision.train.optim import OptimizerConfig, SchedulerConfig
+from smallvision.train.config import OptimizerConfig, SchedulerConfig
 
 SSL_METHODS: Registry = Registry("SSL method")
 
@@ -43,8 +43,9 @@ class PretrainConfig(Strict):
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(128, ge=2)
     eval_batch_size: int = Field(256, ge=1)
-    optimizer: OptimizerConfig = OptimizerConfig(name="sgd", lr=0.06, weight_decay=5e-4, nesterov=False)
-    scheduler: SchedulerConfig = SchedulerConfig(name="cosine")
+    optimizer: OptimizerConfig = {  # type: ignore[valid-type]
+        "name": "sgd", "lr": 0.06, "weight_decay": 5e-4, "nesterov": False}
+    scheduler: SchedulerConfig = {"name": "cosine"}  # type: ignore[valid-type]
     views: ViewConfig = ViewConfig()
     monitor_every: int = Field(5, ge=1)
     bn_stats: Literal["train", "recalibrate", "frozen"] = "train"

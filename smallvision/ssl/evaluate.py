@@ -25,7 +25,9 @@ from smallvision.ssl.config import BACKBONE_FILE, EVALUATIONS, KnnConfig, SSLPar
 from smallvision.ssl.knn import embed_images, knn_accuracies
 from smallvision.ssl.pretrain import SUMMARY
 from smallvision.train.device import resolve_device
-from smallvision.train.loop import BEST, build_for_data, train_torch
+from smallvision.models.build import build_for_data
+from smallvision.train.loop import train_torch
+from smallvision.train.resumable import BEST
 
 
 def evaluate_pretrained(dataset: str, name: str, ssl: SSLParams, data: PreparedData, top_k: int,

@@ -1,19 +1,16 @@
 """The one pretraining loop for every self-supervised method.
 
 Like the training loop: the uint8 images live on the device, batches are gathered by index
-and turned into views there, and every epoch ends by saving, in the run's resume folder, all
+and turned into views there, and an epoch ends by saving, in the run's resume folder, all
 that is needed to continue exactly (method with heads, teacher and loss state, optimiser,
-schedule, random states). A killed run that is started again resumes from it. At the end the
-backbone alone is saved as a plain state dict (what `model.backbone_init` loads) and the
-resume folder goes.
+schedule, random states): after every epoch, or once `checkpoint_seconds` have passed since
+the last where the recipe has that setting (smallvision.train.resumable, as the training
+loop). A killed run that is started again resumes from it. At the end the backbone alone is
+saved as a plain state dict (what `model.backbone_init` loads) and the resume folder goes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import signal
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,8 +21,9 @@ import torch
 from smallvision.config import DatasetConfig
 from smallvision.data.prepared import PreparedData
 from smallvision.io import atomic_file, write_json
+from smallvision.models.build import dataset_statistics
 from smallvision.paths import RunPaths
-from smallvision.progress import log, progress
+from smallvision.progress import progress
 from smallvision.ssl.base import PretrainConfig, Step
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig
 from smallvision.ssl.encoder import Encoder
@@ -42,9 +40,8 @@ from smallvision.train.device import (
     use_bf16,
     use_channels_last,
 )
-from smallvision.train.log import TrainLog
-from smallvision.train.loop import KILL_AFTER_EPOCH, STATE, dataset_statistics
 from smallvision.train.optim import make_optimizer, make_schedule
+from smallvision.train.resumable import ResumableRun, fingerprint
 
 SUMMARY = "pretrain.json"
 
@@ -76,9 +73,16 @@ class Pretrainer:
         self.optimizer = make_optimizer(self.method, recipe.optimizer)
         self.schedule = make_schedule(self.optimizer, recipe.scheduler, max(1, self.epochs), self.steps_per_epoch,
                                       "min")
-        self.history: list[dict] = []
-        self.start_epoch = 0
-        self.elapsed = 0.0
+        # history[0] is the check before training. An SSL recipe without `checkpoint_seconds`
+        # saves its resume state after every epoch.
+        self.resumable = ResumableRun(
+            paths, fingerprint(recipe, unlabeled, data["val"].images), self.device,
+            checkpoint_seconds=getattr(recipe, "checkpoint_seconds", 0.0))
+
+    @property
+    def history(self) -> list[dict]:
+        """The check before training, then one record per epoch (a resumed run's from its start)."""
+        return self.resumable.history
 
     @property
     def steps_per_epoch(self) -> int:
@@ -153,104 +157,59 @@ class Pretrainer:
         return metrics
 
     def run(self) -> dict:
-        self._resume()
-        if not self.history:
-            self._record({"epoch": 0, **self.monitor()})
-        for epoch in range(self.start_epoch, self.epochs):
+        state = self.resumable.resume()
+        if state is not None:
+            self.method.load_state_dict(state["method"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+            restore_random_states(state, self.generator, self.rng)
+        else:
+            self.resumable.record({"epoch": 0, **self.monitor()})
+        for epoch in range(self.resumable.start_epoch, self.epochs):
             record = {"epoch": epoch + 1, **self.train_epoch(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
-            self.elapsed += record["seconds"]
             if (epoch + 1) % self.recipe.monitor_every == 0 or epoch + 1 == self.epochs:
                 record.update(self.monitor())
-            self._record(record)
-            if epoch + 1 < self.epochs:  # after the last, the results replace it at once
-                self._save_state()
-            if os.environ.get(KILL_AFTER_EPOCH) == str(epoch + 1):
-                os.kill(os.getpid(), signal.SIGKILL)
+            self.resumable.record(record)
+            self.resumable.end_epoch(epoch + 1, last=epoch + 1 == self.epochs, state=self._state)
         summary = self._summary()
         self._save_results(summary)
+        self.resumable.finish()
         return summary
 
-    def _record(self, record: dict) -> None:
-        self.history.append(record)
-        self.train_log.epoch(record)
-        log(epoch_line(record))
-
     # ------------------------------------------------------------ persistence
-    def fingerprint(self) -> str:
-        """Identifies the run a checkpoint belongs to: same recipe and same images, or start over."""
-        digest = hashlib.blake2b(self.recipe.model_dump_json().encode(), digest_size=16)
-        digest.update(self.images.cpu().numpy().tobytes())
-        digest.update(self.data["val"].images.tobytes())
-        return digest.hexdigest()
-
-    def _save_state(self) -> None:
-        state = {
-            "fingerprint": self._fingerprint,
-            "epoch": len(self.history) - 1,  # history[0] is the check before training
-            "elapsed": self.elapsed,
+    def _state(self) -> dict:
+        """What the resume state holds beside the run's records: all that continues it exactly."""
+        return {
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
-            "history": self.history,
             **random_states(self.generator, self.rng, self.device),
         }
-        self.paths.resume_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.paths.resume_dir / STATE, "wb") as handle:
-            torch.save(state, handle)
-
-    def _resume(self) -> None:
-        """Continue a killed run of the same recipe on the same images; else start afresh."""
-        self._fingerprint = self.fingerprint()
-        path = self.paths.resume_dir / STATE
-        state = torch.load(path, map_location=self.device, weights_only=True) if path.exists() else None
-        self.train_log = TrainLog(self.paths.log_dir)
-        if not state or state["fingerprint"] != self._fingerprint:
-            shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
-            return
-        self.method.load_state_dict(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        restore_random_states(state, self.generator, self.rng)
-        self.elapsed = state["elapsed"]
-        self.start_epoch = state["epoch"]
-        self.history = list(state["history"])
-        log(f"resuming from the checkpoint after epoch {self.start_epoch}")
-        for record in self.history:  # the log is rebuilt from the checkpoint, the single truth
-            self.train_log.epoch(record)
 
     def _save_results(self, summary: dict) -> None:
-        """The backbone alone and the summary, once the run has ended; then its resume state goes."""
+        """The backbone alone and the summary, once the run has ended."""
         self.paths.model_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.paths.model_dir / BACKBONE_FILE, "wb") as handle:
             torch.save(self.method.exported.backbone.state_dict(), handle)
         write_json(self.paths.model_dir / SUMMARY, summary)
-        shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
 
     def _summary(self) -> dict:
         trained = [record for record in self.history if "train_loss" in record]
         images = sum(record["images_per_second"] * record["seconds"] for record in trained)
+        elapsed = self.resumable.elapsed
         return {
             "method": self.recipe.method,
             "backbone": self.recipe.backbone.model_dump(),
             "view_size": self.size,
             "images": len(self.images),
             "epochs_run": len(trained),
-            "pretrain_seconds": round(self.elapsed, 3),
-            "pretrain_images_per_second": round(images / self.elapsed, 1) if self.elapsed else None,
+            "pretrain_seconds": round(elapsed, 3),
+            "pretrain_images_per_second": round(images / elapsed, 1) if elapsed else None,
             "device": str(self.device),
             "bf16": self.bf16,
             "start": self.history[0],
             "final": self.history[-1],
         }
-
-
-def epoch_line(record: dict) -> str:
-    parts = [f"epoch {record['epoch']}"]
-    for key, fmt in (("train_loss", ".4f"), ("val_knn_accuracy", ".4f"), ("embedding_spread", ".3f"),
-                     ("images_per_second", ".1f"), ("seconds", ".1f")):
-        if key in record:
-            parts.append(f"{key} {record[key]:{fmt}}")
-    return "  ".join(parts)
 
 
 def load_extra_images(folder: str, dataset: DatasetConfig, where: str) -> np.ndarray:

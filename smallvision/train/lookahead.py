@@ -6,20 +6,9 @@ smooths the last, noisy steps of a short large-learning-rate run."""
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from smallvision.schema import Strict
-
-
-class LookaheadConfig(Strict):
-    """Every `every` steps: average = d x average + (1 - d) x weights, then weights = average,
-    with d = decay^every x (step / last step)^power. After the last step the weights are the
-    average. Batch-norm statistics are averaged too."""
-
-    every: int = Field(5, ge=1)
-    decay: float = Field(0.95, gt=0, lt=1)
-    power: float = Field(3.0, ge=0)
+from smallvision.train.config import LookaheadConfig
 
 
 class Lookahead:

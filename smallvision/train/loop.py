@@ -3,17 +3,14 @@
 The prepared uint8 arrays live on the training device for the whole run; batches are
 gathered by index, augmented there and fed to the model, and metrics are summed on the
 device and read once per epoch. An epoch ends with a checkpoint (once `checkpoint_seconds`
-have passed since the last) that holds everything needed to continue exactly (model,
-optimiser, schedule, lookahead average, early stopping, random states), so a killed run that
-is started again resumes and ends with the metrics of an uninterrupted one.
+have passed since the last; smallvision.train.resumable) that holds everything needed to
+continue exactly (model, optimiser, schedule, lookahead average, early stopping, random
+states), so a killed run that is started again resumes and ends with the metrics of an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -25,7 +22,7 @@ from smallvision.augment import Augmenter
 from smallvision.config import TorchRecipe
 from smallvision.data.prepared import PreparedData
 from smallvision.io import atomic_file, write_json
-from smallvision.models import Classifier, build_model
+from smallvision.models.build import build_for_data
 from smallvision.models.classifier import parameter_count
 from smallvision.paths import RunPaths
 from smallvision.progress import log, progress
@@ -42,15 +39,11 @@ from smallvision.train.device import (
     use_channels_last,
 )
 from smallvision.train.early_stopping import EarlyStopping
-from smallvision.train.log import TrainLog
 from smallvision.train.lookahead import Lookahead
 from smallvision.train.losses import make_loss
 from smallvision.train.optim import make_optimizer, make_schedule
-
-STATE = "state.pt"  # in the resume folder: everything after the last finished epoch
-BEST = "best.pt"  # model weights of the best epoch (what evaluation uses)
-KILL_AFTER_EPOCH = "SMALLVISION_KILL_AFTER_EPOCH"  # tests: die like a killed job after epoch N
-
+from smallvision.train.resumable import BEST, ResumableRun, fingerprint
+from smallvision.train.validation import validation_metrics
 
 @dataclass
 class Inputs:
@@ -59,48 +52,6 @@ class Inputs:
     train: torch.Tensor
     val: torch.Tensor
     cached_features: bool
-
-
-def dataset_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images, in [0, 1] units."""
-    values = images.reshape(images.shape[0], images.shape[1], -1).astype(np.float64) / 255
-    mean = values.mean(axis=(0, 2))
-    std = values.std(axis=(0, 2)).clip(min=1e-3)
-    return mean.tolist(), std.tolist()
-
-
-def build_for_data(recipe: TorchRecipe, data: PreparedData, statistics: bool = True) -> Classifier:
-    """The recipe's model for this data. Without `statistics` the normalisation buffers (and a
-    whitening stem) are placeholders, for a model whose saved weights are loaded next; a backbone
-    loaded from `backbone_init` keeps the stem it was saved with."""
-    if statistics:
-        mean, std = dataset_statistics(data["train"].images)
-    else:
-        mean, std = [0.5] * data.channels, [0.25] * data.channels
-    model = build_model(recipe.model, data.channels, data.image_size, data.num_classes,
-                        input_size=recipe.input_size, dataset_mean=mean, dataset_std=std, dataset=data.name)
-    if statistics and model.whitening_stem is not None and not recipe.model.backbone_init:
-        side = recipe.input_size or data.image_size  # the stem sees images resized to this
-        sample = to_float_images(torch.as_tensor(fitting_sample(data["train"].images, side)))
-        model.whitening_stem.fit(model.preprocess(sample))
-    return model
-
-
-def fitting_sample(images: np.ndarray, side: int, pixels: int = 5000 * 32 * 32) -> np.ndarray:
-    """A fixed random pick of training images (prepare stores them by class), as many as make
-    `pixels` pixels at the model's input side (5,000 at 32 px, as airbench): what a whitening
-    stem is fitted to."""
-    count = min(len(images), max(1, pixels // side ** 2))
-    return images[np.sort(np.random.default_rng(0).choice(len(images), count, replace=False))]
-
-
-def fingerprint(recipe: TorchRecipe, data: PreparedData) -> str:
-    """Identifies the run a checkpoint belongs to: same recipe and same data, or start over."""
-    digest = hashlib.blake2b(recipe.model_dump_json().encode(), digest_size=16)
-    for split in ("train", "val"):
-        digest.update(data[split].images.tobytes())
-        digest.update(data[split].labels.tobytes())
-    return digest.hexdigest()
 
 
 class Trainer:
@@ -140,10 +91,17 @@ class Trainer:
         self.lookahead = Lookahead(self.model, recipe.lookahead, recipe.epochs * steps) if recipe.lookahead else None
         self.loss_fn = make_loss(recipe.loss, self._class_counts(), len(self.train_labels), self.multilabel)
         self.stopper = EarlyStopping(recipe.early_stopping)
-        self.history: list[dict] = []
         self.best_state: dict = {}
-        self.start_epoch = 0
-        self.elapsed = self.setup_seconds
+        self.resumable = ResumableRun(
+            paths, fingerprint(recipe, data["train"].images, data["train"].labels, data["val"].images,
+                               data["val"].labels),
+            self.device, checkpoint_seconds=recipe.checkpoint_seconds, main=self.ranks.main,
+            elapsed=self.setup_seconds)
+
+    @property
+    def history(self) -> list[dict]:
+        """The records of the epochs run so far (a resumed run's from its start)."""
+        return self.resumable.history
 
     # ----------------------------------------------------------------- data
     def _inputs(self) -> Inputs:
@@ -266,87 +224,62 @@ class Trainer:
         return self.model.head(x) if self.inputs.cached_features else self.model(x)
 
     def run(self) -> dict:
+        """Train (resuming a killed run of the same recipe on the same data), then write the
+        best epoch's weights and train.json; returns the summary."""
         self._resume()
-        self.last_checkpoint = time.perf_counter()
         cfg = self.recipe
         stop_reason = None
-        for epoch in range(self.start_epoch, cfg.epochs):
+        for epoch in range(self.resumable.start_epoch, cfg.epochs):
             start = time.perf_counter()
             metrics = self.train_epoch()
             metrics.update(self.validate())
             seconds = time.perf_counter() - start
-            self.elapsed += seconds
             monitored = metrics.get(cfg.early_stopping.monitor, metrics["train_loss"])
             if self.stopper.update(monitored) or not self.has_val:
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.schedule.after_epoch(monitored)
-            record = {"epoch": epoch + 1, **metrics, "lr": self.optimizer.param_groups[-1]["lr"],
-                      "seconds": seconds}
-            self.history.append(record)
+            self.resumable.record({"epoch": epoch + 1, **metrics, "lr": self.optimizer.param_groups[-1]["lr"],
+                                   "seconds": seconds})
             stop_reason = self.stopper.should_stop() if self.has_val else None
-            if self.ranks.main:
-                # After the last epoch the results replace the resume state at once.
-                if not stop_reason and epoch + 1 < cfg.epochs and self._checkpoint_due():
-                    self._save_state()
-                self._log_epoch(record)
-                log(_epoch_line(record))
-            if os.environ.get(KILL_AFTER_EPOCH) == str(epoch + 1):
-                os.kill(os.getpid(), signal.SIGKILL)
+            self.resumable.end_epoch(epoch + 1, last=bool(stop_reason) or epoch + 1 == cfg.epochs,
+                                     state=self._state)
             if stop_reason:
                 log(f"early stop after epoch {epoch + 1}: {stop_reason}")
                 break
+        summary = self._summary(stop_reason)
         if self.ranks.main:
-            self._save_results()
+            self._save_results(summary)
+        self.resumable.finish()
         distributed.finish(self.ranks)
-        return self._summary(stop_reason)
+        return summary
 
     # ------------------------------------------------------------ persistence
-    def _save_results(self) -> None:
-        """The run's output, written once it has ended; then its resume state goes. Only the best
-        epoch's weights: nothing reads the last epoch's (and they doubled the disk a run takes)."""
+    def _save_results(self, summary: dict) -> None:
+        """The run's output, written once it has ended. Only the best epoch's weights: nothing
+        reads the last epoch's (and they doubled the disk a run takes)."""
         self.paths.model_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.paths.model_dir / BEST, "wb") as handle:
             torch.save(self.best_state, handle)
-        shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
+        self.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.paths.log_dir / "train.json", summary)
 
-    def _checkpoint_due(self) -> bool:
-        """After an epoch, once `checkpoint_seconds` have passed since the run (re)started or last
-        saved: a killed run repeats at most that much, and short epochs do not each write the
-        whole state (the sprites `mlp`'s 100 MB took 0.13 s after each 0.5 s epoch)."""
-        now = time.perf_counter()
-        if now - self.last_checkpoint < self.recipe.checkpoint_seconds:
-            return False
-        self.last_checkpoint = now
-        return True
-
-    def _save_state(self) -> None:
-        state = {
-            "fingerprint": self.fingerprint,
-            "epoch": len(self.history),
-            "elapsed": self.elapsed,
+    def _state(self) -> dict:
+        """What the resume state holds beside the run's records: all that continues it exactly."""
+        return {
             "model": self.model.state_dict(),
             "best_model": self.best_state,
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "lookahead": self.lookahead.state_dict() if self.lookahead else {},
             "early_stopping": self.stopper.state,
-            "history": self.history,
             "order_generator": self.generator.get_state(),
             **random_states(self.augment_generator, self.rng, self.device),
         }
-        self.paths.resume_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.paths.resume_dir / STATE, "wb") as handle:
-            torch.save(state, handle)
 
     def _resume(self) -> None:
         """Continue a killed run of the same recipe on the same data; else start afresh."""
-        self.fingerprint = fingerprint(self.recipe, self.data)
-        path = self.paths.resume_dir / STATE
-        state = torch.load(path, map_location=self.device, weights_only=True) if path.exists() else None
-        if not state or state["fingerprint"] != self.fingerprint:
-            if self.ranks.main:
-                shutil.rmtree(self.paths.resume_dir, ignore_errors=True)
-                self._reset_log()
+        state = self.resumable.resume()
+        if state is None:
             return
         self.model.load_state_dict(state["model"])
         self.best_state = state["best_model"]
@@ -355,27 +288,13 @@ class Trainer:
         if self.lookahead:
             self.lookahead.load_state_dict(state["lookahead"])
         self.stopper = EarlyStopping(self.recipe.early_stopping, state["early_stopping"])
-        self.history = list(state["history"])
         self.generator.set_state(state["order_generator"].cpu())
         restore_random_states(state, self.augment_generator, self.rng)
-        self.elapsed = state["elapsed"]
-        self.start_epoch = state["epoch"]
-        if self.ranks.main:
-            log(f"resuming from the checkpoint after epoch {self.start_epoch}")
-            self._reset_log()
-            for record in self.history:  # the log is rebuilt from the checkpoint, the single truth
-                self._log_epoch(record)
-
-    def _reset_log(self) -> None:
-        self.train_log = TrainLog(self.paths.log_dir)
-
-    def _log_epoch(self, record: dict) -> None:
-        self.train_log.epoch(record)
 
     def _summary(self, stop_reason: str | None) -> dict:
         best = self.stopper.best_epoch if self.has_val else len(self.history) - 1
         return {
-            "train_seconds": round(self.elapsed, 3),
+            "train_seconds": round(self.resumable.elapsed, 3),
             "epochs_run": len(self.history),
             "best_epoch": best + 1,
             "stopped_early": stop_reason,
@@ -388,52 +307,9 @@ class Trainer:
         }
 
 
-def validation_metrics(logits: torch.Tensor, labels: torch.Tensor, loss_fn, num_classes: int,
-                       multilabel: bool) -> dict:
-    """The figures an epoch is monitored by (the benchmark's peer computes its own with this too)."""
-    loss = loss_fn(logits, labels)
-    if multilabel:
-        predicted, truth = (logits > 0).long(), (labels > 0.5).long()
-        accuracy = (predicted == truth).all(1).float().mean()
-    else:
-        predicted, truth = logits.argmax(1), labels
-        accuracy = (predicted == truth).float().mean()
-    f1 = macro_f1(predicted, truth, num_classes)
-    return {"val_loss": loss.item(), "val_accuracy": accuracy.item(), "val_macro_f1": f1.item()}
-
-
-def macro_f1(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Macro F1 on the device (as scikit-learn: over classes that occur in truth or prediction)."""
-    if truth.ndim == 2:  # multilabel 0/1 matrices: per-class counts down the columns
-        tp = (predicted & truth).sum(0)
-        fp = (predicted & (1 - truth)).sum(0)
-        fn = ((1 - predicted) & truth).sum(0)
-    else:
-        counts = torch.bincount(truth * num_classes + predicted, minlength=num_classes ** 2)
-        matrix = counts.view(num_classes, num_classes)
-        tp = matrix.diag()
-        fp, fn = matrix.sum(0) - tp, matrix.sum(1) - tp
-    denominator = 2 * tp + fp + fn
-    occurring = denominator > 0
-    f1 = 2 * tp[occurring].float() / denominator[occurring].float()
-    return f1.mean() if occurring.any() else torch.zeros((), device=truth.device)
-
-
-def _epoch_line(record: dict) -> str:
-    parts = [f"epoch {record['epoch']}"]
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-        if key in record:
-            parts.append(f"{key} {record[key]:.4f}")
-    parts.append(f"{record['seconds']:.1f}s")
-    return "  ".join(parts)
-
-
 def train_torch(recipe: TorchRecipe, data: PreparedData, paths: RunPaths) -> dict | None:
-    """Train and write train.json; under torchrun only the main process writes and returns."""
+    """Train, writing best.pt and train.json; under torchrun only the main process writes and returns."""
     paths.log_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(recipe, data, paths)
     summary = trainer.run()
-    if not trainer.ranks.main:
-        return None
-    write_json(paths.log_dir / "train.json", summary)
-    return summary
+    return summary if trainer.ranks.main else None

@@ -1,29 +1,14 @@
-"""Losses keyed by the names params.yaml uses. Targets arrive as class indices or, after
+"""Losses: the builders of the kinds params.yaml names (their options, and which builder each
+name takes, are in smallvision.train.config). Targets arrive as class indices or, after
 MixUp/CutMix, as per-class probabilities. On a multilabel dataset (0/1 target vectors) every
 loss takes its sigmoid form, so one recipe runs on single-label and multilabel datasets alike."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from smallvision.registry import Registry
-from smallvision.schema import Strict, registered_name
-
-LOSSES: Registry[Callable] = Registry("loss")
-
-
-class LossConfig(Strict):
-    """`label_smoothing` applies to the cross-entropy family, `gamma` to focal loss.
-    weighted_cross_entropy weighs classes by inverse training frequency (multilabel: positives
-    by their negative/positive ratio). bce: one sigmoid per class."""
-
-    name: registered_name(LOSSES) = "cross_entropy"  # type: ignore[valid-type]
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    gamma: float = Field(2.0, ge=0)
+from smallvision.train.config import LOSSES, LossConfig  # noqa: F401  (re-exported: the options live there)
 
 
 def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
@@ -38,8 +23,7 @@ def smooth_binary(targets: torch.Tensor, smoothing: float) -> torch.Tensor:
     return targets.float() * (1 - smoothing) + smoothing / 2
 
 
-@LOSSES.register("cross_entropy")
-def _cross_entropy(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: bool):
+def cross_entropy(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     def loss(logits, targets):
         if multilabel:
             return F.binary_cross_entropy_with_logits(logits, smooth_binary(targets, cfg.label_smoothing))
@@ -50,8 +34,7 @@ def _cross_entropy(cfg: LossConfig, class_counts: torch.Tensor, samples: int, mu
     return loss
 
 
-@LOSSES.register("weighted_cross_entropy")
-def _weighted_cross_entropy(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: bool):
+def weighted_cross_entropy(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     if multilabel:
         positive_weight = (samples - class_counts) / class_counts.clamp(min=1)
         return lambda logits, targets: F.binary_cross_entropy_with_logits(
@@ -66,8 +49,7 @@ def _weighted_cross_entropy(cfg: LossConfig, class_counts: torch.Tensor, samples
     return loss
 
 
-@LOSSES.register("focal")
-def _focal(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: bool):
+def focal(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     """Lin et al.'s focal loss: down-weights examples that are already classified well."""
     if multilabel:
         from torchvision.ops import sigmoid_focal_loss
@@ -84,8 +66,7 @@ def _focal(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel
     return loss
 
 
-@LOSSES.register("bce")
-def _bce(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: bool):
+def bce(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     """One sigmoid per class (single-label targets become one-hot vectors)."""
 
     def loss(logits, targets):
@@ -96,5 +77,5 @@ def _bce(cfg: LossConfig, class_counts: torch.Tensor, samples: int, multilabel: 
     return loss
 
 
-def make_loss(cfg: LossConfig, class_counts: torch.Tensor, samples: int = 0, multilabel: bool = False):
-    return LOSSES[cfg.name](cfg, class_counts, samples, multilabel)
+def make_loss(cfg, class_counts: torch.Tensor, samples: int = 0, multilabel: bool = False):
+    return LOSSES.builder(cfg.name)(cfg, class_counts, samples, multilabel)

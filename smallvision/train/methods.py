@@ -1,30 +1,23 @@
-"""Training methods keyed by a recipe's `method`: the torch loop, or scikit-learn."""
+"""The fit functions of the torch-based recipe methods (torch, knn); smallvision.recipes
+registers them with their options (METHODS) and smallvision.train.logreg holds logreg's."""
 
 from __future__ import annotations
 
 import time
-from typing import Callable
-
-import numpy as np
 
 from smallvision.data.prepared import PreparedData
 from smallvision.io import atomic_file, write_json
 from smallvision.paths import RunPaths
-from smallvision.registry import Registry
+from smallvision.recipes import METHODS  # noqa: F401  (re-exported: stages/train.py imports it from here)
 from smallvision.train.log import TrainLog
 
-METHODS: Registry[Callable] = Registry("method")
-LOGREG_FILE = "logreg.npz"
 
-
-@METHODS.register("torch")
 def fit_torch(recipe, data: PreparedData, paths: RunPaths) -> dict:
     from smallvision.train.loop import train_torch
 
     return train_torch(recipe, data, paths)
 
 
-@METHODS.register("knn")
 def fit_knn(recipe, data: PreparedData, paths: RunPaths) -> dict:
     """Fine-tune first if the recipe says so; otherwise keep the backbone as it is. kNN itself
     needs no training: evaluation embeds the training split as its index."""
@@ -33,7 +26,8 @@ def fit_knn(recipe, data: PreparedData, paths: RunPaths) -> dict:
     import torch
 
     from smallvision.models.classifier import parameter_count
-    from smallvision.train.loop import BEST, build_for_data
+    from smallvision.models.build import build_for_data
+    from smallvision.train.resumable import BEST
 
     start = time.perf_counter()
     model = build_for_data(recipe, data)
@@ -42,10 +36,10 @@ def fit_knn(recipe, data: PreparedData, paths: RunPaths) -> dict:
     with atomic_file(paths.model_dir / BEST, "wb") as handle:
         torch.save(model.state_dict(), handle)
     record = knn_record(recipe, data, paths)
-    TrainLog(paths.log_dir).epoch(record)
     summary = {"train_seconds": round(time.perf_counter() - start, 3), "epochs_run": 0, **parameter_count(model),
                "final": record}
     write_json(paths.log_dir / "train.json", summary)
+    TrainLog(paths.log_dir).finish(record)  # last: metrics.json says complete once the results are written
     return summary
 
 
@@ -54,7 +48,7 @@ def knn_record(recipe, data: PreparedData, paths: RunPaths) -> dict:
     validation picks (as evaluation does)."""
     from smallvision.inference import KnnPredictor
     from smallvision.metrics import accuracy
-    from smallvision.train.loop import BEST
+    from smallvision.train.resumable import BEST
 
     record = {"epoch": 1, "index_images": len(data["train"])}
     if len(data["val"]):
@@ -63,91 +57,3 @@ def knn_record(recipe, data: PreparedData, paths: RunPaths) -> dict:
                                   lambda truth, scores: accuracy(truth, scores, data.multilabel))
         record["val_accuracy"] = by_k[predictor.k]
     return record
-
-
-def flat_pixels(images: np.ndarray) -> np.ndarray:
-    return images.reshape(len(images), -1).astype(np.float32) / 255
-
-
-# A label that is constant over the training split gets this logit (sigmoid ~ 1 - 2e-9) and no fit.
-CONSTANT_LOGIT = 20.0
-
-
-@METHODS.register("logreg")
-def fit_logreg(recipe, data: PreparedData, paths: RunPaths) -> dict:
-    """Multinomial logistic regression on pixels (multilabel: one binary regression per label);
-    saved as plain arrays (no pickle)."""
-    start = time.perf_counter()
-    train = data["train"]
-    x = flat_pixels(train.images)
-    mean = x.mean(0) if recipe.standardize else np.zeros(x.shape[1], np.float32)
-    scale = x.std(0).clip(min=1e-3) if recipe.standardize else np.ones(x.shape[1], np.float32)
-    fit = fit_per_label if data.multilabel else fit_multinomial
-    coef, intercept, classes, iterations = fit(recipe, (x - mean) / scale, train.labels)
-    saved = {"coef": coef, "intercept": intercept, "classes": classes, "mean": mean, "scale": scale,
-             "multilabel": np.array(data.multilabel)}
-    seconds = time.perf_counter() - start
-    paths.model_dir.mkdir(parents=True, exist_ok=True)
-    paths.log_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_file(paths.model_dir / LOGREG_FILE, "wb") as handle:
-        np.savez(handle, **saved)
-    record = {"epoch": 1, "train_accuracy": logreg_accuracy(saved, train, data.num_classes)}
-    if len(data["val"]):
-        record["val_accuracy"] = logreg_accuracy(saved, data["val"], data.num_classes)
-    TrainLog(paths.log_dir).epoch(record)
-    summary = {
-        "train_seconds": round(seconds, 3),
-        "iterations": iterations,
-        "converged": iterations < recipe.max_iter,
-        "parameters": int(coef.size + intercept.size),
-        "trainable_parameters": int(coef.size + intercept.size),
-        "final": record,
-    }
-    write_json(paths.log_dir / "train.json", summary)
-    return summary
-
-
-def fit_multinomial(recipe, x: np.ndarray, labels: np.ndarray):
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=recipe.C, max_iter=recipe.max_iter, random_state=recipe.seed).fit(x, labels)
-    return model.coef_, model.intercept_, model.classes_, int(np.max(model.n_iter_))
-
-
-def fit_per_label(recipe, x: np.ndarray, labels: np.ndarray):
-    """One-vs-rest over the label columns of a multi-hot (N, K) target."""
-    from sklearn.linear_model import LogisticRegression
-
-    coefs, intercepts, iterations = [], [], [0]
-    for column in labels.T:
-        if column.min() == column.max():
-            coefs.append(np.zeros(x.shape[1], np.float32))
-            intercepts.append(CONSTANT_LOGIT if column[0] else -CONSTANT_LOGIT)
-            continue
-        model = LogisticRegression(C=recipe.C, max_iter=recipe.max_iter, random_state=recipe.seed).fit(x, column)
-        coefs.append(model.coef_[0])
-        intercepts.append(model.intercept_[0])
-        iterations.append(int(np.max(model.n_iter_)))
-    return np.stack(coefs), np.array(intercepts), np.arange(labels.shape[1]), max(iterations)
-
-
-def logreg_scores(saved, images: np.ndarray, num_classes: int) -> np.ndarray:
-    """Class probabilities (N, num_classes) of saved logistic-regression arrays; classes absent
-    from training score 0; multilabel: a sigmoid per label."""
-    from scipy.special import expit
-    from sklearn.linear_model import LogisticRegression
-
-    x = (flat_pixels(images) - saved["mean"]) / saved["scale"]
-    if bool(saved["multilabel"]):
-        return expit(x @ saved["coef"].T + saved["intercept"])
-    model = LogisticRegression()
-    model.coef_, model.intercept_, model.classes_ = saved["coef"], saved["intercept"], saved["classes"]
-    full = np.zeros((len(images), num_classes), dtype=np.float64)
-    full[:, model.classes_] = model.predict_proba(x)
-    return full
-
-
-def logreg_accuracy(saved, split, num_classes: int) -> float:
-    from smallvision.metrics import accuracy
-
-    return accuracy(split.labels, logreg_scores(saved, split.images, num_classes), bool(saved["multilabel"]))

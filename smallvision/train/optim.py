@@ -1,34 +1,32 @@
-"""Optimisers and learning-rate schedules keyed by the names params.yaml uses."""
+"""Optimisers and learning-rate schedules: the builders of the kinds that params.yaml names
+(their options, and which builder each name takes, are in smallvision.train.config)."""
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
-from smallvision.registry import Registry
-from smallvision.schema import Strict, registered_name
+from smallvision.train.config import (  # noqa: F401  (re-exported: the options live there)
+    OPTIMIZERS,
+    SCHEDULES,
+    OptimizerConfig,
+    SchedulerConfig,
+)
 
-OPTIMIZERS: Registry[Callable] = Registry("optimizer")
-SCHEDULES: Registry[Callable] = Registry("scheduler")
 
-
-@OPTIMIZERS.register("sgd")
-def _sgd(groups, cfg):
+def build_sgd(groups, cfg):
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
 
 
-@OPTIMIZERS.register("adam")
-def _adam(groups, cfg):
+def build_adam(groups, cfg):
     return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=_fusable(groups))
 
 
-@OPTIMIZERS.register("adamw")
-def _adamw(groups, cfg):
+def build_adamw(groups, cfg):
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=_fusable(groups))
 
 
@@ -38,29 +36,8 @@ def _fusable(groups) -> bool:
     return all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
 
 
-@OPTIMIZERS.register("rmsprop")
-def _rmsprop(groups, cfg):
+def build_rmsprop(groups, cfg):
     return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, alpha=cfg.rho)
-
-
-class OptimizerConfig(Strict):
-    """`momentum` is used by sgd and rmsprop, `nesterov` by sgd, `betas` by adam/adamw,
-    `rho` by rmsprop. `backbone_lr_scale` multiplies the backbone's learning rate
-    (e.g. 0.1 to fine-tune at lr/10 under a fresh head). `norm_lr_scale` multiplies the
-    batch-norm parameters' (airbench: 64 for its shift-only norms); their weight decay, when
-    `decay_norm_and_bias` asks for it, is divided by the same factor so each step decays them as
-    much as the other parameters."""
-
-    name: registered_name(OPTIMIZERS) = "adamw"  # type: ignore[valid-type]
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = True
-    betas: tuple[float, float] = (0.9, 0.999)
-    rho: float = Field(0.9, gt=0, lt=1)
-    backbone_lr_scale: float = Field(1.0, gt=0)
-    norm_lr_scale: float = Field(1.0, gt=0)
-    decay_norm_and_bias: bool = False
 
 
 def make_optimizer(model, cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -80,25 +57,7 @@ def make_optimizer(model, cfg: OptimizerConfig) -> torch.optim.Optimizer:
                                          (rest, cfg.lr * scale, decay_rest)):
             if params:
                 groups.append({"params": params, "lr": lr, "weight_decay": weight_decay})
-    return OPTIMIZERS[cfg.name](groups, cfg)
-
-
-class SchedulerConfig(Strict):
-    """cosine: warmup then cosine decay to min_lr_ratio, per step. step: x gamma every
-    step_size epochs. plateau: x factor after `patience` epochs without improvement of the
-    early-stopping monitor. onecycle: torch's OneCycleLR. triangle: per step, linear from
-    start_lr_ratio up to the full rate at pct_start of the run, then linear down to min_lr_ratio
-    (airbench's). none: constant."""
-
-    name: registered_name(SCHEDULES) = "cosine"  # type: ignore[valid-type]
-    warmup_epochs: float = Field(0.0, ge=0)
-    min_lr_ratio: float = Field(0.0, ge=0, le=1)
-    start_lr_ratio: float = Field(0.0, ge=0, le=1)
-    step_size: int = Field(10, ge=1)
-    gamma: float = Field(0.1, gt=0, le=1)
-    factor: float = Field(0.5, gt=0, lt=1)
-    patience: int = Field(3, ge=0)
-    pct_start: float = Field(0.25, gt=0, lt=1)
+    return OPTIMIZERS.builder(cfg.name)(groups, cfg)
 
 
 class Schedule:
@@ -130,13 +89,11 @@ class Schedule:
             self.scheduler.load_state_dict(state)
 
 
-@SCHEDULES.register("none")
-def _constant(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
+def schedule_constant(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     return Schedule(optimizer)
 
 
-@SCHEDULES.register("cosine")
-def _cosine(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
+def schedule_cosine(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     total = max(1, epochs * steps_per_epoch)
     warmup = cfg.warmup_epochs * steps_per_epoch
 
@@ -149,29 +106,25 @@ def _cosine(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     return Schedule(optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor))
 
 
-@SCHEDULES.register("triangle")
-def _triangle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
+def schedule_triangle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     total = max(1, epochs * steps_per_epoch)
     corners = ([0, cfg.pct_start * total, total], [cfg.start_lr_ratio, 1.0, cfg.min_lr_ratio])
     return Schedule(optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: float(np.interp(step, *corners))))
 
 
-@SCHEDULES.register("step")
-def _step(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
+def schedule_step(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     return Schedule(optimizer, scheduler, per_step=False)
 
 
-@SCHEDULES.register("plateau")
-def _plateau(optimizer, cfg, epochs, steps_per_epoch, monitor_mode: Literal["min", "max"]):
+def schedule_plateau(optimizer, cfg, epochs, steps_per_epoch, monitor_mode: Literal["min", "max"]):
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode=monitor_mode, factor=cfg.factor, patience=cfg.patience
     )
     return Schedule(optimizer, scheduler, per_step=False)
 
 
-@SCHEDULES.register("onecycle")
-def _onecycle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
+def schedule_onecycle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     max_lrs = [group["lr"] for group in optimizer.param_groups]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=max_lrs, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=cfg.pct_start
@@ -180,4 +133,4 @@ def _onecycle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
 
 
 def make_schedule(optimizer, cfg: SchedulerConfig, epochs: int, steps_per_epoch: int, monitor_mode: str) -> Schedule:
-    return SCHEDULES[cfg.name](optimizer, cfg, epochs, steps_per_epoch, monitor_mode)
+    return SCHEDULES.builder(cfg.name)(optimizer, cfg, epochs, steps_per_epoch, monitor_mode)

