@@ -16,6 +16,8 @@ that no dataset reads are left out, so a study on local folders fetches nothing.
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import re
 import sys
@@ -109,22 +111,17 @@ def used_sources(sources: dict, datasets: dict) -> dict:
 
 def apply(study: dict, params_file: Path = Path(PARAMS_FILE)) -> None:
     from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
 
     editor = YAML()  # round-trip: keeps the comments of the sections left alone
     editor.width = DVC_WIDTH
     params = editor.load(params_file.read_text())
     recipes = yaml.safe_load((params_file.parent / "recipes.yaml").read_text())
     runs = run_entries(study, {name: (cfg or {}).get("method", "torch") for name, cfg in recipes.items()})
-    params["runs"] = CommentedMap()
-    for key, entry in runs.items():
-        params["runs"][key] = CommentedMap(entry)
-        if len(f"  {key}: {{{', '.join(f'{k}: {v}' for k, v in entry.items())}}}") <= DVC_WIDTH:
-            params["runs"][key].fa.set_flow_style()  # one line, unless DVC's -S rewrite would wrap it
-    study = {**study, "sources": used_sources(study.get("sources") or {}, study.get("datasets") or {})}
-    for section in SECTIONS:
-        if section in study:
-            params[section] = study[section]
+    study = {**study, "runs": runs,
+             "sources": used_sources(study.get("sources") or {}, study.get("datasets") or {})}
+    for section in ("runs", *SECTIONS):
+        if section in study and as_plain(params.get(section)) != study[section]:
+            params[section] = styled(study[section])
     tmp = params_file.with_suffix(".tmp")
     with open(tmp, "w") as handle:
         editor.dump(params, handle)
@@ -134,6 +131,33 @@ def apply(study: dict, params_file: Path = Path(PARAMS_FILE)) -> None:
         tmp.unlink()
         raise
     tmp.replace(params_file)
+
+
+def as_plain(value):
+    return json.loads(json.dumps(value)) if value is not None else None
+
+
+def styled(value, key: str = "", depth: int = 0):
+    """`value` as ruamel writes it: a mapping of plain values on one line when DVC's writer
+    keeps it on one (so a later `dvc exp run -S` rewrite changes only the edited line), else in
+    block style. `key` and `depth` place it as it will stand in params.yaml."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    if not isinstance(value, dict):
+        return value
+    node = CommentedMap((name, styled(item, name, depth + 1)) for name, item in value.items())
+    if depth and all(not isinstance(item, dict) for item in value.values()):
+        node.fa.set_flow_style()
+        placed = {key: node}
+        for _ in range(depth - 1):
+            placed = {"p": placed}
+        writer, out = YAML(), io.StringIO()
+        writer.width = DVC_WIDTH
+        writer.dump(placed, out)
+        if len(out.getvalue().splitlines()) > depth:
+            node.fa.set_block_style()
+    return node
 
 
 def listing() -> list[str]:

@@ -190,3 +190,21 @@ def test_an_unknown_kind_suggests_the_right_one():
     with pytest.raises(UserError) as err:
         torch_recipe({"scheduler": {"name": "cosin"}})
     assert "recipes.demo.scheduler: unknown scheduler 'cosin' (did you mean 'cosine'?)" in str(err.value)
+
+
+@pytest.mark.parametrize("path, override", [("params.yaml", "train.epochs=7"),
+                                            ("recipes.yaml", "cnn.optimizer.lr=0.01"),
+                                            ("ssl.yaml", "recipes.simclr.temperature=0.2")])
+def test_dvc_set_param_rewrites_one_line(tmp_path, path, override):
+    """`dvc exp run -S` (successful or not) rewrites the whole params file with DVC's YAML writer;
+    the project's files are written in its style, so only the edited line changes."""
+    from dvc.utils.hydra import apply_overrides
+
+    copy_of = tmp_path / path
+    copy_of.write_text((REPO / path).read_text())
+    apply_overrides(str(copy_of), [override])
+    before, after = (REPO / path).read_text().splitlines(), copy_of.read_text().splitlines()
+    changed = [(old, new) for old, new in zip(before, after) if old != new]
+    assert len(before) == len(after) and len(changed) == 1, changed[:5]
+    key, value = override.rsplit("=", 1)
+    assert key.rsplit(".", 1)[1] + ": " + value in changed[0][1]

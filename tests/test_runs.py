@@ -13,10 +13,12 @@ import pytest
 from scipy import stats
 
 from tests.conftest import (
+    REPO,
     commit,
     copy_repo,
     edit_params,
     make_image_folder,
+    python_env,
     read_yaml,
     run,
     runs_for,
@@ -81,7 +83,7 @@ def test_seeds_are_summarised_with_scipy_intervals(seeded):
         assert summary[f"{metric}_std"] == pytest.approx(values.std(ddof=1))
         assert (summary[f"{metric}_ci_low"], summary[f"{metric}_ci_high"]) == pytest.approx((low, high))
     headline = json.loads((seeded / "reports/headline.json").read_text())
-    assert headline["tiny"]["mlp"] == pytest.approx(summary["accuracy"], abs=5e-5)
+    assert headline["headline"]["tiny"]["mlp"] == pytest.approx(summary["accuracy"], abs=5e-5)
     readme = (seeded / "reports/README.md").read_text()
     assert "(n=2)" in readme or "± 0.000" in readme
 
@@ -159,3 +161,31 @@ def test_results_travel_through_a_dvc_remote(seeded, tmp_path):
     assert stages_run(run(["dvc", "repro"], cwd=clone).stdout) == set()
     assert "Leaderboard" in (clone / "reports/index.html").read_text()
     assert read_yaml(clone / "params.yaml")["runs"] == read_yaml(seeded / "params.yaml")["runs"]
+
+
+def documented_exp_show() -> str:
+    """The README's `dvc exp show` line, as a user would copy it."""
+    readme = (REPO / "README.md").read_text()
+    return next(line for line in readme.splitlines() if line.startswith("dvc exp show"))
+
+
+@SEEDED
+def test_the_documented_exp_show_compares_two_experiments(seeded):
+    """Runs after the remote test (it changes the workspace): two experiments, then the README's
+    command prints their names, the param that differs and one headline figure per dataset.recipe."""
+    for name, value in (("c-half", "0.5"), ("c-tenth", "0.1")):
+        run(["dvc", "exp", "run", "-n", name, "-S", f"recipes.yaml:logreg.C={value}"], cwd=seeded)
+    env = {**python_env(), "COLUMNS": "200"}  # a terminal's width; rich cuts columns to fit
+    shown = subprocess.run(documented_exp_show() + " --no-pager", shell=True, cwd=seeded, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    header = next(line for line in shown.splitlines() if "Experiment" in line).split()
+    assert {"headline.tiny.logreg", "headline.tiny.mlp", "logreg.C"} <= set(header), header
+    assert len(header) <= 8, header  # readable: no per-metric, per-run or dependency columns
+    values = json.loads(run(["dvc", "exp", "show", "--json"], cwd=seeded).stdout)
+    figures = {exp["name"]: exp["data"]["metrics"]["reports/headline.json"]["data"]["headline"]["tiny"]["logreg"]
+               for commit in values for exp in [e for run_ in (commit.get("experiments") or []) for e in run_["revs"]]
+               if exp.get("name") in ("c-half", "c-tenth")}
+    assert set(figures) == {"c-half", "c-tenth"}
+    for name, figure in figures.items():
+        row = next(line for line in shown.splitlines() if name in line)
+        assert f"{figure:g}" in row or f"{figure}" in row, (name, figure, row)

@@ -128,12 +128,12 @@ def metrics_tree(results: Results) -> dict:
 
 
 def headline_tree(results: Results) -> dict:
-    """dataset -> recipe -> mean test accuracy: reports/headline.json, one column per
-    dataset.recipe in `dvc exp show` (the full metrics stay in metrics.json)."""
+    """headline -> dataset -> recipe -> mean test accuracy: reports/headline.json, one column
+    `headline.<dataset>.<recipe>` per run in `dvc exp show` (the full metrics: metrics.json)."""
     tree: dict = {}
     for row in results.leaderboard.itertuples():
         tree.setdefault(row.dataset, {})[row.recipe] = round(float(row.accuracy), 4)
-    return tree
+    return {"headline": tree}
 
 
 def most_confused_pairs(confusion: dict, top: int) -> pd.DataFrame:
