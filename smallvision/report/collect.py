@@ -51,9 +51,8 @@ def collect(params: Params) -> Results:
             raise UserError(f"no evaluation of run {run.name} ({folder}): run `dvc repro`")
         rows.append({"dataset": run.dataset, "recipe": run.recipe, "seed": run.seed, **read_json(folder / "metrics.json")})
         histories.append(read_history(run.dataset, run.recipe, run.seed))
-    runs = pd.DataFrame(rows)
-    results = Results(runs, leaderboard(runs, params), pd.concat(histories, ignore_index=True),
-                      params.report.confidence)
+    runs, history = pd.DataFrame(rows), pd.concat(histories, ignore_index=True)
+    results = Results(runs, leaderboard(runs, history, params), history, params.report.confidence)
     for (dataset, recipe), group in runs.groupby(["dataset", "recipe"], sort=False):
         seed = int(group.sort_values(["accuracy", "seed"], ascending=[False, True]).iloc[0].seed)
         key, folder = (dataset, recipe), eval_dir(dataset, recipe, seed)
@@ -64,7 +63,7 @@ def collect(params: Params) -> Results:
     return results
 
 
-def leaderboard(runs: pd.DataFrame, params: Params) -> pd.DataFrame:
+def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> pd.DataFrame:
     confidence = params.report.confidence
     metrics = [c for c in runs.columns if c not in NOT_METRICS and pd.api.types.is_numeric_dtype(runs[c])]
     means = runs.groupby(["dataset", "recipe"], sort=False)[metrics].mean().reset_index()
@@ -76,6 +75,9 @@ def leaderboard(runs: pd.DataFrame, params: Params) -> pd.DataFrame:
     table = table.merge(references, on=["dataset", "recipe"])
     published = {(row.dataset, row.recipe): (row.reference_metric, row.reference_value)
                  for row in table.itertuples() if row.reference_metric}
+    targets = {dataset: figure for dataset in table.dataset.unique()
+               if (figure := seed_figure(params, dataset)) is not None}
+    table = table.merge(reach_published(runs, histories, targets), on=["dataset", "recipe"], how="left")
     if published:
         versus = stats.against_published(runs, published, confidence)[
             ["dataset", "recipe", "diff_mean", "diff_ci_low", "diff_ci_high", "verdict"]]
@@ -83,6 +85,44 @@ def leaderboard(runs: pd.DataFrame, params: Params) -> pd.DataFrame:
                           "published_verdict"]
         table = table.merge(versus, on=["dataset", "recipe"], how="left")
     return table
+
+
+def seed_figure(params: Params, dataset: str) -> float | None:
+    """The best accuracy any seed experiment published on this dataset (or the one it stands in
+    for), whichever recipes run here: the figure to beat."""
+    names = {dataset, params.dataset(dataset).seed_dataset}
+    figures = []
+    for about in params.catalogue.values():
+        results = about.reference.results if about.reference else {}
+        figures += [results[name]["accuracy"] for name in names if "accuracy" in results.get(name, {})]
+    return max(figures, default=None)
+
+
+def reach_published(runs: pd.DataFrame, history: pd.DataFrame, published: dict[str, float]) -> pd.DataFrame:
+    """Per dataset x recipe, how long training took to first reach the seed's published accuracy
+    (`published`, by dataset) on the validation split: `reach_target`, `reach_seconds` (the mean
+    over the seeds that reached it; setup such as embedding counts before the first epoch) and
+    `reach_n`."""
+    columns = ["dataset", "recipe", "reach_target", "reach_seconds", "reach_n"]
+    curves = []
+    for (dataset, recipe, seed), run in history[history.dataset.isin(list(published))].groupby(
+            ["dataset", "recipe", "seed"]):
+        by_step = run.pivot_table(index="step", columns="metric", values="value").sort_index()
+        if "val_accuracy" not in by_step:
+            continue
+        epochs = by_step["seconds"] if "seconds" in by_step else pd.Series(0.0, index=by_step.index)
+        total = runs.query("dataset == @dataset and recipe == @recipe and seed == @seed").train_seconds.iloc[0]
+        elapsed = epochs.cumsum() + max(0.0, total - epochs.sum())
+        curves.append(pd.DataFrame({"dataset": dataset, "recipe": recipe, "seed": seed, "step": by_step.index,
+                                    "metric": "val_accuracy", "value": by_step["val_accuracy"].values,
+                                    "elapsed_seconds": elapsed.values}))
+    if not curves:
+        return pd.DataFrame(columns=columns)
+    curves = pd.concat(curves, ignore_index=True)
+    targets = {(d, r): published[d] for d, r in zip(curves.dataset, curves.recipe)}
+    reached = stats.time_to_reach(curves, targets)
+    return reached.rename(columns={"target": "reach_target", "seconds_mean": "reach_seconds",
+                                   "n_reached": "reach_n"})[columns]
 
 
 COMPARABLE = ("accuracy", "binary_accuracy", "macro_f1", "macro_recall", "k3_accuracy")

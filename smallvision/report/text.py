@@ -27,7 +27,19 @@ def leaderboard_table(results: Results, dataset: str) -> pd.DataFrame:
         "published (seed)": [published_text(row) for row in rows.itertuples()],
         "ours - published": [versus_published(row) for row in rows.itertuples()],
     })
+    target = rows.reach_target.dropna() if "reach_target" in rows else pd.Series(dtype=float)
+    if len(target):  # the seed published a figure for this dataset: how soon each recipe got there
+        table[f"time to seed's {target.iloc[0]:.3f} (val)"] = [reach_text(row) for row in rows.itertuples()]
     return table.reset_index(drop=True)
+
+
+def reach_text(row) -> str:
+    if pd.isna(getattr(row, "reach_n", np.nan)):
+        return ""
+    runs = int(row.n_seeds)
+    if not row.reach_n:
+        return f"not reached (0 of {runs})"
+    return f"{row.reach_seconds:.0f} s ({int(row.reach_n)} of {runs} seeds)"
 
 
 def interval_text(row, metric: str) -> str:
