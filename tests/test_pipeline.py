@@ -112,6 +112,6 @@ def test_changing_one_learning_rate_reruns_only_that_recipe(pipeline):
     rows = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], cwd=repo).stdout)))
     experiment = [row for row in rows if row.get("mlp.optimizer.lr") == "0.002"]
     assert experiment, rows[0].keys()
-    assert 0 <= float(experiment[0]["reports/metrics.json:tiny.mlp.accuracy"]) <= 1  # with its own metrics
+    assert 0 <= float(experiment[0]["headline.tiny.mlp"]) <= 1  # with its own headline figure
     plots = run(["dvc", "plots", "show", "--json"], cwd=repo)
     assert "val_accuracy" in plots.stdout and "predictions.csv" in plots.stdout

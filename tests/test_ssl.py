@@ -36,7 +36,9 @@ from tests.conftest import (
     make_image_folder,
     multilabel_arrays,
     python_env,
+    read_yaml,
     run,
+    runs_for,
     stages_run,
     write_prepared,
 )
@@ -314,18 +316,23 @@ def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
     make_image_folder(tmp_path / "images", {"a": 16, "b": 16, "c": 16, "d": 16})
     repo = copy_repo(tmp_path / "repo")
 
-    def tiny(params):
+    def tiny(params, recipes):
         params["datasets"] = {"demo": {"root": str(tmp_path / "images"), "image_size": 16}}
-        params["benchmark"]["recipes"] = ["logreg"]
-        params["ssl"]["pretrain"].update(backbone=TINY_BACKBONE, epochs=2, batch_size=16, monitor_every=1)
-        for name, overrides in TINY_OVERRIDES.items():
-            params["ssl"]["recipes"][name].update(overrides)
-        params["ssl"]["recipes"]["random"]["backbone"] = TINY_BACKBONE
-        params["ssl"]["evaluate"]["probe"]["epochs"] = 5
-        params["ssl"]["evaluate"]["finetune"]["epochs"] = 1
+        params["runs"] = runs_for("demo", ["logreg"], definitions=recipes)
         params["evaluate"]["timing_repeats"] = 1
 
+    def tiny_ssl(ssl):
+        ssl["pretrain"].update(backbone=TINY_BACKBONE, epochs=2, batch_size=16, monitor_every=1)
+        for name, overrides in TINY_OVERRIDES.items():
+            ssl["recipes"][name].update(overrides)
+        ssl["recipes"]["random"]["backbone"] = TINY_BACKBONE
+        ssl["evaluate"]["probe"]["epochs"] = 5
+        ssl["evaluate"]["finetune"]["epochs"] = 1
+
     edit_params(repo, tiny)
+    ssl = read_yaml(repo / "ssl.yaml")
+    tiny_ssl(ssl)
+    (repo / "ssl.yaml").write_text(yaml.safe_dump(ssl, sort_keys=False))
     commit(repo, "tiny")
     assert "pretrain" not in run(["dvc", "stage", "list"], cwd=repo).stdout  # opt-in: none by default
     methods = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "random"]

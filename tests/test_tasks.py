@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import torch
 import yaml
 
 from smallvision.config import EvaluateConfig, _recipe
 from smallvision.data.prepared import load_prepared
+from smallvision.errors import UserError
 from smallvision.evaluate import evaluate_recipe
 from smallvision.metrics import multilabel_metrics
 from smallvision.paths import run_paths
@@ -80,3 +84,20 @@ def test_knn_recipe_reports_every_k(tmp_path, monkeypatch):
     assert metrics["accuracy"] > 0.5
     finetuned = run_recipe(tmp_path, monkeypatch, "retrieval_ft", {**spec, **CNN, "finetune": True}, folder)
     assert finetuned["accuracy"] >= 0.9
+
+
+def test_evaluation_refuses_a_run_that_did_not_finish(tmp_path, monkeypatch):
+    """A killed run leaves metrics.json with "complete": false (its last epoch's figures, for
+    DVC's live view); evaluating it would publish those as a result."""
+    images, targets = multilabel_arrays(count=60)
+    folder = write_prepared(tmp_path / "prepared", images, targets, ["a", "b", "c", "d"])
+    run_recipe(tmp_path, monkeypatch, "done", {"method": "logreg", "C": 0.1}, folder)
+    paths = run_paths("demo", "done", 0)
+    log = json.loads((paths.log_dir / "metrics.json").read_text())
+    assert log["complete"] is True
+    (paths.log_dir / "metrics.json").write_text(json.dumps({**log, "complete": False}))  # as a killed run leaves it
+    recipe = _recipe("done", {"train": TRAIN_DEFAULTS, "sklearn": {}}, {"method": "logreg", "C": 0.1})
+    with pytest.raises(UserError, match="did not finish.*complete: false.*rerun its train stage"):
+        evaluate_recipe(recipe, load_prepared("demo", folder=folder), EvaluateConfig(timing_repeats=1),
+                        paths.model_dir, paths.log_dir, tmp_path / "reports/eval/demo/done2")
+    assert not (tmp_path / "reports/eval/demo/done2").exists()
