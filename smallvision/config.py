@@ -112,7 +112,7 @@ class DatasetConfig(Strict):
 
 class Reference(Strict):
     """What a seed experiment published, shown beside our figures in the report.
-    `results` maps the seed's dataset (as named in profiles/, e.g. pokemon150) to metrics."""
+    `results` maps the seed's dataset (as named in studies/, e.g. pokemon150) to metrics."""
 
     source: str
     setting: str = ""
