@@ -75,7 +75,7 @@ def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> 
     table = table.merge(references, on=["dataset", "recipe"])
     published = {(row.dataset, row.recipe): (row.reference_metric, row.reference_value)
                  for row in table.itertuples() if row.reference_metric}
-    targets = {dataset: figure for dataset in table.dataset.unique()
+    targets = {dataset: figure[0] for dataset in table.dataset.unique()
                if (figure := seed_figure(params, dataset)) is not None}
     table = table.merge(reach_published(runs, histories, targets), on=["dataset", "recipe"], how="left")
     if published:
@@ -87,14 +87,15 @@ def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> 
     return table
 
 
-def seed_figure(params: Params, dataset: str) -> float | None:
+def seed_figure(params: Params, dataset: str) -> tuple[float, str] | None:
     """The best accuracy any seed experiment published on this dataset (or the one it stands in
-    for), whichever recipes run here: the figure to beat."""
+    for), whichever recipes run here, with the report it comes from: the figure to beat."""
     names = {dataset, params.dataset(dataset).seed_dataset}
     figures = []
     for about in params.catalogue.values():
         results = about.reference.results if about.reference else {}
-        figures += [results[name]["accuracy"] for name in names if "accuracy" in results.get(name, {})]
+        figures += [(results[name]["accuracy"], about.reference.source)
+                    for name in names if "accuracy" in results.get(name, {})]
     return max(figures, default=None)
 
 

@@ -13,17 +13,21 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from smallvision.report.collect import pareto_front  # noqa: E402
+from smallvision.report.stats import interval  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def accuracy_bars(leaderboard: pd.DataFrame) -> plt.Figure:
+def accuracy_bars(runs: pd.DataFrame, leaderboard: pd.DataFrame, confidence: float = 0.95) -> plt.Figure:
+    """Mean test accuracy over seeds per recipe, with its Student-t interval as the error bar."""
     frame = leaderboard.sort_values("accuracy", ascending=False)
     height = 0.5 + 0.35 * frame.recipe.nunique() * max(1, frame.dataset.nunique())
     fig, ax = plt.subplots(figsize=(8, max(2.5, height)))
-    sns.barplot(frame, x="accuracy", y="recipe", hue="dataset", ax=ax, orient="h")
+    sns.barplot(runs, x="accuracy", y="recipe", hue="dataset", ax=ax, orient="h",
+                order=list(dict.fromkeys(frame.recipe)), errorbar=lambda values: interval(values, confidence)[3:],
+                capsize=0.2, err_kws={"linewidth": 1.2})
     for container in ax.containers:
-        ax.bar_label(container, fmt="%.3f", padding=3, fontsize=9)
+        ax.bar_label(container, fmt="%.3f", label_type="center", color="white", fontsize=9)
     reference = frame[frame.reference_metric == "accuracy"]
     if len(reference):
         ax.scatter(reference.reference_value, reference.recipe, marker="|", s=300, color="black",
@@ -33,7 +37,7 @@ def accuracy_bars(leaderboard: pd.DataFrame) -> plt.Figure:
     ax.set_xlim(low, 1.0 + (1.0 - low) * 0.08)  # zoomed in, so the gaps between recipes show
     ax.set_xlabel("test accuracy")
     ax.legend(loc="lower right", fontsize=9)
-    ax.set_title("Test accuracy per recipe")
+    ax.set_title(f"Test accuracy per recipe (mean over seeds, bar: {confidence:.0%} interval)")
     fig.tight_layout()
     return fig
 

@@ -61,7 +61,7 @@ def save_figures(results: Results, params: Params, folder: Path) -> tuple[dict, 
         plt.close(fig)
         files.setdefault(section, []).append(f"figures/{name}")
 
-    save(figures.accuracy_bars(results.leaderboard), "accuracy.png", "overview")
+    save(figures.accuracy_bars(results.runs, results.leaderboard, results.confidence), "accuracy.png", "overview")
     save(figures.accuracy_vs_time(results.leaderboard), "accuracy_vs_time.png", "overview")
     for dataset in results.datasets:
         best = results.best(dataset)
