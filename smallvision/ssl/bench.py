@@ -47,19 +47,19 @@ def _synchronise(device: torch.device) -> None:
 
 @exits_cleanly
 def main() -> None:
-    from smallvision.config import load_params
+    from smallvision.ssl.config import load_ssl_params
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset")
     parser.add_argument("ssl_recipes", nargs="*", help="default: every SSL recipe that trains")
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
-    params = load_params()
-    names = args.ssl_recipes or [name for name, recipe in params.ssl.recipes.items() if recipe.trains]
+    ssl = load_ssl_params()
+    names = args.ssl_recipes or [name for name, recipe in ssl.recipes.items() if recipe.trains]
     data = load_prepared(args.dataset, splits=("train", "val"))
     print(f"{'SSL recipe':<16}{'method':<14}{'backbone':<20}{'batch':>6}{'images/s':>10}")
     for name in names:
-        recipe = params.ssl.recipe(name)
+        recipe = ssl.recipe(name)
         speed = pretrain_throughput(recipe, data, args.steps)
         row = f"{name:<16}{recipe.method:<14}{recipe.backbone.name:<20}{recipe.batch_size:>6}{speed:>10.1f}"
         print(row, flush=True)
