@@ -161,14 +161,14 @@ def styled(value, key: str = "", depth: int = 0):
 
 
 def listing() -> list[str]:
-    lines = [f"{'study':<16} {'runs':>5}  {'2-core CPU':<14} {'one GPU':<14} about"]
+    lines = [f"{'study':<16} {'runs':>5}  {'2-core CPU':<18} {'one GPU':<14} about"]
     for path in sorted(STUDIES.glob("*.yaml")):
         study = yaml.safe_load(path.read_text()) or {}
         count = sum(len(chosen if isinstance(chosen, list) else chosen["recipes"])
                     * len(study.get("seeds", [0]) if isinstance(chosen, list) else chosen.get("seeds", study.get("seeds", [0])))
                     for chosen in (study.get("runs") or {}).values())
         estimate = study.get("estimate") or {}
-        lines.append(f"{path.stem:<16} {count:>5}  {estimate.get('cpu', '?'):<14} {estimate.get('gpu', '?'):<14} "
+        lines.append(f"{path.stem:<16} {count:>5}  {estimate.get('cpu', '?'):<18} {estimate.get('gpu', '?'):<14} "
                      f"{study.get('about', '')}")
     return lines
 
