@@ -11,19 +11,15 @@ what each recipe is and what its seed published.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, model_validator
 
 from smallvision.data.derive import CompositeConfig, SilhouetteCropConfig
 from smallvision.errors import UserError
-from smallvision.recipes import (  # noqa: F401  (the recipe schema lives there; re-exported)
-    METHODS,
-    TORCH_METHODS,
+from smallvision.recipes import (  # the recipe schema lives there
     KnnRecipe,
     LogRegRecipe,
     Recipe,
@@ -32,14 +28,11 @@ from smallvision.recipes import (  # noqa: F401  (the recipe schema lives there;
     defaults_block,
 )
 from smallvision.registry import did_you_mean
-from smallvision.schema import Strict
-from smallvision.schema import deep_merge  # noqa: F401  (re-exported)
+from smallvision.schema import NAME_PATTERN, PARAMS_FILE, Strict, deep_merge, read_yaml_file
 from smallvision.schema import validate as _validate
 
-PARAMS_FILE = "params.yaml"
 RECIPES_FILE = "recipes.yaml"  # beside params.yaml
 CATALOGUE_FILE = "catalogue.yaml"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 RAW_DIR = "data/raw"
 
 
@@ -213,7 +206,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     SSL recipes are validated by their own packages (smallvision.sources, smallvision.ssl), so
     that the stages which do not fetch or pretrain do not import them."""
     path = Path(path)
-    raw = _read_yaml(path)
+    raw = read_yaml_file(path, what="sections (runs, datasets, train, ...)")
     top = _validate(RawParams, raw, where="")
     _check_names(top)
     defaults = {"train": raw.get("train") or {}, "sklearn": raw.get("sklearn") or {}}
@@ -222,7 +215,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     datasets = {name: _dataset(name, raw.get("prepare") or {}, cfg) for name, cfg in top.datasets.items()}
     for name, cfg in datasets.items():
         _check_fetched_paths(name, cfg, top)
-    raw_recipes = _read_yaml(path.parent / RECIPES_FILE, what="recipes")
+    raw_recipes = read_yaml_file(path.parent / RECIPES_FILE, what="recipes")
     recipes = {name: _recipe(name, defaults, cfg) for name, cfg in raw_recipes.items()}
     for key, run in top.runs.items():
         _check_run(key, run, datasets, recipes)
@@ -245,25 +238,13 @@ def _check_run(key: str, run: RunConfig, datasets: dict, recipes: dict) -> None:
 
 
 def _catalogue(path: Path, recipes: dict) -> dict[str, CatalogueEntry]:
-    raw = _read_yaml(path, what="recipes") if path.exists() else {}
+    raw = read_yaml_file(path, what="recipes") if path.exists() else {}
     entries = {}
     for name, entry in raw.items():
         if name not in recipes:
             raise UserError(f"{path.name}: '{name}' is not a recipe of {RECIPES_FILE}{did_you_mean(name, recipes)}")
         entries[name] = _validate(CatalogueEntry, entry or {}, where=name, file=path.name)
     return entries
-
-
-def _read_yaml(path: Path, what: str = "sections (runs, datasets, train, ...)") -> dict:
-    if not path.exists():
-        raise UserError(f"{path} not found: run from the project root (where dvc.yaml is)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} must be a mapping of {what}")
-    return data
 
 
 def _check_names(top: RawParams) -> None:

@@ -18,9 +18,9 @@ import json
 import re
 from pathlib import Path
 
-import yaml
 
 from smallvision.errors import UserError, exits_cleanly
+from smallvision.schema import read_yaml_file
 
 DOCS = Path("docs")
 RESULTS = DOCS / "results"
@@ -97,14 +97,8 @@ def recipes_markdown(recipes: dict, catalogue: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_yaml(path: Path) -> dict:
-    if not path.exists():
-        raise UserError(f"{path} not found: run from the project root")
-    return yaml.safe_load(path.read_text()) or {}
-
-
 def render_recipes(folder: Path = Path(".")) -> str:
-    return recipes_markdown(read_yaml(folder / "recipes.yaml"), read_yaml(folder / "catalogue.yaml"))
+    return recipes_markdown(read_yaml_file(folder / "recipes.yaml"), read_yaml_file(folder / "catalogue.yaml"))
 
 
 # ---- docs/results/<study>.{md,json} -------------------------------------------------------------

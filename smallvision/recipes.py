@@ -40,10 +40,6 @@ class Method:
     predictor_ref: str
     defaults: Literal["train", "sklearn"]
 
-    @property
-    def inherits_train_defaults(self) -> bool:
-        return self.defaults == "train"
-
     def fit(self, recipe, data, paths) -> dict | None:
         return resolve(self.fit_ref)(recipe, data, paths)
 
@@ -135,7 +131,6 @@ class LogRegRecipe(Strict):
 
 Recipe = Annotated[Union[tuple(METHODS[name].options for name in METHODS.names())],  # type: ignore[misc]
                    Field(discriminator="method")]
-TORCH_METHODS = tuple(name for name in METHODS.names() if METHODS[name].inherits_train_defaults)
 
 
 def defaults_block(method_name: str) -> str:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+
+import yaml
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -158,3 +161,17 @@ def readable_loc(data: Any, loc: tuple) -> list:
             node = None
         parts.append(part)
     return parts
+
+
+def read_yaml_file(path: str | Path, what: str = "sections") -> dict:
+    """A params file as a mapping, or one UserError: missing, not YAML, or not a mapping of `what`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} not found: run from the project root (where dvc.yaml is)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must be a mapping of {what}")
+    return data

@@ -14,19 +14,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.test_imports import module_files
 
-PACKAGES = ("smallvision", "stages")
 EXEMPT = {"fetch"}
 LAZY_BUILDER = re.compile(r"^((?:smallvision|stages)(?:\.\w+)+)(?::\w+)?$")
-
-
-def module_files() -> dict[str, Path]:
-    modules = {}
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            parts = path.relative_to(REPO).with_suffix("").parts
-            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return modules
 
 
 def referenced(source: str, name: str, is_package: bool, modules: dict) -> set[str]:

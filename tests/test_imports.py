@@ -157,7 +157,7 @@ def test_every_registered_builder_reference_resolves(registry):
 def test_every_recipe_method_is_registered_once_with_its_fit_and_predictor():
     from typing import get_args
 
-    from smallvision.recipes import METHODS, TORCH_METHODS, Recipe
+    from smallvision.recipes import METHODS, Recipe
     from smallvision.registry import resolve
 
     assert set(METHODS.names()) == {"torch", "knn", "logreg"}
@@ -166,6 +166,6 @@ def test_every_recipe_method_is_registered_once_with_its_fit_and_predictor():
         assert method.options.model_fields["method"].annotation.__args__ == (name,)
         assert callable(resolve(method.fit_ref)) and callable(method.predictor())
         assert isinstance(method.predictor().WEIGHTS, str)
-    assert set(TORCH_METHODS) == {"torch", "knn"}
+    assert {name for name in METHODS.names() if METHODS[name].defaults == "train"} == {"torch", "knn"}
     members = get_args(get_args(Recipe)[0])  # Annotated[Union[...], discriminator]
     assert set(members) == {METHODS[name].options for name in METHODS.names()}

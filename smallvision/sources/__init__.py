@@ -18,11 +18,10 @@ def load_sources(raw: dict) -> dict:
     """params.yaml's `sources`, each validated by its kind's options model (one UserError)."""
     from pydantic import BaseModel
 
-    from smallvision.config import PARAMS_FILE, _validate
-    from smallvision.schema import Strict, choice_of
+    from smallvision.schema import PARAMS_FILE, Strict, choice_of, validate
 
     class Sources(Strict):
         sources: dict[str, choice_of(SOURCES, "kind")] = {}  # type: ignore[valid-type]
 
-    checked: BaseModel = _validate(Sources, {"sources": raw or {}}, where="", file=PARAMS_FILE)
+    checked: BaseModel = validate(Sources, {"sources": raw or {}}, where="", file=PARAMS_FILE)
     return checked.sources

@@ -18,7 +18,7 @@ import smallvision.ssl  # noqa: F401  (fills SSL_METHODS)
 from smallvision.errors import UserError
 from smallvision.recipes import TorchRecipe
 from smallvision.registry import did_you_mean
-from smallvision.schema import NAME_PATTERN, PARAMS_FILE, Strict, choice_of, deep_merge
+from smallvision.schema import NAME_PATTERN, PARAMS_FILE, Strict, choice_of, deep_merge, read_yaml_file
 from smallvision.schema import validate as _validate
 from smallvision.ssl.base import SSL_METHODS, PretrainConfig
 
@@ -128,18 +128,11 @@ SSL_FILE = "ssl.yaml"  # beside params.yaml: the SSL defaults, recipes and evalu
 def load_ssl_params(params_path: str | Path = "params.yaml") -> SSLParams:
     """The SSL recipes of ssl.yaml, with params.yaml's `ssl.methods` (what runs) and `train`
     defaults (the probe's and fine-tune's)."""
-    import yaml
-
     params_path = Path(params_path)
-    params = yaml.safe_load(params_path.read_text()) or {}
+    params = read_yaml_file(params_path)
     ssl_path = params_path.parent / SSL_FILE
-    if not ssl_path.exists():
-        raise UserError(f"{ssl_path} not found: run from the project root (where dvc.yaml is)")
-    try:
-        raw = yaml.safe_load(ssl_path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"{ssl_path} is not valid YAML: {err}") from None
-    if not isinstance(raw, dict) or "methods" in raw:
+    raw = read_yaml_file(ssl_path, what="pretrain, recipes and evaluate")
+    if "methods" in raw:
         raise UserError(f"{ssl_path} must be a mapping of pretrain, recipes and evaluate "
                         f"(which recipes run is ssl.methods in {params_path.name})")
     methods = (params.get("ssl") or {}).get("methods") or []
