@@ -4,10 +4,12 @@ anything runs."""
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 import yaml
 
+from smallvision import profile
 from smallvision.config import load_params
 from smallvision.errors import UserError
 from tests.conftest import REPO, read_yaml, run, write_params
@@ -208,3 +210,18 @@ def test_dvc_set_param_rewrites_one_line(tmp_path, path, override):
     assert len(before) == len(after) and len(changed) == 1, changed[:5]
     key, value = override.rsplit("=", 1)
     assert key.rsplit(".", 1)[1] + ": " + value in changed[0][1]
+
+
+@pytest.mark.parametrize("study", sorted(path.stem for path in (REPO / "studies").glob("*.yaml")))
+def test_every_study_gives_valid_params(tmp_path, monkeypatch, study):
+    """A study naming a missing recipe or a bad dataset key fails here, not hours into its run."""
+    for name in ("params.yaml", "recipes.yaml", "catalogue.yaml", "ssl.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    for folder in ("SPRITES", "POKEAPI", "POKEMON150", "CARS196", "CIFAR10"):
+        monkeypatch.setenv(folder, str(tmp_path / folder.lower()))
+    monkeypatch.chdir(REPO)
+    profile.apply(profile.read_study(study), tmp_path / "params.yaml")
+    params = load_params(tmp_path / "params.yaml")
+    declared = yaml.safe_load((REPO / "studies" / f"{study}.yaml").read_text())
+    assert {run.dataset for run in params.runs.values()} == set(declared["runs"])
+    assert {run.seed for run in params.runs.values()} == set(declared["seeds"])
