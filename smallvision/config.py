@@ -110,6 +110,7 @@ class Reference(Strict):
     source: str
     setting: str = ""
     results: dict[str, dict[str, float]]
+    train_minutes: float | None = Field(None, gt=0)  # the seed's own training time, where it gave one
 
 
 class EvaluateConfig(Strict):

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 
 from smallvision.errors import UserError, exits_cleanly
@@ -131,7 +132,8 @@ def study_results(study: str, reports: Path, params_file: Path) -> dict:
                                           "source": ref["reference"]} if ref["reference_metric"] else None}
         figure = seed_figure(params, dataset)
         datasets[dataset] = {"seed_dataset": seed_dataset, "recipes": rows,
-                             "seed_figure": {"metric": "accuracy", "value": figure[0], "source": figure[1]} if figure else None}
+                             "seed_figure": {"metric": "accuracy", "value": figure.accuracy, "source": figure.source,
+                                             "minutes": figure.minutes} if figure else None}
     seeds = sorted({run.seed for run in params.runs.values()})
     return {"study": study, "command": reproduce_command(study, seeds), "confidence": params.report.confidence,
             "metadata": meta, "datasets": datasets}
@@ -146,6 +148,8 @@ def figure(row: dict, metric: str) -> str:
 
 
 def results_markdown(data: dict) -> str:
+    from smallvision.report.text import reach_header, reach_text
+
     meta = data["metadata"]
     libraries = ", ".join(f"{k} {v}" for k, v in meta["libraries"].items())
     lines = [f"# Results: study `{data['study']}`", "",
@@ -159,13 +163,17 @@ def results_markdown(data: dict) -> str:
     for dataset, entry in data["datasets"].items():
         rows = sorted(entry["recipes"].items(), key=lambda item: (-item[1]["accuracy"], item[0]))
         stands_for = f" (stands in for {entry['seed_dataset']})" if entry["seed_dataset"] else ""
+        seed = entry.get("seed_figure")
+        reach = f" {reach_header(seed['value'], seed.get('minutes') or float('nan'))} |" if seed else ""
         lines += [f"## {dataset}{stands_for}", "",
-                  "| recipe | seeds | test accuracy | macro F1 | train s | published (seed) |", "|---|---|---|---|---:|---|"]
+                  f"| recipe | seeds | test accuracy | macro F1 | train s | published (seed) |{reach}",
+                  "|---|---|---|---|---:|---|" + ("---|" if seed else "")]
         for recipe, row in rows:
             ref = row["published"]
             ref_text = f"{ref['metric'].replace('_', ' ')} {ref['value']:.3f}" if ref else ""
+            reached = f" {reach_text(SimpleNamespace(**{'reach_n': float('nan'), **row}))} |" if seed else ""
             lines.append(f"| `{recipe}` | {', '.join(map(str, row['seeds']))} | {figure(row, 'accuracy')} | "
-                         f"{figure(row, 'macro_f1')} | {row.get('train_seconds', float('nan')):.1f} | {ref_text} |")
+                         f"{figure(row, 'macro_f1')} | {row.get('train_seconds', float('nan')):.1f} | {ref_text} |{reached}")
         lines.append("")
     return "\n".join(lines)
 
@@ -250,6 +258,8 @@ def main(argv=None) -> None:
             raise UserError(f"a study name holds only letters, digits and '_' (got {args.study!r})")
         for path in write_results(study_results(args.study, args.reports, args.params)):
             print(f"wrote {path}")
+    for sidecar in sorted(RESULTS.glob("*.json")):  # each results page, redrawn from its data
+        sidecar.with_suffix(".md").write_text(results_markdown(json.loads(sidecar.read_text())))
     DOCS.mkdir(exist_ok=True)
     (DOCS / "recipes.md").write_text(render_recipes())
     print(f"wrote {DOCS / 'recipes.md'}")

@@ -145,7 +145,7 @@ def test_results_pages_match_their_data():
         data = json.loads(sidecar.read_text())
         assert data["study"] == sidecar.stem and f"python -m smallvision.profile {sidecar.stem} " in data["command"]
         assert sidecar.with_suffix(".md").read_text() == docs.results_markdown(data), \
-            f"{sidecar.with_suffix('.md')} was edited by hand: regenerate it with `python -m smallvision.docs results`"
+            f"{sidecar.with_suffix('.md')} is stale or was edited by hand: run `python -m smallvision.docs`"
 
 
 def test_recipes_page_is_up_to_date():
@@ -182,3 +182,21 @@ def test_headline_row_compares_like_with_like():
     assert "| `c` | 0, 1, 2 | 0.950 ± 0.100 (n=3) | 0.500 ± 0.100 (n=3) | 1.0 |  |" in docs.results_markdown(
         {**data, "command": "c", "confidence": 0.95,
          "metadata": {**data["metadata"], "git_commit": "abc", "python": "3.11", "libraries": {}}})
+
+
+def test_results_page_times_each_recipe_to_the_seeds_figure():
+    """Beside the seed's figure, how soon each recipe first reached it on val, against the seed's own time."""
+    row = {"accuracy": 0.8, "accuracy_ci_low": 0.7, "accuracy_ci_high": 0.9, "accuracy_n": 3, "n_seeds": 3,
+           "train_seconds": 160.0, "seeds": [0, 1, 2], "published": None}
+    data = {"study": "x", "command": "c", "confidence": 0.95,
+            "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC", "git_commit": "abc", "python": "3.11",
+                         "libraries": {}},
+            "datasets": {"pokemon150": {"seed_dataset": None, "recipes": {
+                "fast": {**row, "reach_target": 0.7, "reach_seconds": 90.4, "reach_n": 3},
+                "never": {**row, "accuracy": 0.5, "reach_target": 0.7, "reach_n": 0},
+                "knn": {**row, "accuracy": 0.4}},
+                "seed_figure": {"metric": "accuracy", "value": 0.7, "source": "s", "minutes": 133}}}}
+    page = docs.results_markdown(data)
+    assert "| published (seed) | time to seed's 0.700 (val; the seed took 133 min) |" in page
+    assert page.count("| 90 s (3 of 3 seeds) |") == 1 and "| not reached (0 of 3) |" in page
+    assert page.splitlines()[-1].endswith("|  |")  # no learning curve (kNN): no time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -75,9 +76,11 @@ def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> 
     table = table.merge(references, on=["dataset", "recipe"])
     published = {(row.dataset, row.recipe): (row.reference_metric, row.reference_value)
                  for row in table.itertuples() if row.reference_metric}
-    targets = {dataset: figure[0] for dataset in table.dataset.unique()
+    figures = {dataset: figure for dataset in table.dataset.unique()
                if (figure := seed_figure(params, dataset)) is not None}
-    table = table.merge(reach_published(runs, histories, targets), on=["dataset", "recipe"], how="left")
+    table = table.merge(reach_published(runs, histories, {d: f.accuracy for d, f in figures.items()}),
+                        on=["dataset", "recipe"], how="left")
+    table["reach_seed_minutes"] = table.dataset.map(lambda d: figures[d].minutes if d in figures else None).astype(float)
     if published:
         versus = stats.against_published(runs, published, confidence)[
             ["dataset", "recipe", "diff_mean", "diff_ci_low", "diff_ci_high", "verdict"]]
@@ -87,16 +90,23 @@ def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> 
     return table
 
 
-def seed_figure(params: Params, dataset: str) -> tuple[float, str] | None:
+class SeedFigure(NamedTuple):
+    accuracy: float
+    source: str  # the report it comes from
+    minutes: float | None  # how long the seed trained to get it, where it said
+
+
+def seed_figure(params: Params, dataset: str) -> SeedFigure | None:
     """The best accuracy any seed experiment published on this dataset (or the one it stands in
-    for), whichever recipes run here, with the report it comes from: the figure to beat."""
+    for), whichever recipes run here: the figure to beat."""
     names = {dataset, params.dataset(dataset).seed_dataset}
     figures = []
     for about in params.catalogue.values():
-        results = about.reference.results if about.reference else {}
-        figures += [(results[name]["accuracy"], about.reference.source)
+        reference = about.reference
+        results = reference.results if reference else {}
+        figures += [SeedFigure(results[name]["accuracy"], reference.source, reference.train_minutes)
                     for name in names if "accuracy" in results.get(name, {})]
-    return max(figures, default=None)
+    return max(figures, key=lambda figure: figure.accuracy, default=None)
 
 
 def reach_published(runs: pd.DataFrame, history: pd.DataFrame, published: dict[str, float]) -> pd.DataFrame:
