@@ -17,7 +17,6 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 
 from smallvision.errors import UserError, exits_cleanly
@@ -150,6 +149,7 @@ def figure(row: dict, metric: str) -> str:
 def results_markdown(data: dict) -> str:
     from smallvision.report.text import reach_header, reach_text
 
+    nan = float("nan")
     meta = data["metadata"]
     libraries = ", ".join(f"{k} {v}" for k, v in meta["libraries"].items())
     lines = [f"# Results: study `{data['study']}`", "",
@@ -171,7 +171,7 @@ def results_markdown(data: dict) -> str:
         for recipe, row in rows:
             ref = row["published"]
             ref_text = f"{ref['metric'].replace('_', ' ')} {ref['value']:.3f}" if ref else ""
-            reached = f" {reach_text(SimpleNamespace(**{'reach_n': float('nan'), **row}))} |" if seed else ""
+            reached = f" {reach_text(row.get('reach_n', nan), row.get('reach_seconds', nan), row['n_seeds'])} |" if seed else ""
             lines.append(f"| `{recipe}` | {', '.join(map(str, row['seeds']))} | {figure(row, 'accuracy')} | "
                          f"{figure(row, 'macro_f1')} | {row.get('train_seconds', float('nan')):.1f} | {ref_text} |{reached}")
         lines.append("")

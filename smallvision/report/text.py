@@ -29,7 +29,8 @@ def leaderboard_table(results: Results, dataset: str) -> pd.DataFrame:
     })
     target = rows.reach_target.dropna() if "reach_target" in rows else pd.Series(dtype=float)
     if len(target):  # the seed published a figure for this dataset: how soon each recipe got there
-        table[reach_header(target.iloc[0], rows.reach_seed_minutes.iloc[0])] = [reach_text(row) for row in rows.itertuples()]
+        table[reach_header(target.iloc[0], rows.reach_seed_minutes.iloc[0])] = [
+            reach_text(row.reach_n, row.reach_seconds, int(row.n_seeds)) for row in rows.itertuples()]
     return table.reset_index(drop=True)
 
 
@@ -38,13 +39,13 @@ def reach_header(target: float, seed_minutes: float) -> str:
     return f"time to seed's {target:.3f} (val{seed_time})"
 
 
-def reach_text(row) -> str:
-    if pd.isna(getattr(row, "reach_n", np.nan)):
+def reach_text(reached: float, seconds: float, runs: int) -> str:
+    """`reached` of `runs` seeds got to the seed's figure, in `seconds` on average; NaN: no curve."""
+    if pd.isna(reached):
         return ""
-    runs = int(row.n_seeds)
-    if not row.reach_n:
+    if not reached:
         return f"not reached (0 of {runs})"
-    return f"{row.reach_seconds:.0f} s ({int(row.reach_n)} of {runs} seeds)"
+    return f"{seconds:.0f} s ({int(reached)} of {runs} seeds)"
 
 
 def interval_text(row, metric: str) -> str:
