@@ -197,18 +197,23 @@ def headline_rows(data: dict) -> list[str]:
     for dataset, entry in data["datasets"].items():
         refs = [(recipe, row["published"]) for recipe, row in entry["recipes"].items() if row["published"]]
         metric = next((m for m in COMPARABLE if any(ref["metric"] == m for _, ref in refs)), "accuracy")
-        theirs = max(((ref["value"], recipe) for recipe, ref in refs if ref["metric"] == metric), default=None)
+        theirs = max(((ref["value"], ref["source"]) for _, ref in refs if ref["metric"] == metric), default=None)
         ours = sorted((item for item in entry["recipes"].items() if metric in item[1]),
                       key=lambda item: (-item[1][metric], item[0]))
-        theirs_text = f"{theirs[0]:.3f} (`{theirs[1]}`)" if theirs else "none"
+        theirs_text = f"{theirs[0]:.3f} ({report_name(theirs[1])})" if theirs else "none"
         if theirs is None and entry.get("seed_figure") and metric == "accuracy":  # the seed's, by another recipe
-            theirs_text = f"{entry['seed_figure']['value']:.3f} ({entry['seed_figure']['source'].split(' student')[0]})"
+            theirs_text = f"{entry['seed_figure']['value']:.3f} ({report_name(entry['seed_figure']['source'])})"
         if entry.get("seed_dataset"):
             dataset = f"{dataset} (for {entry['seed_dataset']})"
         ours_text = f"`{ours[0][0]}` {figure(ours[0][1], metric)}" if ours else "n/a"
         rows.append(f"| {dataset} | {metric.replace('_', ' ')} | {theirs_text} | {ours_text} | "
                     f"{meta['device'].removeprefix('CPU: ')}; {meta['date'][:10]} | [{data['study']}] |")
     return rows
+
+
+def report_name(source: str) -> str:
+    """'Pokémon types' of 'Pokémon types student report, ResNet50 focal loss': which seed report."""
+    return source.split(" student")[0]
 
 
 def render_headline(folder: Path = RESULTS) -> str:
