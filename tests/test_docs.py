@@ -178,7 +178,7 @@ def test_headline_row_compares_like_with_like():
             "b": {**row, "accuracy": 0.9, "seeds": [0, 1, 2], "published": {"metric": "accuracy", "value": 0.6, "source": "s"}},
             "c": {**row, "accuracy": 0.95, "seeds": [0, 1, 2], "published": None}}}}}
     assert docs.headline_rows(data) == [
-        "| cars | accuracy | 0.850 (s) | `c` 0.950 ± 0.100 (n=3) | GPU; 2026-01-02 | [x] |"]
+        "| cars | accuracy | 0.850 (s) | `c` 0.950 ± 0.100 (n=3) | 2026-01-02 | [x] |"]
     assert "| `c` | 0, 1, 2 | 0.950 ± 0.100 (n=3) | 0.500 ± 0.100 (n=3) | 1.0 |  |" in docs.results_markdown(
         {**data, "command": "c", "confidence": 0.95,
          "metadata": {**data["metadata"], "git_commit": "abc", "python": "3.11", "libraries": {}}})
