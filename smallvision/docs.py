@@ -164,7 +164,7 @@ def results_markdown(data: dict) -> str:
         rows = sorted(entry["recipes"].items(), key=lambda item: (-item[1]["accuracy"], item[0]))
         stands_for = f" (stands in for {entry['seed_dataset']})" if entry["seed_dataset"] else ""
         seed = entry.get("seed_figure")
-        reach = f" {reach_header(seed['value'], seed.get('minutes') or float('nan'))} |" if seed else ""
+        reach = f" {reach_header(seed['value'], seed.get('minutes') or nan)} |" if seed else ""
         lines += [f"## {dataset}{stands_for}", "",
                   f"| recipe | seeds | test accuracy | macro F1 | train s | published (seed) |{reach}",
                   "|---|---|---|---|---:|---|" + ("---|" if seed else "")]
