@@ -134,8 +134,25 @@ def study_results(study: str, reports: Path, params_file: Path) -> dict:
                              "seed_figure": {"metric": "accuracy", "value": figure.accuracy, "source": figure.source,
                                              "minutes": figure.minutes} if figure else None}
     seeds = sorted({run.seed for run in params.runs.values()})
-    return {"study": study, "command": reproduce_command(study, seeds), "confidence": params.report.confidence,
+    data = {"study": study, "command": reproduce_command(study, seeds), "confidence": params.report.confidence,
             "metadata": meta, "datasets": datasets}
+    if params.ssl.methods:
+        data["ssl"] = pretrained_results(params, params_file, reports)
+    return data
+
+
+def pretrained_results(params, params_file: Path, reports: Path) -> dict:
+    """The SSL evaluations of the run: every SSL recipe's metrics on every dataset."""
+    from smallvision.report.ssl import ssl_results
+    from smallvision.ssl.config import load_ssl_params
+
+    frame = ssl_results(params, workspace=reports.parent)
+    missing = {(d, m) for d in params.datasets for m in params.ssl.methods} - \
+        set(zip(frame.get("dataset", []), frame.get("ssl_recipe", [])))
+    if missing:
+        raise UserError(f"{reports / 'eval'} has no SSL evaluation of {', '.join(sorted('/'.join(m) for m in missing))}:"
+                        " run `dvc repro`")
+    return {"knn_k": load_ssl_params(params_file).evaluate.knn.k, "rows": json.loads(frame.to_json(orient="records"))}
 
 
 def figure(row: dict, metric: str) -> str:
@@ -175,7 +192,24 @@ def results_markdown(data: dict) -> str:
             lines.append(f"| `{recipe}` | {', '.join(map(str, row['seeds']))} | {figure(row, 'accuracy')} | "
                          f"{figure(row, 'macro_f1')} | {row.get('train_seconds', float('nan')):.1f} | {ref_text} |{reached}")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + ssl_section(data))
+
+
+def ssl_section(data: dict) -> list[str]:
+    """The self-supervised evaluations, drawn as the report draws them ([] without SSL)."""
+    if not data.get("ssl"):
+        return []
+    import pandas as pd
+
+    from smallvision.report.ssl import INTRO, ssl_table
+    from smallvision.report.text import markdown_table
+
+    frame, ks = pd.DataFrame(data["ssl"]["rows"]), data["ssl"]["knn_k"]
+    lines = []
+    for dataset in frame.dataset.unique():
+        lines += [f"## {dataset}: self-supervised pretraining", "", INTRO, "",
+                  markdown_table(ssl_table(frame, dataset, ks, data["confidence"])), ""]
+    return lines
 
 
 def write_results(data: dict, folder: Path = RESULTS) -> tuple[Path, Path]:
@@ -190,9 +224,12 @@ def write_results(data: dict, folder: Path = RESULTS) -> tuple[Path, Path]:
 
 def headline_rows(data: dict) -> list[str]:
     """One row per dataset of a study: the seed's best published figure among the recipes run on it,
-    and our best recipe by the same metric (accuracy when nothing was published)."""
+    and our best recipe by the same metric (accuracy when nothing was published). A study that
+    pretrains is headlined by its pretrained backbones instead."""
     from smallvision.report.collect import COMPARABLE
 
+    if data.get("ssl"):
+        return ssl_headline_rows(data)
     meta, rows = data["metadata"], []
     for dataset, entry in data["datasets"].items():
         refs = [(recipe, row["published"]) for recipe, row in entry["recipes"].items() if row["published"]]
@@ -207,6 +244,24 @@ def headline_rows(data: dict) -> list[str]:
             dataset = f"{dataset} (for {entry['seed_dataset']})"
         ours_text = f"`{ours[0][0]}` {figure(ours[0][1], metric)}" if ours else "n/a"
         rows.append(f"| {dataset} | {metric.replace('_', ' ')} | {theirs_text} | {ours_text} | {meta['date'][:10]} | "
+                    f"[{data['study']}] |")
+    return rows
+
+
+def ssl_headline_rows(data: dict) -> list[str]:
+    """Per dataset, the best fine-tune accuracy of a backbone pretrained without labels (one
+    pretraining seed: ± is test-set sampling only)."""
+    from smallvision.report.ssl import sampling_half_width
+
+    rows, date = [], data["metadata"]["date"][:10]
+    for dataset in dict.fromkeys(row["dataset"] for row in data["ssl"]["rows"]):
+        pretrained = [row for row in data["ssl"]["rows"] if row["dataset"] == dataset and row["method"] != "none"]
+        if not pretrained:
+            continue
+        best = max(pretrained, key=lambda row: (row["finetune_accuracy"], row["ssl_recipe"]))
+        half = sampling_half_width(best["finetune_accuracy"], best["test_images"], data["confidence"])
+        rows.append(f"| {dataset} | SSL fine-tune accuracy | none | `{best['ssl_recipe']}` "
+                    f"{best['finetune_accuracy']:.3f} ± {half:.3f} (test set; 1 pretraining seed) | {date} | "
                     f"[{data['study']}] |")
     return rows
 

@@ -200,3 +200,30 @@ def test_results_page_times_each_recipe_to_the_seeds_figure():
     assert "| published (seed) | time to seed's 0.700 (val; the seed took 133 min) |" in page
     assert page.count("| 90 s (3 of 3 seeds) |") == 1 and "| not reached (0 of 3) |" in page
     assert page.splitlines()[-1].endswith("|  |")  # no learning curve (kNN): no time
+
+
+def test_ssl_study_compares_each_backbone_with_its_starting_point():
+    """A pretrained backbone is judged against the `none` recipe of the same backbone and weights,
+    with the interval of test-set sampling; the study's headline is its best SSL fine-tune."""
+    base = {"dataset": "pokemon150", "backbone": "efficientnet_lite0", "test_images": 1000, "knn20_accuracy": 0.05,
+            "probe_accuracy": 0.1, "finetune_accuracy": 0.4, "embedding_spread_start": 0.2, "embedding_spread": 0.3,
+            "collapsed": False, "pretrain_epochs": 20, "pretrain_seconds": 400.0, "pretrain_images_per_second": 200.0}
+    rows = [{**base, "ssl_recipe": "effnet_random", "method": "none", "weights": "none", "pretrain_epochs": 0},
+            {**base, "ssl_recipe": "simclr_effnet", "method": "simclr", "weights": "none", "knn20_accuracy": 0.12},
+            {**base, "ssl_recipe": "byol_effnet", "method": "byol", "weights": "none", "knn20_accuracy": 0.06},
+            {**base, "ssl_recipe": "effnet_imagenet", "method": "none", "weights": "imagenet", "finetune_accuracy": 0.8},
+            {**base, "ssl_recipe": "moco_effnet_imagenet", "method": "moco", "weights": "imagenet",
+             "finetune_accuracy": 0.75}]
+    data = {"study": "x", "command": "c", "confidence": 0.95, "datasets": {},
+            "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC", "git_commit": "abc", "python": "3.11",
+                         "libraries": {}},
+            "ssl": {"knn_k": [20, 3], "rows": [{**row, "knn3_accuracy": row["knn20_accuracy"]} for row in rows]}}
+    page = docs.results_markdown(data)
+    assert "## pokemon150: self-supervised pretraining" in page
+    # 0.12 vs 0.05 on 1,000 images: 1.96 * sqrt(.12*.88/1000 + .05*.95/1000) = 0.024
+    assert "| +0.070 ± 0.024 above effnet_random |" in page
+    assert "| +0.010 ± 0.020 within noise of effnet_random |" in page
+    assert "| -0.050 ± 0.037 below effnet_imagenet |" in page  # fine-tune, against the ImageNet start
+    assert docs.headline_rows(data) == [
+        "| pokemon150 | SSL fine-tune accuracy | none | `moco_effnet_imagenet` 0.750 ± 0.027 (test set; 1 pretraining seed)"
+        " | 2026-01-02 | [x] |"]

@@ -92,7 +92,8 @@ class ReportPage:
         display(Markdown(f"## Self-supervised pretraining\n\n{SSL_INTRO}"))
         for dataset in frame.dataset.unique():
             display(Markdown(f"### {dataset}"))
-            display(HTML(ssl_table(frame, dataset, ks).to_html(index=False, classes="leaderboard", escape=True)))
+            table = ssl_table(frame, dataset, ks, self.params.report.confidence)
+            display(HTML(table.to_html(index=False, classes="leaderboard", escape=True)))
             display(HTML(png_html(ssl_figure(frame, dataset, ks[0]), f"{dataset}_ssl")))
 
     def metadata(self) -> None:
