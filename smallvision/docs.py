@@ -261,7 +261,7 @@ def ssl_headline_rows(data: dict) -> list[str]:
         best = max(pretrained, key=lambda row: (row["finetune_accuracy"], row["ssl_recipe"]))
         half = sampling_half_width(best["finetune_accuracy"], best["test_images"], data["confidence"])
         rows.append(f"| {dataset} | SSL fine-tune accuracy | none | `{best['ssl_recipe']}` "
-                    f"{best['finetune_accuracy']:.3f} ± {half:.3f} (test set; 1 pretraining seed) | {date} | "
+                    f"{best['finetune_accuracy']:.3f} ± {half:.3f} (test set; 1 SSL seed) | {date} | "
                     f"[{data['study']}] |")
     return rows
 

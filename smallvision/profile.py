@@ -161,15 +161,20 @@ def styled(value, key: str = "", depth: int = 0):
 
 
 def listing() -> list[str]:
-    lines = [f"{'study':<16} {'runs':>5}  {'2-core CPU':<18} {'one GPU':<14} about"]
-    for path in sorted(STUDIES.glob("*.yaml")):
+    """One line a study: its supervised runs, its SSL pretrainings (recipe x dataset), the
+    estimates it states and what it is about."""
+    paths = sorted(STUDIES.glob("*.yaml"))
+    width = max(len("study"), *(len(path.stem) for path in paths))
+    lines = [f"{'study':<{width}} {'runs':>5} {'ssl':>4}  {'2-core CPU':<18} {'one GPU':<14} about"]
+    for path in paths:
         study = yaml.safe_load(path.read_text()) or {}
         count = sum(len(chosen if isinstance(chosen, list) else chosen["recipes"])
                     * len(study.get("seeds", [0]) if isinstance(chosen, list) else chosen.get("seeds", study.get("seeds", [0])))
                     for chosen in (study.get("runs") or {}).values())
+        pretrainings = len((study.get("ssl") or {}).get("methods") or []) * len(study.get("datasets") or {})
         estimate = study.get("estimate") or {}
-        lines.append(f"{path.stem:<16} {count:>5}  {estimate.get('cpu', '?'):<18} {estimate.get('gpu', '?'):<14} "
-                     f"{study.get('about', '')}")
+        lines.append(f"{path.stem:<{width}} {count:>5} {pretrainings:>4}  {estimate.get('cpu', '?'):<18} "
+                     f"{estimate.get('gpu', '?'):<14} {study.get('about', '')}")
     return lines
 
 

@@ -213,6 +213,21 @@ def test_dvc_set_param_rewrites_one_line(tmp_path, path, override):
     assert key.rsplit(".", 1)[1] + ": " + value in changed[0][1]
 
 
+def test_study_listing_counts_runs_and_pretrainings():
+    """`profile --list`: a line a study, its counts under their headers however long its name,
+    and an SSL study's pretrainings counted (each SSL recipe on each dataset)."""
+    header, *lines = profile.listing()
+    rows = {line.split()[0]: line for line in lines}
+    assert set(rows) == {path.stem for path in (REPO / "studies").glob("*.yaml")}
+    runs_end, ssl_end = header.index("runs") + len("runs"), header.index("ssl") + len("ssl")
+    for name, line in rows.items():
+        declared = yaml.safe_load((REPO / "studies" / f"{name}.yaml").read_text())
+        methods = (declared.get("ssl") or {}).get("methods") or []
+        assert line[:runs_end].split()[-1].isdigit(), line
+        assert line[:ssl_end].split()[-1] == str(len(methods) * len(declared["datasets"])), line
+    assert int(rows["pokemon150_ssl"][:ssl_end].split()[-1]) > 0
+
+
 @pytest.mark.parametrize("study", sorted(path.stem for path in (REPO / "studies").glob("*.yaml")))
 def test_every_study_gives_valid_params(tmp_path, monkeypatch, study):
     """A study naming a missing recipe or a bad dataset key fails here, not hours into its run."""

@@ -225,5 +225,5 @@ def test_ssl_study_compares_each_backbone_with_its_starting_point():
     assert "| +0.010 ± 0.020 within noise of effnet_random |" in page
     assert "| -0.050 ± 0.037 below effnet_imagenet |" in page  # fine-tune, against the ImageNet start
     assert docs.headline_rows(data) == [
-        "| pokemon150 | SSL fine-tune accuracy | none | `moco_effnet_imagenet` 0.750 ± 0.027 (test set; 1 pretraining seed)"
+        "| pokemon150 | SSL fine-tune accuracy | none | `moco_effnet_imagenet` 0.750 ± 0.027 (test set; 1 SSL seed)"
         " | 2026-01-02 | [x] |"]

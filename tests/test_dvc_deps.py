@@ -85,6 +85,19 @@ def test_stage_depends_on_every_module_it_runs(stage):
     assert not missing, f"dvc.yaml: stage {stage} runs code it does not depend on: {', '.join(missing)}"
 
 
+@pytest.mark.parametrize("stage", sorted(set(stage_definitions()) - EXEMPT))
+def test_stage_depends_on_no_code_it_never_runs(stage):
+    """The other direction: a code dep that holds none of the stage's modules reruns the stage
+    for edits that cannot change its outputs (a report tweak retraining every SSL backbone)."""
+    modules = module_files()
+    definition = stage_definitions()[stage]
+    runs = [modules[name] for name in closure(entry_modules(definition, modules), modules)]
+    code_deps = [dep for dep in definition.get("deps", []) if isinstance(dep, str) and "${" not in dep
+                 and Path(dep).parts[0] in ("smallvision", "stages")]
+    unused = [dep for dep in code_deps if not any(covered(path, [dep]) for path in runs)]
+    assert not unused, f"dvc.yaml: stage {stage} depends on code it never runs: {', '.join(unused)}"
+
+
 def test_the_closure_follows_lazy_imports_and_builders():
     """The walker itself: an import inside a function and a registry's "module:attr" count."""
     modules = {"smallvision": None, "smallvision.a": None, "smallvision.b": None, "smallvision.c": None}

@@ -196,3 +196,19 @@ def test_time_to_reach_steps_only_and_per_recipe_target():
     got = summary.iloc[0]
     assert got.target == 0.95 and got.n_reached == 0 and np.isnan(got.step_mean)
     assert stats.time_to_reach(history(), {("d", "other"): 0.5}).empty
+
+
+def test_accuracy_vs_time_keeps_every_recipe_name_inside_the_axes():
+    """The slowest run's name is written to the left of its point: to the right it ran past the
+    axes into the legend (the 128 px run of the pokemon150 study did)."""
+    from smallvision.report.figures import accuracy_vs_time
+
+    leaderboard = pd.DataFrame({"dataset": ["a", "a", "b"], "recipe": ["logreg", "effnet_probe", "effnet_finetune_modern_cpu"],
+                                "train_seconds": [2.0, 70.0, 393.0], "accuracy": [0.2, 0.6, 0.93]})
+    fig = accuracy_vs_time(leaderboard)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    right_edge = ax.get_window_extent().x1
+    names = [text for text in ax.texts if text.get_text() in set(leaderboard.recipe)]
+    assert len(names) == 3
+    assert all(text.get_window_extent().x1 <= right_edge for text in names)

@@ -49,9 +49,7 @@ def accuracy_vs_time(leaderboard: pd.DataFrame) -> plt.Figure:
         front = rows[pareto_front(rows)].sort_values("train_seconds")
         ax.plot(front.train_seconds, front.accuracy, "--", color="grey", linewidth=1,
                 label=f"Pareto front ({dataset})")
-        for _, row in rows.iterrows():
-            ax.annotate(row.recipe, (row.train_seconds, row.accuracy), textcoords="offset points",
-                        xytext=(5, 4), fontsize=8)
+    label_points(ax, leaderboard)
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
@@ -62,6 +60,17 @@ def accuracy_vs_time(leaderboard: pd.DataFrame) -> plt.Figure:
     ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def label_points(ax, leaderboard: pd.DataFrame) -> None:
+    """Each point's recipe name beside it: to its right, or to its left in the right quarter of
+    the (log) time axis, so that no name runs past the axes into the legend."""
+    seconds = np.log(leaderboard.train_seconds.clip(lower=1e-3))
+    span = max(seconds.max() - seconds.min(), 1e-9)
+    for (_, row), position in zip(leaderboard.iterrows(), (seconds - seconds.min()) / span):
+        left = position > 0.75
+        ax.annotate(row.recipe, (row.train_seconds, row.accuracy), textcoords="offset points",
+                    xytext=(-5 if left else 5, 4), ha="right" if left else "left", fontsize=8)
 
 
 def confusion_heatmap(confusion: dict, title: str) -> plt.Figure:
