@@ -74,14 +74,18 @@ def covered(path: Path, deps: list[str]) -> bool:
     return any(relative == Path(dep) or Path(dep) in relative.parents for dep in deps if "${" not in dep)
 
 
-@pytest.mark.parametrize("stage", sorted(set(stage_definitions()) - EXEMPT))
-def test_stage_depends_on_every_module_it_runs(stage):
+def deps_and_code(stage: str) -> tuple[list[str], list[Path]]:
+    """A stage's deps (paths) and the files of every module its command runs."""
     modules = module_files()
     definition = stage_definitions()[stage]
     deps = [dep if isinstance(dep, str) else next(iter(dep)) for dep in definition.get("deps", [])]
-    missing = sorted(str(modules[name].relative_to(REPO))
-                     for name in closure(entry_modules(definition, modules), modules)
-                     if not covered(modules[name], deps))
+    return deps, [modules[name] for name in closure(entry_modules(definition, modules), modules)]
+
+
+@pytest.mark.parametrize("stage", sorted(set(stage_definitions()) - EXEMPT))
+def test_stage_depends_on_every_module_it_runs(stage):
+    deps, code = deps_and_code(stage)
+    missing = sorted(str(path.relative_to(REPO)) for path in code if not covered(path, deps))
     assert not missing, f"dvc.yaml: stage {stage} runs code it does not depend on: {', '.join(missing)}"
 
 
@@ -89,12 +93,9 @@ def test_stage_depends_on_every_module_it_runs(stage):
 def test_stage_depends_on_no_code_it_never_runs(stage):
     """The other direction: a code dep that holds none of the stage's modules reruns the stage
     for edits that cannot change its outputs (a report tweak retraining every SSL backbone)."""
-    modules = module_files()
-    definition = stage_definitions()[stage]
-    runs = [modules[name] for name in closure(entry_modules(definition, modules), modules)]
-    code_deps = [dep for dep in definition.get("deps", []) if isinstance(dep, str) and "${" not in dep
-                 and Path(dep).parts[0] in ("smallvision", "stages")]
-    unused = [dep for dep in code_deps if not any(covered(path, [dep]) for path in runs)]
+    deps, code = deps_and_code(stage)
+    code_deps = [dep for dep in deps if "${" not in dep and Path(dep).parts[0] in ("smallvision", "stages")]
+    unused = [dep for dep in code_deps if not any(covered(path, [dep]) for path in code)]
     assert not unused, f"dvc.yaml: stage {stage} depends on code it never runs: {', '.join(unused)}"
 
 
