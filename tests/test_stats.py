@@ -212,3 +212,19 @@ def test_accuracy_vs_time_keeps_every_recipe_name_inside_the_axes():
     names = [text for text in ax.texts if text.get_text() in set(leaderboard.recipe)]
     assert len(names) == 3
     assert all(text.get_window_extent().x1 <= right_edge for text in names)
+
+
+def test_mistakes_gallery_titles_clear_the_images_above_them():
+    """Two rows of mistakes: each second-row title sits below the first row's images. With
+    tight_layout the titles ran into the bottom of the images above (the pokemon150_224 report)."""
+    from smallvision.report.figures import misclassified_gallery
+
+    names = ["Pidgeotto", "Kingler", "Slowpoke", "Alakazam", "Nidoran-f", "Mr. Mime"]
+    predictions = pd.DataFrame({"actual": names * 2, "predicted": names[1:] + names[:1] + names[1:] + names[:1],
+                                "confidence": np.linspace(0.9, 0.5, 12), "correct": [False] * 12})
+    images = np.random.default_rng(0).integers(0, 255, (12, 3, 224, 224), dtype=np.uint8)
+    fig = misclassified_gallery(images, predictions, 12, "pokemon150_224: most confident mistakes")
+    fig.canvas.draw()
+    first_row, second_row = fig.axes[:6], fig.axes[6:]
+    lowest_image_edge = min(ax.get_window_extent().y0 for ax in first_row)
+    assert all(ax.title.get_window_extent().y1 <= lowest_image_edge for ax in second_row)

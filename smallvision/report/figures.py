@@ -107,7 +107,9 @@ def misclassified_gallery(images: np.ndarray, predictions: pd.DataFrame, count: 
         return None
     columns = min(6, len(wrong))
     rows = int(np.ceil(len(wrong) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.5 * rows), squeeze=False)
+    # Constrained layout, not tight_layout: it places the two-line titles after imshow has
+    # shrunk each axes to its square image, so a row's titles clear the images above them.
+    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.6 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, (index, row) in zip(axes.flat, wrong.iterrows()):
@@ -115,7 +117,6 @@ def misclassified_gallery(images: np.ndarray, predictions: pd.DataFrame, count: 
         ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
         ax.set_title(f"true: {row.actual}\npred: {row.predicted} ({row.confidence:.2f})", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
