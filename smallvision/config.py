@@ -5,7 +5,7 @@ Layout: `runs` lists what is trained and evaluated, each (dataset, recipe, seed)
 `sources` are fetched into data/raw/<name>; `datasets` are prepared from a folder (a fetched
 source or any local image folder), each overriding the `prepare` defaults; recipes.yaml holds
 the recipes, each overriding the `train` (torch) or `sklearn` (logreg) defaults; catalogue.yaml
-what each recipe is and what its seed published.
+what each recipe (of recipes.yaml or ssl.yaml) is and what its seed published.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from smallvision.schema import NAME_PATTERN, PARAMS_FILE, Strict, deep_merge, re
 from smallvision.schema import validate as _validate
 
 RECIPES_FILE = "recipes.yaml"  # beside params.yaml
+SSL_FILE = "ssl.yaml"  # beside params.yaml: the SSL defaults, recipes and evaluation (smallvision.ssl.config)
 CATALOGUE_FILE = "catalogue.yaml"
 RAW_DIR = "data/raw"
 
@@ -181,7 +182,9 @@ class Params:
     def catalogue(self) -> dict[str, CatalogueEntry]:
         """catalogue.yaml, read only by those who ask (the report): no training stage reads it,
         so editing a note or a published figure reruns nothing but the report."""
-        return _catalogue(self.folder / CATALOGUE_FILE, self.recipes)
+        ssl_file = self.folder / SSL_FILE
+        ssl_recipes = (read_yaml_file(ssl_file).get("recipes") or {}) if ssl_file.exists() else {}
+        return _catalogue(self.folder / CATALOGUE_FILE, [*self.recipes, *ssl_recipes])
 
     def about(self, recipe: str) -> CatalogueEntry:
         return self.catalogue.get(recipe, CatalogueEntry())
@@ -238,12 +241,13 @@ def _check_run(key: str, run: RunConfig, datasets: dict, recipes: dict) -> None:
                         f"set defaults: {expected}")
 
 
-def _catalogue(path: Path, recipes: dict) -> dict[str, CatalogueEntry]:
+def _catalogue(path: Path, recipes: list[str]) -> dict[str, CatalogueEntry]:
     raw = read_yaml_file(path, what="recipes") if path.exists() else {}
     entries = {}
     for name, entry in raw.items():
         if name not in recipes:
-            raise UserError(f"{path.name}: '{name}' is not a recipe of {RECIPES_FILE}{did_you_mean(name, recipes)}")
+            raise UserError(f"{path.name}: '{name}' is not a recipe of {RECIPES_FILE} or {SSL_FILE}"
+                            f"{did_you_mean(name, recipes)}")
         entries[name] = _validate(CatalogueEntry, entry or {}, where=name, file=path.name)
     return entries
 

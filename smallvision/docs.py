@@ -143,7 +143,7 @@ def study_results(study: str, reports: Path, params_file: Path) -> dict:
 
 def pretrained_results(params, params_file: Path, reports: Path) -> dict:
     """The SSL evaluations of the run: every SSL recipe's metrics on every dataset."""
-    from smallvision.report.ssl import ssl_results
+    from smallvision.report.ssl import ssl_results, ssl_seed_figure
     from smallvision.ssl.config import load_ssl_params
 
     frame = ssl_results(params, workspace=reports.parent)
@@ -152,7 +152,9 @@ def pretrained_results(params, params_file: Path, reports: Path) -> dict:
     if missing:
         raise UserError(f"{reports / 'eval'} has no SSL evaluation of {', '.join(sorted('/'.join(m) for m in missing))}:"
                         " run `dvc repro`")
-    return {"knn_k": load_ssl_params(params_file).evaluate.knn.k, "rows": json.loads(frame.to_json(orient="records"))}
+    return {"knn_k": load_ssl_params(params_file).evaluate.knn.k, "rows": json.loads(frame.to_json(orient="records")),
+            "seed_figures": {dataset: figure for dataset in params.datasets
+                             if (figure := ssl_seed_figure(params, dataset)) is not None}}
 
 
 def figure(row: dict, metric: str) -> str:
@@ -201,13 +203,14 @@ def ssl_section(data: dict) -> list[str]:
         return []
     import pandas as pd
 
-    from smallvision.report.ssl import INTRO, ssl_table
+    from smallvision.report.ssl import INTRO, published_line, ssl_table
     from smallvision.report.text import markdown_table
 
     frame, ks = pd.DataFrame(data["ssl"]["rows"]), data["ssl"]["knn_k"]
     lines = []
     for dataset in frame.dataset.unique():
-        lines += [f"## {dataset}: self-supervised pretraining", "", INTRO, "",
+        published = published_line(frame, dataset, data["ssl"].get("seed_figures", {}).get(dataset), data["confidence"])
+        lines += [f"## {dataset}: self-supervised pretraining", "", INTRO, "", *([published, ""] if published else []),
                   markdown_table(ssl_table(frame, dataset, ks, data["confidence"])), ""]
     return lines
 
@@ -260,7 +263,9 @@ def ssl_headline_rows(data: dict) -> list[str]:
             continue
         best = max(pretrained, key=lambda row: (row["finetune_accuracy"], row["ssl_recipe"]))
         half = sampling_half_width(best["finetune_accuracy"], best["test_images"], data["confidence"])
-        rows.append(f"| {dataset} | SSL fine-tune accuracy | none | `{best['ssl_recipe']}` "
+        seed = data["ssl"].get("seed_figures", {}).get(dataset)
+        theirs = f"{seed['value']:.3f} ({report_name(seed['source'])})" if seed else "none"
+        rows.append(f"| {dataset} | SSL fine-tune accuracy | {theirs} | `{best['ssl_recipe']}` "
                     f"{best['finetune_accuracy']:.3f} ± {half:.3f} (test set; 1 SSL seed) | {date} | "
                     f"[{data['study']}] |")
     return rows

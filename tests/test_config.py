@@ -107,8 +107,22 @@ def test_dataset_root_must_be_a_defined_source(tmp_path):
 def test_catalogue_names_only_recipes(tmp_path):
     path = write_params(tmp_path, BASE)
     (tmp_path / "catalogue.yaml").write_text("cnnn: {notes: a typo}\n")
-    with pytest.raises(UserError, match="'cnnn' is not a recipe of recipes.yaml.*did you mean 'cnn'"):
+    with pytest.raises(UserError, match="'cnnn' is not a recipe of recipes.yaml or ssl.yaml.*did you mean 'cnn'"):
         load_params(path).about("cnn")
+
+
+def test_an_ssl_recipe_s_published_figure_is_the_ssl_seed_figure_only(tmp_path):
+    """A catalogue entry may name an SSL recipe of ssl.yaml; its figure (a fine-tune after SSL) is
+    what the SSL section sets beside ours, never the supervised figure to beat."""
+    from smallvision.report.collect import seed_figure
+    from smallvision.report.ssl import ssl_seed_figure
+
+    path = write_params(tmp_path, BASE)
+    reference = {"source": "seed SSL report", "results": {"digits": {"accuracy": 0.3}}}
+    (tmp_path / "catalogue.yaml").write_text(yaml.safe_dump({"simclr": {"reference": reference}}))
+    params = load_params(path)
+    assert ssl_seed_figure(params, "digits") == {"value": 0.3, "source": "seed SSL report"}
+    assert seed_figure(params, "digits") is None
 
 
 def test_stage_prints_one_line_and_exits_2(tmp_path):

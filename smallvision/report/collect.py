@@ -96,12 +96,15 @@ class SeedFigure(NamedTuple):
     minutes: float | None  # how long the seed trained to get it, where it said
 
 
-def seed_figure(params: Params, dataset: str) -> SeedFigure | None:
+def seed_figure(params: Params, dataset: str, ssl: bool = False) -> SeedFigure | None:
     """The best accuracy any seed experiment published on this dataset (or the one it stands in
-    for), whichever recipes run here: the figure to beat."""
+    for), whichever recipes run here: the figure to beat. `ssl`: among the SSL recipes' entries
+    (a fine-tune after pretraining without labels), else among the supervised recipes'."""
     names = {dataset, params.dataset(dataset).seed_dataset}
     figures = []
-    for about in params.catalogue.values():
+    for recipe, about in params.catalogue.items():
+        if (recipe in params.recipes) == ssl:
+            continue
         reference = about.reference
         results = reference.results if reference else {}
         figures += [SeedFigure(results[name]["accuracy"], reference.source, reference.train_minutes)

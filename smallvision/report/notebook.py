@@ -13,7 +13,7 @@ from smallvision.io import read_json
 from smallvision.report.collect import collect, most_confused_pairs
 from smallvision.report.facts import card_html, dataset_facts
 from smallvision.report.ssl import INTRO as SSL_INTRO
-from smallvision.report.ssl import png_html, ssl_figure, ssl_results, ssl_table
+from smallvision.report.ssl import png_html, published_line, ssl_figure, ssl_results, ssl_seed_figure, ssl_table
 from smallvision.ssl.config import load_ssl_params
 from smallvision.report.text import best_line, dataset_line, leaderboard_table
 
@@ -88,11 +88,12 @@ class ReportPage:
         frame = ssl_results(self.params)
         if frame.empty:
             return
-        ks = load_ssl_params().evaluate.knn.k
+        ks, confidence = load_ssl_params().evaluate.knn.k, self.params.report.confidence
         display(Markdown(f"## Self-supervised pretraining\n\n{SSL_INTRO}"))
         for dataset in frame.dataset.unique():
-            display(Markdown(f"### {dataset}"))
-            table = ssl_table(frame, dataset, ks, self.params.report.confidence)
+            published = published_line(frame, dataset, ssl_seed_figure(self.params, dataset), confidence)
+            display(Markdown(f"### {dataset}" + (f"\n\n{published}" if published else "")))
+            table = ssl_table(frame, dataset, ks, confidence)
             display(HTML(table.to_html(index=False, classes="leaderboard", escape=True)))
             display(HTML(png_html(ssl_figure(frame, dataset, ks[0]), f"{dataset}_ssl")))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import Field
 
 import smallvision.ssl  # noqa: F401  (fills SSL_METHODS)
+from smallvision.config import SSL_FILE
 from smallvision.errors import UserError
 from smallvision.recipes import TorchRecipe
 from smallvision.registry import did_you_mean
@@ -120,9 +121,6 @@ def load_ssl(raw: dict, train_defaults: dict) -> SSLParams:
         for evaluation in EVALUATIONS:
             params.evaluation_recipe(name, evaluation, BACKBONE_FILE)
     return params
-
-
-SSL_FILE = "ssl.yaml"  # beside params.yaml: the SSL defaults, recipes and evaluation
 
 
 def load_ssl_params(params_path: str | Path = "params.yaml") -> SSLParams:
