@@ -253,7 +253,7 @@ def headline_rows(data: dict) -> list[str]:
 
 def ssl_headline_rows(data: dict) -> list[str]:
     """Per dataset, the best fine-tune accuracy of a backbone pretrained without labels (one
-    pretraining seed: ± is test-set sampling only)."""
+    pretraining seed: ± is test-set sampling only, as a line under the table says)."""
     from smallvision.report.ssl import sampling_half_width
 
     rows, date = [], data["metadata"]["date"][:10]
@@ -266,7 +266,7 @@ def ssl_headline_rows(data: dict) -> list[str]:
         seed = data["ssl"].get("seed_figures", {}).get(dataset)
         theirs = f"{seed['value']:.3f} ({report_name(seed['source'])})" if seed else "none"
         rows.append(f"| {dataset} | SSL fine-tune accuracy | {theirs} | `{best['ssl_recipe']}` "
-                    f"{best['finetune_accuracy']:.3f} ± {half:.3f} (test set; 1 SSL seed) | {date} | "
+                    f"{best['finetune_accuracy']:.3f} ± {half:.3f} (1 SSL seed) | {date} | "
                     f"[{data['study']}] |")
     return rows
 
@@ -285,6 +285,8 @@ def render_headline(folder: Path = RESULTS) -> str:
         lines += headline_rows(data)
     if not studies:
         lines.append("| (no results yet: `python -m smallvision.docs results STUDY`) | | | | | |")
+    if any(data.get("ssl") for data in studies.values()):
+        lines += ["", "SSL rows: one pretraining seed, so their ± is the interval of test-set sampling alone."]
     devices: dict[str, list[str]] = {}
     for name, data in studies.items():
         devices.setdefault(data["metadata"]["device"], []).append(name)

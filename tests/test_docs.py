@@ -230,7 +230,7 @@ def test_ssl_study_compares_each_backbone_with_its_starting_point():
             "SSL). Ours: `moco_effnet_imagenet` 0.750 ± 0.027.") in page
     assert docs.headline_rows(data) == [
         "| pokemon150 | SSL fine-tune accuracy | 0.300 (Pokémon-150) | `moco_effnet_imagenet` 0.750 ± 0.027 "
-        "(test set; 1 SSL seed) | 2026-01-02 | [x] |"]
+        "(1 SSL seed) | 2026-01-02 | [x] |"]
     del data["ssl"]["seed_figures"]  # a sidecar written before SSL figures were published
     assert "Published (seed)" not in docs.results_markdown(data) and "| none |" in docs.headline_rows(data)[0]
 
