@@ -253,3 +253,19 @@ def test_a_pretrained_backbone_is_judged_against_its_best_starting_point():
     # 1.96 * sqrt(.06*.94/1000 + .08*.92/1000) = 0.022: within noise of the better baseline, not above the weaker
     assert byol["kNN@20 vs baseline"] == "-0.020 ± 0.022 within noise of random_as_initialised"
     assert byol["fine-tune vs baseline"].endswith("within noise of random_recalibrated")
+
+
+def test_ssl_figure_legend_covers_no_bar():
+    """The legend sits outside the axes: inside, at the lower right, it hid the fine-tune bars of
+    the last rows (pokemon150_ssl, where they reach 0.82)."""
+    import pandas as pd
+
+    from smallvision.report.ssl import ssl_figure
+
+    frame = pd.DataFrame({"dataset": "d", "ssl_recipe": ["a", "b", "c"], "knn20_accuracy": [0.3, 0.5, 0.2],
+                          "probe_accuracy": [0.5, 0.7, 0.3], "finetune_accuracy": [0.83, 0.95, 0.82]})
+    fig = ssl_figure(frame, "d", 20)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert not any(legend.overlaps(bar.get_window_extent()) for bar in ax.patches if bar.get_width() > 0)

@@ -126,7 +126,7 @@ def ssl_figure(frame: pd.DataFrame, dataset: str, k: int) -> plt.Figure:
     ax.set_ylabel("")
     ax.set_xlim(0, 1)
     ax.set_title(f"{dataset}: self-supervised backbones vs baselines")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: fine-tune bars reach the right edge
     fig.tight_layout()
     return fig
 
