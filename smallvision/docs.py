@@ -254,14 +254,15 @@ def headline_rows(data: dict) -> list[str]:
 def ssl_headline_rows(data: dict) -> list[str]:
     """Per dataset, the best fine-tune accuracy of a backbone pretrained without labels (one
     pretraining seed: ± is test-set sampling only, as a line under the table says)."""
-    from smallvision.report.ssl import sampling_half_width
+    import pandas as pd
 
-    rows, date = [], data["metadata"]["date"][:10]
-    for dataset in dict.fromkeys(row["dataset"] for row in data["ssl"]["rows"]):
-        pretrained = [row for row in data["ssl"]["rows"] if row["dataset"] == dataset and row["method"] != "none"]
-        if not pretrained:
+    from smallvision.report.ssl import best_pretrained, sampling_half_width
+
+    rows, date, frame = [], data["metadata"]["date"][:10], pd.DataFrame(data["ssl"]["rows"])
+    for dataset in frame.dataset.unique():
+        best = best_pretrained(frame, dataset)
+        if best is None:
             continue
-        best = max(pretrained, key=lambda row: (row["finetune_accuracy"], row["ssl_recipe"]))
         half = sampling_half_width(best["finetune_accuracy"], best["test_images"], data["confidence"])
         seed = data["ssl"].get("seed_figures", {}).get(dataset)
         theirs = f"{seed['value']:.3f} ({report_name(seed['source'])})" if seed else "none"

@@ -86,13 +86,19 @@ def published_line(frame: pd.DataFrame, dataset: str, published: dict | None, co
     """The seed's published fine-tune accuracy after pretraining without labels (`published`:
     value and source), beside our best pretrained backbone's fine-tune with its test-set
     interval; '' when the seed published none for this dataset."""
-    rows = frame[(frame.dataset == dataset) & (frame.method != "none")]
-    if not published or rows.empty:
+    best = best_pretrained(frame, dataset)
+    if not published or best is None:
         return ""
-    best = rows.sort_values(["finetune_accuracy", "ssl_recipe"], ascending=[False, True]).iloc[0]
     half = sampling_half_width(best.finetune_accuracy, best.test_images, confidence)
     return (f"Published (seed): fine-tune accuracy {published['value']:.3f} after pretraining without labels "
             f"({published['source']}). Ours: `{best.ssl_recipe}` {best.finetune_accuracy:.3f} ± {half:.3f}.")
+
+
+def best_pretrained(frame: pd.DataFrame, dataset: str) -> pd.Series | None:
+    """The row of the backbone pretrained without labels (not a `none` baseline) whose fine-tune
+    scored best on this dataset; None when there is none."""
+    rows = frame[(frame.dataset == dataset) & (frame.method != "none")]
+    return rows.sort_values(["finetune_accuracy", "ssl_recipe"], ascending=[False, True]).iloc[0] if len(rows) else None
 
 
 def ssl_table(frame: pd.DataFrame, dataset: str, ks: list[int], confidence: float) -> pd.DataFrame:
