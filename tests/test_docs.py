@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from smallvision import docs
+from smallvision.schema import read_yaml_file
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -269,3 +270,22 @@ def test_ssl_figure_legend_covers_no_bar():
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()
     assert not any(legend.overlaps(bar.get_window_extent()) for bar in ax.patches if bar.get_width() > 0)
+
+
+def test_recipes_page_lists_the_ssl_recipes_with_their_settings_and_notes():
+    ssl_recipes = {"simclr_small": {"method": "simclr", "backbone": {"name": "efficientnet_lite0", "weights": "none"},
+                                    "epochs": 30, "bn_stats": "recalibrate"},
+                   "random_small": {"method": "none"}}
+    catalogue = {"simclr_small": {"notes": "a note", "reference": {"source": "a seed", "results": {"d": {"accuracy": 0.3}}}}}
+    page = docs.recipes_markdown({"cnn": {"epochs": 3}}, ssl_recipes, catalogue)
+    supervised, ssl = page.split("## Self-supervised pretraining (ssl.yaml)")
+    assert "`cnn`" in supervised and "`simclr_small`" not in supervised
+    assert ("| `simclr_small` | a seed | simclr, efficientnet_lite0 (none), 30 epochs, batch-norm statistics recalibrate | "
+            "d: accuracy 0.3 | a note |") in ssl
+    assert "| `random_small` |  | no pretraining (a baseline) |  |  |" in ssl
+
+
+def test_every_recipe_has_a_note_in_the_catalogue():
+    catalogue = read_yaml_file(REPO / "catalogue.yaml")
+    recipes = [*read_yaml_file(REPO / "recipes.yaml"), *read_yaml_file(REPO / "ssl.yaml")["recipes"]]
+    assert [name for name in recipes if not (catalogue.get(name) or {}).get("notes")] == []
