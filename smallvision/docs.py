@@ -112,8 +112,10 @@ def recipe_table(recipes: dict, catalogue: dict) -> list[str]:
 
 
 def render_recipes(folder: Path = Path(".")) -> str:
-    return recipes_markdown(read_yaml_file(folder / "recipes.yaml"), read_yaml_file(folder / "ssl.yaml")["recipes"],
-                            read_yaml_file(folder / "catalogue.yaml"))
+    from smallvision.config import CATALOGUE_FILE, RECIPES_FILE, SSL_FILE
+
+    return recipes_markdown(read_yaml_file(folder / RECIPES_FILE), read_yaml_file(folder / SSL_FILE)["recipes"],
+                            read_yaml_file(folder / CATALOGUE_FILE))
 
 
 # ---- docs/results/<study>.{md,json} -------------------------------------------------------------
