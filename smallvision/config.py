@@ -62,6 +62,15 @@ def run_name(dataset: str, recipe: str, seed: int) -> str:
 
 class SSLRuns(Strict):
     methods: list[str] = []  # SSL recipes of ssl.yaml to pretrain on every dataset
+    # Each recipe pretrains once per seed; a baseline's seed is its random initialisation, so
+    # seed s of a from-scratch recipe starts from baseline seed s (paired comparisons).
+    seeds: list[int] = Field([0], min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_non_negative(self):
+        if any(seed < 0 for seed in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct non-negative integers (got {self.seeds})")
+        return self
 
 
 class DatasetConfig(Strict):

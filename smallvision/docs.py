@@ -164,11 +164,11 @@ def pretrained_results(params, params_file: Path, reports: Path) -> dict:
     from smallvision.ssl.config import load_ssl_params
 
     frame = ssl_results(params, workspace=reports.parent)
-    missing = {(d, m) for d in params.datasets for m in params.ssl.methods} - \
-        set(zip(frame.get("dataset", []), frame.get("ssl_recipe", [])))
+    missing = {(d, m, s) for d in params.datasets for m in params.ssl.methods for s in params.ssl.seeds} - \
+        set(zip(frame.get("dataset", []), frame.get("ssl_recipe", []), frame.get("seed", [])))
     if missing:
-        raise UserError(f"{reports / 'eval'} has no SSL evaluation of {', '.join(sorted('/'.join(m) for m in missing))}:"
-                        " run `dvc repro`")
+        raise UserError(f"{reports / 'eval'} has no SSL evaluation of "
+                        f"{', '.join(f'{d}/{m} seed {s}' for d, m, s in sorted(missing))}: run `dvc repro`")
     return {"knn_k": load_ssl_params(params_file).evaluate.knn.k, "rows": json.loads(frame.to_json(orient="records")),
             "seed_figures": {dataset: figure for dataset in params.datasets
                              if (figure := ssl_seed_figure(params, dataset)) is not None}}
@@ -269,24 +269,27 @@ def headline_rows(data: dict) -> list[str]:
 
 
 def ssl_headline_rows(data: dict) -> list[str]:
-    """Per dataset, the best fine-tune accuracy of a backbone pretrained without labels (one
-    pretraining seed: ± is test-set sampling only, as a line under the table says)."""
+    """Per dataset, the best mean fine-tune accuracy of a backbone pretrained without labels (from
+    one pretraining seed, ± is test-set sampling only, as the row says)."""
     import pandas as pd
 
-    from smallvision.report.ssl import best_pretrained, sampling_half_width
+    from smallvision.report.ssl import best_pretrained, finetune_text
 
     rows, date, frame = [], data["metadata"]["date"][:10], pd.DataFrame(data["ssl"]["rows"])
     for dataset in frame.dataset.unique():
         best = best_pretrained(frame, dataset)
         if best is None:
             continue
-        half = sampling_half_width(best["finetune_accuracy"], best["test_images"], data["confidence"])
         seed = data["ssl"].get("seed_figures", {}).get(dataset)
         theirs = f"{seed['value']:.3f} ({report_name(seed['source'])})" if seed else "none"
-        rows.append(f"| {dataset} | SSL fine-tune accuracy | {theirs} | `{best['ssl_recipe']}` "
-                    f"{best['finetune_accuracy']:.3f} ± {half:.3f} (1 SSL seed) | {date} | "
-                    f"[{data['study']}] |")
+        rows.append(f"| {dataset} | SSL fine-tune accuracy | {theirs} | `{best[0]}` "
+                    f"{finetune_text(best[1], data['confidence'])} | {date} | [{data['study']}] |")
     return rows
+
+
+def ssl_seeds(data: dict) -> int:
+    """How many seeds a study's SSL recipes ran with (sidecars from before SSL seeds: 1)."""
+    return len({row.get("seed", 0) for row in data["ssl"]["rows"]})
 
 
 def report_name(source: str) -> str:
@@ -303,8 +306,8 @@ def render_headline(folder: Path = RESULTS) -> str:
         lines += headline_rows(data)
     if not studies:
         lines.append("| (no results yet: `python -m smallvision.docs results STUDY`) | | | | | |")
-    if any(data.get("ssl") for data in studies.values()):
-        lines += ["", "SSL rows: one pretraining seed, so their ± is the interval of test-set sampling alone."]
+    if any(ssl_seeds(data) == 1 for data in studies.values() if data.get("ssl")):
+        lines += ["", "From 1 SSL seed, ± is the interval of test-set sampling alone."]
     devices: dict[str, list[str]] = {}
     for name, data in studies.items():
         devices.setdefault(data["metadata"]["device"], []).append(name)

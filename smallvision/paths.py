@@ -52,22 +52,22 @@ PRETRAIN_LOGS = Path("reports/pretrain")
 SSL_EVAL_RUNS = Path("data/ssl_eval")
 
 
-def pretrained_dir(dataset: str, ssl_recipe: str) -> Path:
-    return PRETRAINED / dataset / ssl_recipe
+def pretrained_dir(dataset: str, ssl_recipe: str, seed: int) -> Path:
+    return PRETRAINED / dataset / ssl_recipe / seed_folder(seed)
 
 
-def pretrain_paths(dataset: str, ssl_recipe: str) -> RunPaths:
-    return RunPaths(pretrained_dir(dataset, ssl_recipe), PRETRAIN_LOGS / dataset / ssl_recipe,
-                    RESUME / dataset / f"pretrain-{ssl_recipe}")
+def pretrain_paths(dataset: str, ssl_recipe: str, seed: int) -> RunPaths:
+    return RunPaths(pretrained_dir(dataset, ssl_recipe, seed), PRETRAIN_LOGS / dataset / ssl_recipe / seed_folder(seed),
+                    RESUME / dataset / f"pretrain-{ssl_recipe}" / seed_folder(seed))
 
 
-def ssl_eval_dir(dataset: str, ssl_recipe: str) -> Path:
+def ssl_eval_dir(dataset: str, ssl_recipe: str, seed: int) -> Path:
     """Beside the recipes' evaluations: the report depends on reports/eval."""
-    return EVAL / dataset / f"ssl-{ssl_recipe}"
+    return EVAL / dataset / f"ssl-{ssl_recipe}" / seed_folder(seed)
 
 
-def ssl_evaluation_paths(dataset: str, ssl_recipe: str, evaluation: str) -> RunPaths:
+def ssl_evaluation_paths(dataset: str, ssl_recipe: str, seed: int, evaluation: str) -> RunPaths:
     """The linear probe's or the fine-tune's run on a pretrained backbone."""
-    folder = SSL_EVAL_RUNS / dataset / ssl_recipe
+    folder = SSL_EVAL_RUNS / dataset / ssl_recipe / seed_folder(seed)
     return RunPaths(folder / evaluation, folder / f"{evaluation}_log",
-                    RESUME / dataset / f"ssl-{ssl_recipe}-{evaluation}")
+                    RESUME / dataset / f"ssl-{ssl_recipe}-{evaluation}" / seed_folder(seed))

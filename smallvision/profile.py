@@ -6,7 +6,8 @@
   python -m smallvision.profile default --folder /path/to/images [--dataset pets] [--image-size 64]
 
 A study names, per dataset, the recipes that run on it and the seeds (`seeds` for all, or
-{recipes: [...], seeds: [...]} for one dataset); applying it rewrites the `sources`,
+{recipes: [...], seeds: [...]} for one dataset; its SSL recipes pretrain once per `seeds`);
+applying it rewrites the `sources`,
 `datasets`, `runs` (and `ssl`) sections of params.yaml, keeping the comments of the others
 (`git checkout params.yaml` goes back). `$VAR` in a value is taken from the environment (a
 folder on this machine); `$VAR|fallback` uses the fallback when VAR is unset, e.g.
@@ -119,6 +120,8 @@ def apply(study: dict, params_file: Path = Path(PARAMS_FILE)) -> None:
     runs = run_entries(study, {name: (cfg or {}).get("method", "torch") for name, cfg in recipes.items()})
     study = {**study, "runs": runs,
              "sources": used_sources(study.get("sources") or {}, study.get("datasets") or {})}
+    if study.get("ssl"):
+        study["ssl"] = {**study["ssl"], "seeds": study.get("seeds", [0])}
     for section in ("runs", *SECTIONS):
         if section in study and as_plain(params.get(section)) != study[section]:
             params[section] = styled(study[section])
@@ -161,7 +164,7 @@ def styled(value, key: str = "", depth: int = 0):
 
 
 def listing() -> list[str]:
-    """One line a study: its supervised runs, its SSL pretrainings (recipe x dataset), the
+    """One line a study: its supervised runs, its SSL pretrainings (recipe x dataset x seed), the
     estimates it states and what it is about."""
     paths = sorted(STUDIES.glob("*.yaml"))
     width = max(len("study"), *(len(path.stem) for path in paths))
@@ -171,7 +174,8 @@ def listing() -> list[str]:
         count = sum(len(chosen if isinstance(chosen, list) else chosen["recipes"])
                     * len(study.get("seeds", [0]) if isinstance(chosen, list) else chosen.get("seeds", study.get("seeds", [0])))
                     for chosen in (study.get("runs") or {}).values())
-        pretrainings = len((study.get("ssl") or {}).get("methods") or []) * len(study.get("datasets") or {})
+        pretrainings = len((study.get("ssl") or {}).get("methods") or []) * len(study.get("datasets") or {}) \
+            * len(study.get("seeds", [0]))
         estimate = study.get("estimate") or {}
         lines.append(f"{path.stem:<{width}} {count:>5} {pretrainings:>4}  {estimate.get('cpu', '?'):<18} "
                      f"{estimate.get('gpu', '?'):<14} {study.get('about', '')}")
@@ -184,7 +188,7 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", nargs="?")
     parser.add_argument("--list", action="store_true", help="each study's runs and estimated times")
-    parser.add_argument("--seeds", type=int, nargs="+", help="replace the study's seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", help="replace the study's seeds (its runs' and SSL recipes')")
     parser.add_argument("--folder", help="run the study's recipes on this image folder instead of its datasets")
     parser.add_argument("--dataset", help="the folder's dataset name (default: the folder's own name)")
     parser.add_argument("--image-size", type=int, help="the folder's prepared image size (default: prepare's)")

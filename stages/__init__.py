@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 
 def arguments(doc: str, *names: str) -> argparse.Namespace:
-    """The stage's positional arguments (e.g. dataset, recipe), with its docstring as help."""
+    """The stage's positional arguments (e.g. dataset, recipe; `seed` is an integer), with its
+    docstring as help."""
     parser = argparse.ArgumentParser(description=doc)
     for name in names:
-        parser.add_argument(name)
+        parser.add_argument(name, type=int if name == "seed" else str)
     return parser.parse_args()
 
 

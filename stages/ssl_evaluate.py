@@ -1,4 +1,5 @@
-"""Stage ssl_evaluate: kNN, linear-probe and fine-tune test accuracy of one pretrained backbone."""
+"""Stage ssl_evaluate: kNN, linear-probe and fine-tune test accuracy of one pretrained backbone
+(one SSL recipe's, one seed's)."""
 
 from smallvision.config import load_params
 from smallvision.data.prepared import load_prepared
@@ -11,10 +12,12 @@ from stages import arguments
 
 @exits_cleanly
 def main() -> None:
-    args = arguments(__doc__, "dataset", "ssl_recipe")
+    args = arguments(__doc__, "dataset", "ssl_recipe", "seed")
     params = load_params()
-    evaluate_pretrained(args.dataset, args.ssl_recipe, load_ssl_params(), load_prepared(args.dataset), params.evaluate.top_k,
-                        ssl_eval_dir(args.dataset, args.ssl_recipe))
+    ssl = load_ssl_params()
+    ssl.check_seed(args.seed)
+    evaluate_pretrained(args.dataset, args.ssl_recipe, args.seed, ssl, load_prepared(args.dataset),
+                        params.evaluate.top_k, ssl_eval_dir(args.dataset, args.ssl_recipe, args.seed))
 
 
 if __name__ == "__main__":

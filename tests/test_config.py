@@ -229,7 +229,7 @@ def test_dvc_set_param_rewrites_one_line(tmp_path, path, override):
 
 def test_study_listing_counts_runs_and_pretrainings():
     """`profile --list`: a line a study, its counts under their headers however long its name,
-    and an SSL study's pretrainings counted (each SSL recipe on each dataset)."""
+    and an SSL study's pretrainings counted (each SSL recipe on each dataset with each seed)."""
     header, *lines = profile.listing()
     rows = {line.split()[0]: line for line in lines}
     assert set(rows) == {path.stem for path in (REPO / "studies").glob("*.yaml")}
@@ -238,7 +238,8 @@ def test_study_listing_counts_runs_and_pretrainings():
         declared = yaml.safe_load((REPO / "studies" / f"{name}.yaml").read_text())
         methods = (declared.get("ssl") or {}).get("methods") or []
         assert line[:runs_end].split()[-1].isdigit(), line
-        assert line[:ssl_end].split()[-1] == str(len(methods) * len(declared["datasets"])), line
+        pretrainings = len(methods) * len(declared["datasets"]) * len(declared.get("seeds", [0]))
+        assert line[:ssl_end].split()[-1] == str(pretrainings), line
     assert int(rows["pokemon150_ssl"][:ssl_end].split()[-1]) > 0
 
 
@@ -255,3 +256,7 @@ def test_every_study_gives_valid_params(tmp_path, monkeypatch, study):
     declared = yaml.safe_load((REPO / "studies" / f"{study}.yaml").read_text())
     assert {run.dataset for run in params.runs.values()} == set(declared["runs"])
     assert {run.seed for run in params.runs.values()} == set(declared["seeds"])
+    if declared.get("ssl"):  # its SSL recipes pretrain once per seed of the study
+        assert params.ssl.seeds == declared["seeds"]
+    profile.apply(profile.read_study(study, seeds=[0, 1]), tmp_path / "params.yaml")  # --seeds 0 1
+    assert load_params(tmp_path / "params.yaml").ssl.seeds == ([0, 1] if declared.get("ssl") else [0])

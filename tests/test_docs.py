@@ -228,12 +228,46 @@ def test_ssl_study_compares_each_backbone_with_its_starting_point():
     assert "| -0.050 ± 0.037 below effnet_imagenet |" in page  # fine-tune, against the ImageNet start
     # the seed's figure beside our best pretrained backbone (effnet_imagenet is a baseline, not pretrained)
     assert ("Published (seed): fine-tune accuracy 0.300 after pretraining without labels (Pokémon-150 student report, "
-            "SSL). Ours: `moco_effnet_imagenet` 0.750 ± 0.027.") in page
+            "SSL). Ours: `moco_effnet_imagenet` 0.750 ± 0.027 (1 SSL seed).") in page
     assert docs.headline_rows(data) == [
         "| pokemon150 | SSL fine-tune accuracy | 0.300 (Pokémon-150) | `moco_effnet_imagenet` 0.750 ± 0.027 "
         "(1 SSL seed) | 2026-01-02 | [x] |"]
     del data["ssl"]["seed_figures"]  # a sidecar written before SSL figures were published
     assert "Published (seed)" not in docs.results_markdown(data) and "| none |" in docs.headline_rows(data)[0]
+
+
+def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons():
+    """Three seeds: each figure is the mean ± the Student-t interval over seeds, and a backbone is
+    compared with its baseline seed by seed (seed s pretrained from initialisation s). Here the
+    initialisations differ a lot but pretraining adds 0.010-0.014 to each: paired, the gain is
+    clear; the two means' intervals alone (± 0.050) would call it noise."""
+    import pandas as pd
+
+    base = {"dataset": "d", "backbone": "efficientnet_lite0", "weights": "none", "test_images": 1000,
+            "probe_accuracy": 0.1, "embedding_spread_start": 0.2, "embedding_spread": 0.3, "pretrain_epochs": 30,
+            "pretrain_seconds": 100.0, "pretrain_images_per_second": 50.0}
+    random_knn, finetune = [0.05, 0.07, 0.09], [0.40, 0.42, 0.47]
+    rows = [{**base, "ssl_recipe": "random", "method": "none", "seed": seed, "knn20_accuracy": random_knn[seed],
+             "finetune_accuracy": 0.4, "pretrain_epochs": 0, "pretrain_images_per_second": None}
+            for seed in range(3)]
+    rows += [{**base, "ssl_recipe": "byol", "method": "byol", "seed": seed,
+              "knn20_accuracy": random_knn[seed] + gain, "finetune_accuracy": finetune[seed],
+              "embedding_spread": 0.04 if seed == 2 else 0.3}
+             for seed, gain in enumerate([0.010, 0.012, 0.014])]
+    data = {"study": "x", "command": "c", "confidence": 0.95, "datasets": {},
+            "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC", "git_commit": "abc", "python": "3.11",
+                         "libraries": {}},
+            "ssl": {"knn_k": [20], "rows": rows, "seed_figures": {"d": {"value": 0.3, "source": "s student report"}}}}
+    table = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+             for line in docs.results_markdown(data).splitlines() if line.startswith("| ") and "|---" not in line}
+    assert table["SSL recipe"][:6] == ["method", "backbone", "seeds", "kNN@20", "kNN@20 vs baseline", "linear probe"]
+    # random: 0.05, 0.07, 0.09 -> sd 0.02, 4.303 * 0.02 / sqrt(3) = 0.0497
+    assert table["random"][2:4] == ["0, 1, 2", "0.0700 ± 0.0497"]
+    # byol - random, seed by seed: 0.010, 0.012, 0.014 -> 4.303 * 0.002 / sqrt(3) = 0.005
+    assert table["byol"][4] == "+0.012 ± 0.005 above random"
+    assert table["byol"][6] == "0.4300 ± 0.0896"  # fine-tune 0.40, 0.42, 0.47: 4.303 * 0.0361 / sqrt(3)
+    assert table["byol"][9] == "1 of 3"  # seed 2's spread fell below a quarter of its start
+    assert docs.headline_rows(data)[0].endswith("`byol` 0.430 ± 0.090 (3 SSL seeds) | 2026-01-02 | [x] |")
 
 
 def test_a_pretrained_backbone_is_judged_against_its_best_starting_point():
@@ -265,7 +299,7 @@ def test_ssl_figure_legend_covers_no_bar():
 
     frame = pd.DataFrame({"dataset": "d", "ssl_recipe": ["a", "b", "c"], "knn20_accuracy": [0.3, 0.5, 0.2],
                           "probe_accuracy": [0.5, 0.7, 0.3], "finetune_accuracy": [0.83, 0.95, 0.82]})
-    fig = ssl_figure(frame, "d", 20)
+    fig = ssl_figure(frame, "d", 20, 0.95)
     fig.canvas.draw()
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()

@@ -212,8 +212,8 @@ def test_three_way_evaluation_of_a_multilabel_dataset(tmp_path, monkeypatch):
     write_prepared(tmp_path / "data/prepared/types", images, labels, ["a", "b", "c", "d"])
     data = load_prepared("types")
     ssl = load_ssl({**tiny_ssl(), "evaluate": {"probe": {"epochs": 2}, "finetune": {"epochs": 1}}}, {})
-    pretrain(ssl.recipe("byol"), data, None, ssl.evaluate.knn, pretrain_paths("types", "byol"))
-    metrics = evaluate_pretrained("types", "byol", ssl, data, 5, tmp_path / "out")
+    pretrain(ssl.recipe("byol"), data, None, ssl.evaluate.knn, pretrain_paths("types", "byol", 0))
+    metrics = evaluate_pretrained("types", "byol", 0, ssl, data, 5, tmp_path / "out")
     assert {"knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy"} <= set(metrics)
     assert json.loads((tmp_path / "out/metrics.json").read_text())["method"] == "byol"
 
@@ -228,6 +228,27 @@ def test_ssl_params_errors_name_the_key():
     with pytest.raises(UserError, match=r"ssl\.evaluate\.probe"):
         load_ssl({"recipes": {"r": {"method": "none"}}, "evaluate": {"probe": {"epochs": 0}}}, {})
     assert set(SSL_METHODS.names()) == set(METHODS)
+    with pytest.raises(UserError, match=r"ssl\.yaml: recipes\.b: seeds are set by ssl\.seeds in params\.yaml"):
+        load_ssl({"recipes": {"b": {"method": "byol", "seed": 1}}}, {})
+    with pytest.raises(UserError, match=r"seed 4 is not in ssl\.seeds of params\.yaml \(0, 1\)"):
+        load_ssl({"seeds": [0, 1], "recipes": {"b": {"method": "byol"}}}, {}).check_seed(4)
+
+
+def test_seed_s_of_a_pretrained_recipe_starts_from_seed_s_of_its_baseline(demo, tmp_path):
+    """The pairing the report's comparisons rest on: a `none` recipe's seed is its random
+    initialisation, and pretraining with the same seed starts from exactly those weights."""
+    ssl = load_ssl(tiny_ssl(), {})
+
+    def initial_backbone(method: str, seed: int) -> dict:
+        trainer = Pretrainer(ssl.recipe(method, seed), demo, None, KnnConfig(), run_paths(tmp_path / f"{method}{seed}"))
+        return trainer.method.backbone.state_dict()
+
+    baseline, pretrained = initial_backbone("none", 1), initial_backbone("simclr", 1)
+    other = initial_backbone("none", 0)
+    assert all(torch.equal(baseline[key], pretrained[key]) for key in baseline)
+    assert not all(torch.equal(baseline[key], other[key]) for key in baseline)
+    probe = ssl.evaluation_recipe("simclr", "probe", BACKBONE_FILE, seed=1)
+    assert probe.seed == 1  # the evaluations train with the pretraining's seed
 
 
 def test_moco_memory_bank_larger_than_the_data_is_refused(demo, tmp_path):
@@ -273,8 +294,9 @@ def pretrain(project, method: str, kill_after: int | None = None):
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
     runner = ["-m", "tests.kill_after", str(kill_after)] if kill_after else ["-m"]  # killed after that epoch
-    result = run(["python", *runner, "stages.pretrain", "demo", method], cwd=project, check=not kill_after, env=env)
-    return result, project / pretrain_paths("demo", method).model_dir
+    result = run(["python", *runner, "stages.pretrain", "demo", method, "0"], cwd=project, check=not kill_after,
+                 env=env)
+    return result, project / pretrain_paths("demo", method, 0).model_dir
 
 
 @pytest.mark.parametrize("method", ["moco", "dino"])
@@ -290,7 +312,7 @@ def test_killed_pretraining_resumes_from_the_saved_epoch(project, tmp_path_facto
 
     killed, folder = pretrain(project, method, kill_after=1)
     assert killed.returncode == -signal.SIGKILL
-    paths = pretrain_paths("demo", method)
+    paths = pretrain_paths("demo", method, 0)
     resume, log = project / paths.resume_dir, project / paths.log_dir
     assert (resume / "state.pt").exists() and not (folder / BACKBONE_FILE).exists()
     live = json.loads((log / "metrics.json").read_text())
@@ -337,18 +359,27 @@ def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
     assert "pretrain" not in run(["dvc", "stage", "list"], cwd=repo).stdout  # opt-in: none by default
     methods = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "random"]
     result = run(["dvc", "exp", "run", "-S", f"ssl.methods=[{','.join(methods)}]"], cwd=repo)
-    assert {f"pretrain@demo-{m}" for m in methods} | {f"ssl_evaluate@demo-{m}" for m in methods} | {"report"} \
+    assert {f"pretrain@demo-{m}-0" for m in methods} | {f"ssl_evaluate@demo-{m}-0" for m in methods} | {"report"} \
         <= stages_run(result.stdout)
     for method in methods:
-        metrics = json.loads((repo / f"reports/eval/demo/ssl-{method}/metrics.json").read_text())
+        metrics = json.loads((repo / f"reports/eval/demo/ssl-{method}/s0/metrics.json").read_text())
         for key in ("knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy", "embedding_spread",
                     "pretrain_images_per_second"):
             assert key in metrics, (method, key)
-        state = torch.load(repo / f"data/pretrained/demo/{method}/backbone.pt", weights_only=True)
+        state = torch.load(repo / f"data/pretrained/demo/{method}/s0/backbone.pt", weights_only=True)
         assert all(isinstance(value, torch.Tensor) for value in state.values())
     page = (repo / "reports/index.html").read_text()
     assert "Self-supervised pretraining" in page and "barlow_twins" in page
-    assert "| simclr | simclr |" in (repo / "reports/README.md").read_text()
+    assert "| simclr | simclr | cnn (none) | 0 |" in (repo / "reports/README.md").read_text()
+
+    # A second seed runs only its own stages; the report pairs the seeds.
+    second = run(["dvc", "exp", "run", "-S", "ssl.methods=[simclr,random]", "-S", "ssl.seeds=[0,1]"], cwd=repo)
+    assert {s for s in stages_run(second.stdout) if s.startswith(("pretrain", "ssl_evaluate"))} == \
+        {"pretrain@demo-simclr-1", "pretrain@demo-random-1", "ssl_evaluate@demo-simclr-1", "ssl_evaluate@demo-random-1"}
+    first, other = (torch.load(repo / f"data/pretrained/demo/random/s{seed}/backbone.pt", weights_only=True)
+                    for seed in (0, 1))
+    assert not all(torch.equal(first[key], other[key]) for key in first)  # seed 1 is another initialisation
+    assert "| simclr | simclr | cnn (none) | 0, 1 |" in (repo / "reports/README.md").read_text()
 
 
 def test_pretraining_refuses_a_whitening_stem_it_could_not_fit():

@@ -95,7 +95,7 @@ class ReportPage:
             display(Markdown(f"### {dataset}" + (f"\n\n{published}" if published else "")))
             table = ssl_table(frame, dataset, ks, confidence)
             display(HTML(table.to_html(index=False, classes="leaderboard", escape=True)))
-            display(HTML(png_html(ssl_figure(frame, dataset, ks[0]), f"{dataset}_ssl")))
+            display(HTML(png_html(ssl_figure(frame, dataset, ks[0], confidence), f"{dataset}_ssl")))
 
     def metadata(self) -> None:
         meta = self.meta

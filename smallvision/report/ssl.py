@@ -21,6 +21,7 @@ from scipy.stats import norm  # noqa: E402
 from smallvision.config import Params  # noqa: E402
 from smallvision.io import read_json  # noqa: E402
 from smallvision.paths import ssl_eval_dir  # noqa: E402
+from smallvision.report.stats import interval  # noqa: E402
 from smallvision.report.text import markdown_table  # noqa: E402
 
 COLLAPSE_RATIO = 0.25  # final embedding spread below this share of the initial one: collapsed
@@ -28,53 +29,82 @@ COLLAPSE_RATIO = 0.25  # final embedding spread below this share of the initial 
 INTRO = (
     "Backbones pretrained without labels on each dataset's training split, each evaluated on the test "
     "split by cosine kNN on frozen features, a linear probe and a full fine-tune (the same budgets for "
-    "every row). Rows with method *none* are the baselines: the backbone as initialised, randomly or "
-    "with ImageNet weights. *Spread* is the per-dimension standard deviation of normalised features "
-    "x sqrt(dim) before and after pretraining (SimSiam's collapse check); a fall below "
-    f"{COLLAPSE_RATIO:.0%} of the start is flagged as collapse. *vs baseline* compares a pretrained "
-    "backbone with its starting point (the *none* recipe of the same backbone and weights; of several, the best "
-    "on that measure): the "
-    "difference ± the interval (at the report's confidence) of test-set sampling alone (one pretraining seed: seed-to-seed "
-    "spread is not in it), *above* or *below* when the interval excludes 0, else *within noise*."
+    "every row), once per seed: a row gives the mean over its seeds, ± the Student-t interval over them "
+    "(no ± from one seed). Rows with method *none* are the baselines: the backbone as initialised "
+    "(its seed is the random initialisation), randomly or with ImageNet weights. *Spread* is the "
+    "per-dimension standard deviation of normalised features x sqrt(dim) before and after pretraining "
+    f"(SimSiam's collapse check); a fall below {COLLAPSE_RATIO:.0%} of the start is flagged as collapse. "
+    "*vs baseline* compares a pretrained backbone with its starting point (the *none* recipe of the same "
+    "backbone and weights; of several, the best on that measure): the mean difference ± its interval (at "
+    "the report's confidence), *above* or *below* when the interval excludes 0, else *within noise*. Over "
+    "several seeds the differences are paired (seed s pretrained from the initialisation of the "
+    "baseline's seed s) and the interval is Student-t over seeds; from one seed it is the interval of "
+    "test-set sampling alone, which leaves seed-to-seed spread out."
 )
 
 
 def ssl_results(params: Params, workspace: Path = Path(".")) -> pd.DataFrame:
-    """One row per dataset x SSL recipe that has been evaluated (in `workspace`'s reports)."""
+    """One row per dataset x SSL recipe x seed that has been evaluated (in `workspace`'s reports)."""
     rows = []
     for dataset in params.datasets:
         for name in params.ssl.methods:
-            path = workspace / ssl_eval_dir(dataset, name) / "metrics.json"
-            if path.exists():
-                rows.append({"dataset": dataset, "ssl_recipe": name, **read_json(path)})
-    frame = pd.DataFrame(rows)
-    if len(frame):
-        frame["collapsed"] = frame.embedding_spread < COLLAPSE_RATIO * frame.embedding_spread_start
-    return frame
+            for seed in params.ssl.seeds:
+                path = workspace / ssl_eval_dir(dataset, name, seed) / "metrics.json"
+                if path.exists():
+                    rows.append({"dataset": dataset, "ssl_recipe": name, "seed": seed, **read_json(path)})
+    return pd.DataFrame(rows)
 
 
-def baseline_of(row: pd.Series, rows: pd.DataFrame, metric: str) -> pd.Series | None:
-    """The `method: none` row a pretrained backbone started from: same backbone, same weights;
-    of several (random init with different batch-norm statistics), the best on `metric`, so that
-    a gain is never claimed over a weakened baseline."""
-    if row.method == "none":
+def per_recipe(frame: pd.DataFrame, dataset: str) -> dict[str, pd.DataFrame]:
+    """Each SSL recipe's rows on `dataset`, one per seed, indexed by seed (sidecars written before
+    SSL recipes had seeds hold seed 0's rows without a seed column)."""
+    rows = frame[frame.dataset == dataset]
+    rows = rows.assign(seed=rows["seed"] if "seed" in rows else 0)
+    return {name: group.set_index("seed").sort_index() for name, group in rows.groupby("ssl_recipe", sort=True)}
+
+
+def mean_and_half(values: pd.Series, confidence: float) -> tuple[float, float]:
+    """The mean over seeds and the half-width of its Student-t interval (NaN from one seed)."""
+    mean, _, _, low, high = interval(values, confidence)
+    return mean, (high - low) / 2
+
+
+def figure_text(values: pd.Series, confidence: float, digits: int = 4) -> str:
+    mean, half = mean_and_half(values, confidence)
+    return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def baseline_of(name: str, recipes: dict[str, pd.DataFrame], metric: str) -> str | None:
+    """The `method: none` recipe the pretrained recipe `name` started from: same backbone, same
+    weights; of several (random init with different batch-norm statistics), the best on `metric`
+    (mean over seeds), so that a gain is never claimed over a weakened baseline."""
+    first = recipes[name].iloc[0]
+    if first.method == "none":
         return None
-    same = rows[(rows.method == "none") & (rows.backbone == row.backbone) & (rows.weights == row.weights)]
-    return same.sort_values([metric, "ssl_recipe"], ascending=[False, True]).iloc[0] if len(same) else None
+    start = ("none", first.backbone, first.weights)
+    same = [(-rows[metric].mean(), other) for other, rows in recipes.items()
+            if (rows.method.iloc[0], rows.backbone.iloc[0], rows.weights.iloc[0]) == start]
+    return min(same)[1] if same else None
 
 
-def gain_text(row: pd.Series, rows: pd.DataFrame, metric: str, confidence: float) -> str:
-    """'+0.031 ± 0.027 above effnet_random': the difference from the row's baseline (among
-    `rows`) of two accuracies on the same test images, with the unpaired normal interval of
-    test-set sampling (conservative: the two are positively correlated)."""
-    base = baseline_of(row, rows, metric)
+def gain_text(name: str, recipes: dict[str, pd.DataFrame], metric: str, confidence: float) -> str:
+    """'+0.031 ± 0.027 above effnet_random': the mean difference from the recipe's baseline on
+    their common seeds. Several seeds: the Student-t interval of the paired per-seed differences.
+    One seed: the unpaired normal interval of test-set sampling of two accuracies on the same test
+    images (conservative: the two are positively correlated)."""
+    base = baseline_of(name, recipes, metric)
     if base is None:
         return ""
-    p, q = row[metric], base[metric]
-    gain, half = p - q, math.hypot(sampling_half_width(p, row.test_images, confidence),
-                                   sampling_half_width(q, row.test_images, confidence))
+    seeds = recipes[name].index.intersection(recipes[base].index)
+    if len(seeds) == 0:
+        return f"no seed in common with {base}"
+    ours, theirs = recipes[name].loc[seeds], recipes[base].loc[seeds]
+    gain, half = mean_and_half(ours[metric] - theirs[metric], confidence)
+    if len(seeds) == 1:
+        p, q, images = ours[metric].iloc[0], theirs[metric].iloc[0], ours.test_images.iloc[0]
+        half = math.hypot(sampling_half_width(p, images, confidence), sampling_half_width(q, images, confidence))
     verdict = "above" if gain - half > 0 else "below" if gain + half < 0 else "within noise of"
-    return f"{gain:+.3f} ± {half:.3f} {verdict} {base.ssl_recipe}"
+    return f"{gain:+.3f} ± {half:.3f} {verdict} {base}"
 
 
 def sampling_half_width(accuracy: float, images: int, confidence: float) -> float:
@@ -82,53 +112,76 @@ def sampling_half_width(accuracy: float, images: int, confidence: float) -> floa
     return norm.ppf(0.5 + confidence / 2) * math.sqrt(accuracy * (1 - accuracy) / images)
 
 
+def finetune_text(rows: pd.DataFrame, confidence: float) -> str:
+    """A recipe's fine-tune accuracy, mean ± the interval over seeds, or from one seed ± the
+    interval of test-set sampling (with the number of seeds, which says which)."""
+    mean, half = mean_and_half(rows.finetune_accuracy, confidence)
+    if len(rows) == 1:
+        half = sampling_half_width(mean, rows.test_images.iloc[0], confidence)
+        return f"{mean:.3f} ± {half:.3f} (1 SSL seed)"
+    return f"{mean:.3f} ± {half:.3f} ({len(rows)} SSL seeds)"
+
+
 def published_line(frame: pd.DataFrame, dataset: str, published: dict | None, confidence: float) -> str:
     """The seed's published fine-tune accuracy after pretraining without labels (`published`:
-    value and source), beside our best pretrained backbone's fine-tune with its test-set
-    interval; '' when the seed published none for this dataset."""
+    value and source), beside our best pretrained backbone's mean fine-tune with its interval;
+    '' when the seed published none for this dataset."""
     best = best_pretrained(frame, dataset)
     if not published or best is None:
         return ""
-    half = sampling_half_width(best.finetune_accuracy, best.test_images, confidence)
+    name, rows = best
     return (f"Published (seed): fine-tune accuracy {published['value']:.3f} after pretraining without labels "
-            f"({published['source']}). Ours: `{best.ssl_recipe}` {best.finetune_accuracy:.3f} ± {half:.3f}.")
+            f"({published['source']}). Ours: `{name}` {finetune_text(rows, confidence)}.")
 
 
-def best_pretrained(frame: pd.DataFrame, dataset: str) -> pd.Series | None:
-    """The row of the backbone pretrained without labels (not a `none` baseline) whose fine-tune
-    scored best on this dataset; None when there is none."""
-    rows = frame[(frame.dataset == dataset) & (frame.method != "none")]
-    return rows.sort_values(["finetune_accuracy", "ssl_recipe"], ascending=[False, True]).iloc[0] if len(rows) else None
+def best_pretrained(frame: pd.DataFrame, dataset: str) -> tuple[str, pd.DataFrame] | None:
+    """(name, rows per seed) of the backbone pretrained without labels (not a `none` baseline)
+    whose mean fine-tune scored best on this dataset; None when there is none."""
+    pretrained = [(-rows.finetune_accuracy.mean(), name) for name, rows in per_recipe(frame, dataset).items()
+                  if rows.method.iloc[0] != "none"]
+    if not pretrained:
+        return None
+    name = min(pretrained)[1]
+    return name, per_recipe(frame, dataset)[name]
 
 
 def ssl_table(frame: pd.DataFrame, dataset: str, ks: list[int], confidence: float) -> pd.DataFrame:
-    rows = frame[frame.dataset == dataset].sort_values(f"knn{ks[0]}_accuracy", ascending=False)
-    records = [row for _, row in rows.iterrows()]
-    table = pd.DataFrame({"SSL recipe": rows.ssl_recipe, "method": rows.method,
-                          "backbone": rows.backbone + " (" + rows.weights + ")"})
-    for k in ks:
-        table[f"kNN@{k}"] = rows[f"knn{k}_accuracy"].map("{:.4f}".format)
-    table[f"kNN@{ks[0]} vs baseline"] = [gain_text(row, rows, f"knn{ks[0]}_accuracy", confidence) for row in records]
-    table["linear probe"] = rows.probe_accuracy.map("{:.4f}".format)
-    table["fine-tune"] = rows.finetune_accuracy.map("{:.4f}".format)
-    table["fine-tune vs baseline"] = [gain_text(row, rows, "finetune_accuracy", confidence) for row in records]
-    table["spread start -> end"] = [f"{a:.3f} -> {b:.3f}" for a, b in zip(rows.embedding_spread_start,
-                                                                           rows.embedding_spread)]
-    table["collapsed"] = rows.collapsed.map({True: "yes", False: "no"})
-    table["pretrain epochs"] = rows.pretrain_epochs
-    table["pretrain s"] = rows.pretrain_seconds.map("{:.0f}".format)
-    table["pretrain img/s"] = rows.pretrain_images_per_second.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    return table.reset_index(drop=True)
+    recipes = per_recipe(frame, dataset)
+    order = sorted(recipes, key=lambda name: (-recipes[name][f"knn{ks[0]}_accuracy"].mean(), name))
+    records = []
+    for name in order:
+        rows = recipes[name]
+        first = rows.iloc[0]
+        record = {"SSL recipe": name, "method": first.method, "backbone": f"{first.backbone} ({first.weights})",
+                  "seeds": ", ".join(map(str, rows.index))}
+        for k in ks:
+            record[f"kNN@{k}"] = figure_text(rows[f"knn{k}_accuracy"], confidence)
+        record[f"kNN@{ks[0]} vs baseline"] = gain_text(name, recipes, f"knn{ks[0]}_accuracy", confidence)
+        record["linear probe"] = figure_text(rows.probe_accuracy, confidence)
+        record["fine-tune"] = figure_text(rows.finetune_accuracy, confidence)
+        record["fine-tune vs baseline"] = gain_text(name, recipes, "finetune_accuracy", confidence)
+        start, end = rows.embedding_spread_start, rows.embedding_spread
+        record["spread start -> end"] = f"{start.mean():.3f} -> {end.mean():.3f}"
+        collapsed = int((end < COLLAPSE_RATIO * start).sum())  # seeds
+        record["collapsed"] = "no" if not collapsed else "yes" if collapsed == len(rows) else f"{collapsed} of {len(rows)}"
+        record["pretrain epochs"] = int(first.pretrain_epochs)
+        record["pretrain s"] = f"{rows.pretrain_seconds.mean():.0f}"
+        speed = rows.pretrain_images_per_second.mean()
+        record["pretrain img/s"] = "" if pd.isna(speed) else f"{speed:.1f}"
+        records.append(record)
+    return pd.DataFrame(records)
 
 
-def ssl_figure(frame: pd.DataFrame, dataset: str, k: int) -> plt.Figure:
+def ssl_figure(frame: pd.DataFrame, dataset: str, k: int, confidence: float) -> plt.Figure:
+    """Bars of the mean over seeds, with the Student-t interval over seeds where there are several."""
     rows = frame[frame.dataset == dataset]
     long = rows.melt(id_vars="ssl_recipe", value_vars=[f"knn{k}_accuracy", "probe_accuracy", "finetune_accuracy"],
                      var_name="evaluation", value_name="test accuracy")
     long["evaluation"] = long.evaluation.map({f"knn{k}_accuracy": f"kNN@{k}", "probe_accuracy": "linear probe",
                                               "finetune_accuracy": "fine-tune"})
-    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * len(rows)))
-    sns.barplot(long, x="test accuracy", y="ssl_recipe", hue="evaluation", orient="h", ax=ax)
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * rows.ssl_recipe.nunique()))
+    sns.barplot(long, x="test accuracy", y="ssl_recipe", hue="evaluation", orient="h", ax=ax,
+                errorbar=lambda values: interval(values, confidence)[3:])
     ax.set_ylabel("")
     ax.set_xlim(0, 1)
     ax.set_title(f"{dataset}: self-supervised backbones vs baselines")

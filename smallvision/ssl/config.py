@@ -2,6 +2,7 @@
 
 ssl:
   methods: [simclr, byol]   # names under ssl.recipes, pretrained and evaluated on every dataset
+  seeds: [0, 1, 2]          # each pretrains and is evaluated once per seed
   pretrain: {...}           # defaults for every recipe (a recipe overrides any key)
   recipes: {simclr: {method: simclr, ...}, random: {method: none}, ...}
   evaluate: {knn: {...}, probe: {...}, finetune: {...}}   # probe/finetune override `train`
@@ -44,6 +45,7 @@ class SSLEvaluateConfig(Strict):
 
 class RawSSL(Strict):
     methods: list[str] = []
+    seeds: list[int] = [0]
     pretrain: dict = {}
     recipes: dict[str, dict] = {}
     evaluate: SSLEvaluateConfig = SSLEvaluateConfig()
@@ -59,24 +61,35 @@ EVALUATIONS = {"probe": "all", "finetune": "none"}  # evaluation -> the backbone
 @dataclass
 class SSLParams:
     methods: list[str]
+    seeds: list[int]
     recipes: dict[str, PretrainConfig]
     evaluate: SSLEvaluateConfig
     train_defaults: dict
 
-    def recipe(self, name: str) -> PretrainConfig:
+    def recipe(self, name: str, seed: int = 0) -> PretrainConfig:
+        """The SSL recipe merged with the pretrain defaults, for one seed."""
         if name not in self.recipes:
             raise UserError(f"no SSL recipe '{name}' under ssl.recipes in {PARAMS_FILE}"
                             f"{did_you_mean(name, self.recipes)}")
-        return self.recipes[name]
+        return self.recipes[name].model_copy(update={"seed": seed})
 
-    def evaluation_recipe(self, name: str, evaluation: str, backbone_init: str) -> TorchRecipe:
+    def check_seed(self, seed: int) -> None:
+        """A stage's seed argument must be one of ssl.seeds (a typo fails before anything is written)."""
+        if seed not in self.seeds:
+            raise UserError(f"seed {seed} is not in ssl.seeds of {PARAMS_FILE} "
+                            f"({', '.join(map(str, self.seeds))}): add it there, or pass one of those")
+
+    def evaluation_recipe(self, name: str, evaluation: str, backbone_init: str, seed: int = 0) -> TorchRecipe:
         """The torch recipe that evaluates SSL recipe `name` by `evaluation` (probe or finetune):
-        its backbone, loaded from `backbone_init`, at its input size."""
+        its backbone, loaded from `backbone_init`, at its input size, trained with `seed`."""
         ssl_recipe = self.recipe(name)
         overrides = getattr(self.evaluate, evaluation)
+        if "seed" in overrides:
+            raise UserError(f"ssl.evaluate.{evaluation}.seed: seeds are set by ssl.seeds in {PARAMS_FILE}, "
+                            "not in an evaluation")
         model = {"backbone": ssl_recipe.backbone.model_dump(), "backbone_init": backbone_init,
                  "freeze": EVALUATIONS[evaluation]}
-        merged = deep_merge(self.train_defaults, {"input_size": ssl_recipe.input_size, **overrides})
+        merged = deep_merge(self.train_defaults, {"input_size": ssl_recipe.input_size, "seed": seed, **overrides})
         merged["model"] = deep_merge(model, overrides.get("model", {}))
         return _validate(TorchRecipe, merged, where=f"ssl.evaluate.{evaluation}")
 
@@ -102,6 +115,10 @@ def with_defaults(defaults: dict, overrides: dict) -> dict:
 
 def load_ssl(raw: dict, train_defaults: dict) -> SSLParams:
     top = _validate(RawSSL, raw, where="ssl")
+    for where, block in [("pretrain", top.pretrain), *((f"recipes.{n}", r) for n, r in top.recipes.items())]:
+        if isinstance(block, dict) and "seed" in block:
+            raise UserError(f"{SSL_FILE}: {where}: seeds are set by ssl.seeds in {PARAMS_FILE}, not in a recipe "
+                            "or its defaults")
     _validate(PretrainConfig, {"method": "none", **top.pretrain}, where="ssl.pretrain")
     recipes = {}
     for name, overrides in top.recipes.items():
@@ -116,7 +133,7 @@ def load_ssl(raw: dict, train_defaults: dict) -> SSLParams:
         if name not in recipes:
             raise UserError(f"{PARAMS_FILE}: ssl.methods names '{name}', which is not defined under ssl.recipes"
                             f"{did_you_mean(name, recipes)}; defined: {', '.join(recipes) or 'none'}")
-    params = SSLParams(top.methods, recipes, top.evaluate, train_defaults)
+    params = SSLParams(top.methods, top.seeds, recipes, top.evaluate, train_defaults)
     for name in recipes:  # an evaluation recipe with a bad key fails here, before any stage runs
         for evaluation in EVALUATIONS:
             params.evaluation_recipe(name, evaluation, BACKBONE_FILE)
@@ -124,14 +141,15 @@ def load_ssl(raw: dict, train_defaults: dict) -> SSLParams:
 
 
 def load_ssl_params(params_path: str | Path = "params.yaml") -> SSLParams:
-    """The SSL recipes of ssl.yaml, with params.yaml's `ssl.methods` (what runs) and `train`
+    """The SSL recipes of ssl.yaml, with params.yaml's `ssl.methods` and `ssl.seeds` (what runs) and `train`
     defaults (the probe's and fine-tune's)."""
     params_path = Path(params_path)
     params = read_yaml_file(params_path)
     ssl_path = params_path.parent / SSL_FILE
     raw = read_yaml_file(ssl_path, what="pretrain, recipes and evaluate")
-    if "methods" in raw:
-        raise UserError(f"{ssl_path} must be a mapping of pretrain, recipes and evaluate "
-                        f"(which recipes run is ssl.methods in {params_path.name})")
-    methods = (params.get("ssl") or {}).get("methods") or []
-    return load_ssl({"methods": methods, **raw}, params.get("train") or {})
+    if "methods" in raw or "seeds" in raw:
+        raise UserError(f"{ssl_path} must be a mapping of pretrain, recipes and evaluate (which recipes run, "
+                        f"and with which seeds, is ssl.methods and ssl.seeds in {params_path.name})")
+    runs = params.get("ssl") or {}
+    return load_ssl({"methods": runs.get("methods") or [], "seeds": runs.get("seeds", [0]), **raw},
+                    params.get("train") or {})

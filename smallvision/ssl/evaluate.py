@@ -5,8 +5,10 @@ fine-tune, both run by the one training loop as recipes whose `model.backbone_in
 pretrained file. Every evaluation loads the backbone the way any recipe would, so a backbone
 that a fine-tune recipe cannot load fails here, at once.
 
-reports/eval/<dataset>/ssl-<recipe>/metrics.json   knn<k>_accuracy, probe_*, finetune_*, pretraining figures
-data/ssl_eval/<dataset>/<recipe>/{probe,finetune}   the two runs' weights and logs
+reports/eval/<dataset>/ssl-<recipe>/s<seed>/metrics.json   knn<k>_accuracy, probe_*, finetune_*, pretraining figures
+data/ssl_eval/<dataset>/<recipe>/s<seed>/{probe,finetune}   the two runs' weights and logs
+
+The probe and the fine-tune train with the pretraining's seed.
 """
 
 from __future__ import annotations
@@ -30,23 +32,24 @@ from smallvision.train.loop import train_torch
 from smallvision.train.resumable import BEST
 
 
-def evaluate_pretrained(dataset: str, name: str, ssl: SSLParams, data: PreparedData, top_k: int,
+def evaluate_pretrained(dataset: str, name: str, seed: int, ssl: SSLParams, data: PreparedData, top_k: int,
                         out_dir: Path) -> dict:
-    pretrained = pretrained_dir(dataset, name)
+    pretrained = pretrained_dir(dataset, name, seed)
     backbone_init = str(pretrained / BACKBONE_FILE)
     recipe = ssl.recipe(name)
     pretraining = read_json(pretrained / SUMMARY)
     metrics = {"method": recipe.method, "backbone": recipe.backbone.name,
                "weights": getattr(recipe.backbone, "weights", "none"), "test_images": len(data["test"])}
-    metrics.update(knn_test_accuracies(ssl.evaluation_recipe(name, "probe", backbone_init), data, ssl.evaluate.knn))
+    metrics.update(knn_test_accuracies(ssl.evaluation_recipe(name, "probe", backbone_init, seed), data,
+                                       ssl.evaluate.knn))
     for evaluation in EVALUATIONS:
-        metrics.update(fit_and_test(evaluation, ssl.evaluation_recipe(name, evaluation, backbone_init), data, top_k,
-                                    ssl_evaluation_paths(dataset, name, evaluation)))
+        metrics.update(fit_and_test(evaluation, ssl.evaluation_recipe(name, evaluation, backbone_init, seed), data,
+                                    top_k, ssl_evaluation_paths(dataset, name, seed, evaluation)))
     metrics.update(pretraining_figures(pretraining))
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "metrics.json", metrics)
     knn = ", ".join(f"kNN@{k} {metrics[f'knn{k}_accuracy']:.4f}" for k in ssl.evaluate.knn.k)
-    log(f"{dataset}/{name}: {knn}, probe {metrics['probe_accuracy']:.4f}, fine-tune {metrics['finetune_accuracy']:.4f}")
+    log(f"{dataset}/{name} seed {seed}: {knn}, probe {metrics['probe_accuracy']:.4f}, fine-tune {metrics['finetune_accuracy']:.4f}")
     return metrics
 
 
