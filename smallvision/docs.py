@@ -288,8 +288,8 @@ def ssl_headline_rows(data: dict) -> list[str]:
 
 
 def ssl_seeds(data: dict) -> int:
-    """How many seeds a study's SSL recipes ran with (sidecars from before SSL seeds: 1)."""
-    return len({row.get("seed", 0) for row in data["ssl"]["rows"]})
+    """How many seeds a study's SSL recipes ran with."""
+    return len({row["seed"] for row in data["ssl"]["rows"]})
 
 
 def report_name(source: str) -> str:

@@ -203,12 +203,12 @@ def test_results_page_times_each_recipe_to_the_seeds_figure():
     assert page.splitlines()[-1].endswith("|  |")  # no learning curve (kNN): no time
 
 
-def test_ssl_study_compares_each_backbone_with_its_starting_point():
+def test_ssl_study_compares_each_backbone_with_its_starting_point(tmp_path):
     """A pretrained backbone is judged against the `none` recipe of the same backbone and weights,
     with the interval of test-set sampling; the study's headline is its best SSL fine-tune."""
-    base = {"dataset": "pokemon150", "backbone": "efficientnet_lite0", "test_images": 1000, "knn20_accuracy": 0.05,
-            "probe_accuracy": 0.1, "finetune_accuracy": 0.4, "embedding_spread_start": 0.2, "embedding_spread": 0.3,
-            "collapsed": False, "pretrain_epochs": 20, "pretrain_seconds": 400.0, "pretrain_images_per_second": 200.0}
+    base = {"dataset": "pokemon150", "seed": 0, "backbone": "efficientnet_lite0", "test_images": 1000,
+            "knn20_accuracy": 0.05, "probe_accuracy": 0.1, "finetune_accuracy": 0.4, "embedding_spread_start": 0.2,
+            "embedding_spread": 0.3, "pretrain_epochs": 20, "pretrain_seconds": 400.0, "pretrain_images_per_second": 200.0}
     rows = [{**base, "ssl_recipe": "effnet_random", "method": "none", "weights": "none", "pretrain_epochs": 0},
             {**base, "ssl_recipe": "simclr_effnet", "method": "simclr", "weights": "none", "knn20_accuracy": 0.12},
             {**base, "ssl_recipe": "byol_effnet", "method": "byol", "weights": "none", "knn20_accuracy": 0.06},
@@ -232,11 +232,13 @@ def test_ssl_study_compares_each_backbone_with_its_starting_point():
     assert docs.headline_rows(data) == [
         "| pokemon150 | SSL fine-tune accuracy | 0.300 (Pokémon-150) | `moco_effnet_imagenet` 0.750 ± 0.027 "
         "(1 SSL seed) | 2026-01-02 | [x] |"]
+    (tmp_path / "x.json").write_text(json.dumps(data))
+    assert "From 1 SSL seed, ± is the interval of test-set sampling alone." in docs.render_headline(tmp_path)
     del data["ssl"]["seed_figures"]  # a sidecar written before SSL figures were published
     assert "Published (seed)" not in docs.results_markdown(data) and "| none |" in docs.headline_rows(data)[0]
 
 
-def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons():
+def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons(tmp_path):
     """Three seeds: each figure is the mean ± the Student-t interval over seeds, and a backbone is
     compared with its baseline seed by seed (seed s pretrained from initialisation s). Here the
     initialisations differ a lot but pretraining adds 0.010-0.014 to each: paired, the gain is
@@ -268,6 +270,8 @@ def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons():
     assert table["byol"][6] == "0.4300 ± 0.0896"  # fine-tune 0.40, 0.42, 0.47: 4.303 * 0.0361 / sqrt(3)
     assert table["byol"][9] == "1 of 3"  # seed 2's spread fell below a quarter of its start
     assert docs.headline_rows(data)[0].endswith("`byol` 0.430 ± 0.090 (3 SSL seeds) | 2026-01-02 | [x] |")
+    (tmp_path / "x.json").write_text(json.dumps(data))
+    assert "From 1 SSL seed" not in docs.render_headline(tmp_path)
 
 
 def test_a_pretrained_backbone_is_judged_against_its_best_starting_point():
@@ -277,9 +281,9 @@ def test_a_pretrained_backbone_is_judged_against_its_best_starting_point():
 
     from smallvision.report.ssl import ssl_table
 
-    base = {"dataset": "d", "backbone": "efficientnet_lite0", "weights": "none", "test_images": 1000,
+    base = {"dataset": "d", "seed": 0, "backbone": "efficientnet_lite0", "weights": "none", "test_images": 1000,
             "probe_accuracy": 0.1, "finetune_accuracy": 0.4, "embedding_spread_start": 0.2, "embedding_spread": 0.3,
-            "collapsed": False, "pretrain_epochs": 0, "pretrain_seconds": 0.0, "pretrain_images_per_second": None}
+            "pretrain_epochs": 0, "pretrain_seconds": 0.0, "pretrain_images_per_second": None}
     frame = pd.DataFrame([{**base, "ssl_recipe": "random_recalibrated", "method": "none", "knn20_accuracy": 0.02},
                           {**base, "ssl_recipe": "random_as_initialised", "method": "none", "knn20_accuracy": 0.08,
                            "finetune_accuracy": 0.38},

@@ -56,10 +56,8 @@ def ssl_results(params: Params, workspace: Path = Path(".")) -> pd.DataFrame:
 
 
 def per_recipe(frame: pd.DataFrame, dataset: str) -> dict[str, pd.DataFrame]:
-    """Each SSL recipe's rows on `dataset`, one per seed, indexed by seed (sidecars written before
-    SSL recipes had seeds hold seed 0's rows without a seed column)."""
+    """Each SSL recipe's rows on `dataset`, one per seed, indexed by seed."""
     rows = frame[frame.dataset == dataset]
-    rows = rows.assign(seed=rows["seed"] if "seed" in rows else 0)
     return {name: group.set_index("seed").sort_index() for name, group in rows.groupby("ssl_recipe", sort=True)}
 
 
@@ -96,8 +94,6 @@ def gain_text(name: str, recipes: dict[str, pd.DataFrame], metric: str, confiden
     if base is None:
         return ""
     seeds = recipes[name].index.intersection(recipes[base].index)
-    if len(seeds) == 0:
-        return f"no seed in common with {base}"
     ours, theirs = recipes[name].loc[seeds], recipes[base].loc[seeds]
     gain, half = mean_and_half(ours[metric] - theirs[metric], confidence)
     if len(seeds) == 1:
@@ -137,12 +133,12 @@ def published_line(frame: pd.DataFrame, dataset: str, published: dict | None, co
 def best_pretrained(frame: pd.DataFrame, dataset: str) -> tuple[str, pd.DataFrame] | None:
     """(name, rows per seed) of the backbone pretrained without labels (not a `none` baseline)
     whose mean fine-tune scored best on this dataset; None when there is none."""
-    pretrained = [(-rows.finetune_accuracy.mean(), name) for name, rows in per_recipe(frame, dataset).items()
-                  if rows.method.iloc[0] != "none"]
+    recipes = per_recipe(frame, dataset)
+    pretrained = [(-rows.finetune_accuracy.mean(), name) for name, rows in recipes.items() if rows.method.iloc[0] != "none"]
     if not pretrained:
         return None
     name = min(pretrained)[1]
-    return name, per_recipe(frame, dataset)[name]
+    return name, recipes[name]
 
 
 def ssl_table(frame: pd.DataFrame, dataset: str, ks: list[int], confidence: float) -> pd.DataFrame:
