@@ -110,13 +110,15 @@ def used_sources(sources: dict, datasets: dict) -> dict:
     return {name: source for name, source in sources.items() if name in read or source.get("kind") == "sklearn_digits"}
 
 
-def apply(study: dict, params_file: Path = Path(PARAMS_FILE)) -> None:
+def rewritten(study: dict, params_text: str, recipes_file: Path) -> str:
+    """`params_text` (a params.yaml) with the study's sections in place of its own, the others
+    kept as they are, comments included."""
     from ruamel.yaml import YAML
 
     editor = YAML()  # round-trip: keeps the comments of the sections left alone
     editor.width = DVC_WIDTH
-    params = editor.load(params_file.read_text())
-    recipes = yaml.safe_load((params_file.parent / "recipes.yaml").read_text())
+    params = editor.load(params_text)
+    recipes = yaml.safe_load(recipes_file.read_text())
     runs = run_entries(study, {name: (cfg or {}).get("method", "torch") for name, cfg in recipes.items()})
     study = {**study, "runs": runs,
              "sources": used_sources(study.get("sources") or {}, study.get("datasets") or {})}
@@ -125,9 +127,14 @@ def apply(study: dict, params_file: Path = Path(PARAMS_FILE)) -> None:
     for section in ("runs", *SECTIONS):
         if section in study and as_plain(params.get(section)) != study[section]:
             params[section] = styled(study[section])
+    out = io.StringIO()
+    editor.dump(params, out)
+    return out.getvalue()
+
+
+def apply(study: dict, params_file: Path = Path(PARAMS_FILE)) -> None:
     tmp = params_file.with_suffix(".tmp")
-    with open(tmp, "w") as handle:
-        editor.dump(params, handle)
+    tmp.write_text(rewritten(study, params_file.read_text(), params_file.parent / "recipes.yaml"))
     try:
         load_params(tmp)  # the result must be valid before it replaces params.yaml
     except UserError:

@@ -8,12 +8,14 @@ import importlib.util
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from smallvision import docs
+from smallvision import docs, profile
+from smallvision.errors import UserError
 from smallvision.schema import read_yaml_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,6 +203,37 @@ def test_results_page_times_each_recipe_to_the_seeds_figure():
     assert "| published (seed) | time to seed's 0.700 (val; the seed took 133 min) |" in page
     assert page.count("| 90 s (3 of 3 seeds) |") == 1 and "| not reached (0 of 3) |" in page
     assert page.splitlines()[-1].endswith("|  |")  # no learning curve (kNN): no time
+
+
+def test_a_results_page_needs_params_its_command_rebuilds(tmp_path, monkeypatch):
+    """The page's command (profile STUDY --seeds ...) must write the run's params.yaml from the committed
+    one byte for byte: other seeds, another data folder or a hand edit are refused, naming the line."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("POKEMON150", "/data/pokemon150")
+    committed = subprocess.run(["git", "show", "HEAD:params.yaml"], capture_output=True, text=True, check=True).stdout
+    run_params = tmp_path / "params.yaml"
+    run_params.write_text(profile.rewritten(profile.read_study("pokemon150_ssl", [0, 1]), committed,
+                                            REPO / "recipes.yaml"))
+    docs.check_params_reproduce("pokemon150_ssl", [0, 1], run_params)
+    with pytest.raises(UserError, match=r"profile pokemon150_ssl --seeds 0 1 2` writes .*\(line \d+: 'launcher: python', "
+                                                r"expected '  pokemon150-effnet_knn-s2:'"):
+        docs.check_params_reproduce("pokemon150_ssl", [0, 1, 2], run_params)
+    monkeypatch.setenv("POKEMON150", "/elsewhere")
+    with pytest.raises(UserError, match="/data/pokemon150.*expected .*/elsewhere.*folder variables"):
+        docs.check_params_reproduce("pokemon150_ssl", [0, 1], run_params)
+    monkeypatch.setenv("POKEMON150", "/data/pokemon150")
+    run_params.write_text(run_params.read_text().replace("\n  epochs: 20\n", "\n  epochs: 3\n", 1))
+    with pytest.raises(UserError, match="'  epochs: 3', expected '  epochs: 20'"):
+        docs.check_params_reproduce("pokemon150_ssl", [0, 1], run_params)
+
+
+def test_results_page_names_the_params_its_command_writes():
+    data = {"study": "x", "command": "c", "confidence": 0.95, "datasets": {},
+            "metadata": {"device": "CPU", "date": "d", "git_commit": "abc", "params_md5": "f00", "python": "3.11",
+                         "libraries": {}}}
+    assert "params.yaml" not in docs.results_markdown(data)  # a page from before the check claims nothing
+    assert "- params.yaml: as the command above writes it (md5 f00)" in \
+        docs.results_markdown({**data, "params_as_command": True})
 
 
 def test_ssl_study_compares_each_backbone_with_its_starting_point(tmp_path):

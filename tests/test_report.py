@@ -120,3 +120,22 @@ def test_sprites_report_with_gradcam_and_facts(tmp_path):
     results = json.loads(out.stdout)
     assert [r["top"][0]["class"] for r in results] == list(right.actual)
     assert all(r["facts"]["name"] and r["facts"]["types"] and r["facts"]["genus"] for r in results)
+
+
+def test_the_commit_is_dirty_for_code_changes_not_for_params_yaml(tmp_path, monkeypatch):
+    """params.yaml is named by its md5 beside the commit (profile and -S edit it); any other tracked
+    file changed makes the commit '(with uncommitted changes)'."""
+    from smallvision.report.metadata import git_commit
+
+    monkeypatch.chdir(tmp_path)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q"], check=True)
+    for name in ("params.yaml", "dvc.lock", "recipes.yaml"):
+        (tmp_path / name).write_text("a: 1\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    for name in ("params.yaml", "dvc.lock"):
+        (tmp_path / name).write_text("a: 2\n")
+    assert git_commit().endswith(tuple("0123456789abcdef"))  # a bare sha
+    (tmp_path / "recipes.yaml").write_text("a: 2\n")
+    assert git_commit().endswith(" (with uncommitted changes)")

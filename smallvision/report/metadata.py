@@ -16,8 +16,10 @@ def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              check=True).stdout.strip()
-        # dvc.lock is rewritten by the run itself: only code and params count as changes.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"],
+        # dvc.lock is rewritten by the run itself, and params.yaml is named by its md5 beside the
+        # commit (`profile` and `dvc exp run -S` edit it): the other tracked files count as changes.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock",
+                                ":!params.yaml"],
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
