@@ -7,9 +7,9 @@
 
 Results come from the run's own files (reports/metrics.json, reports/results.json's metadata,
 params.yaml's runs), never from typed figures, and a page is written only when its command
-(`profile STUDY --seeds ...`) rebuilds the run's params.yaml. docs/results/<study>.json holds what the README's
-headline table needs; tests/test_docs.py checks that the table, the catalogue and the recipe
-files agree."""
+(`profile STUDY --seeds ...`) rebuilds the run's params.yaml. docs/results/<study>.json holds
+what the README's headline table needs; tests/test_docs.py checks that the table, the catalogue
+and the recipe files agree."""
 
 from __future__ import annotations
 
