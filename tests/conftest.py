@@ -164,8 +164,11 @@ def multilabel_arrays(count: int = 240, size: int = 16, labels: int = 4, seed: i
 
 
 # ---------------------------------------------------------------------------------------
-# The end-to-end pipeline: every recipe through `dvc repro` on a tiny dataset, shared by the
-# pipeline, report and predict tests (it is the suite's most expensive fixture).
+# Every recipe end to end on a tiny dataset, two ways. `every_recipe` runs the stage scripts
+# (prepare, train and evaluate of each recipe, report) in this one process: a stage's own
+# process spends seconds importing torch, scikit-learn and dvclive, which over every recipe
+# was most of the suite's time (8 of its 19 minutes on a 2-core Intel Xeon). `pipeline` runs the real `dvc repro` on one recipe of each method,
+# for what only DVC does: which stages rerun, the lock, experiments, plots.
 
 def tiny(params: dict, recipes: dict, epochs: int = 1) -> None:
     """Small, fast settings for every recipe, keeping what each recipe is about (its model,
@@ -197,46 +200,60 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-# The recipes split into parts, each run in its own copy of the repo by its own pytest-xdist
-# worker (the group mark sends every test of a part to the worker that built it): the parts
-# run side by side instead of one worker carrying every recipe while the other waits.
-PIPELINE_PARTS = 2
+PIPELINE_RECIPES = ["logreg", "mlp", "effnet_knn"]  # one of each method: scikit-learn, torch, knn
 
 
 def recipe_names() -> list[str]:
     return list(read_yaml(REPO / "recipes.yaml"))
 
 
-def pipeline_part(part: int, *values) -> pytest.param:
-    """A parameter that runs a test on pipeline part `part` (after `values`, for tests that
-    parametrize more than the pipeline), in that part's xdist group."""
-    return pytest.param(*values, part, marks=pytest.mark.xdist_group(f"pipeline{part}"),
-                        id="-".join([*map(str, values), f"part{part}"]))
-
-
-def part_recipes(part: int) -> list[str]:
-    """Every PIPELINE_PARTS-th recipe of recipes.yaml: heavy and light recipes spread over the parts."""
-    return recipe_names()[part::PIPELINE_PARTS]
-
-
-def part_of(recipe: str) -> int:
-    return next(part for part in range(PIPELINE_PARTS) if recipe in part_recipes(part))
-
-
-@pytest.fixture(scope="session", params=[pipeline_part(part) for part in range(PIPELINE_PARTS)])
-def pipeline(request, tmp_path_factory):
-    """Every recipe of one part through `dvc repro` on a tiny dataset: (repo, params, output)."""
+def tiny_project(tmp_path_factory, recipes: list[str]) -> tuple[Path, dict]:
+    """A committed copy of the repo whose runs are these recipes, at tiny settings, on a
+    40-image dataset of four classes."""
     images = make_image_folder(tmp_path_factory.mktemp("images") / "tiny", {c: 10 for c in "abcd"}, size=40)
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
 
-    def part_recipes_on_tiny(params, recipes):
-        tiny(params, recipes)
+    def recipes_on_tiny(params, definitions):
+        tiny(params, definitions)
         params["datasets"] = {"tiny": {"root": str(images)}}
-        params["runs"] = runs_for("tiny", part_recipes(request.param), definitions=recipes)
+        params["runs"] = runs_for("tiny", recipes, definitions=definitions)
 
-    params, _ = edit_params(repo, part_recipes_on_tiny)
-    commit(repo, f"tiny settings, recipes of part {request.param}")
+    params, _ = edit_params(repo, recipes_on_tiny)
+    commit(repo, "tiny settings")
+    return repo, params
+
+
+def run_stage(repo: Path, stage: str, *arguments) -> None:
+    """A stage script's main() in this process, from the repo's root, as `python -m stages.<stage>`
+    would run it."""
+    import importlib
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repo)
+        patch.setattr(sys, "argv", [stage, *map(str, arguments)])
+        importlib.import_module(f"stages.{stage}").main()
+
+
+@pytest.fixture(scope="session")
+def every_recipe(tmp_path_factory):
+    """Every recipe of recipes.yaml through the stage scripts (prepare, train, evaluate, report),
+    run in this process: (repo, params)."""
+    repo, params = tiny_project(tmp_path_factory, recipe_names())
+    run_stage(repo, "prepare", "tiny")
+    for run_ in params["runs"].values():
+        for stage in ("train", "evaluate"):
+            run_stage(repo, stage, run_["dataset"], run_["recipe"], run_["seed"])
+    run_stage(repo, "report")
+    return repo, params
+
+
+EVERY_RECIPE = pytest.mark.xdist_group("every_recipe")  # one worker builds the fixture, once
+PIPELINE = pytest.mark.xdist_group("pipeline")
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """One recipe of each method through `dvc repro`: (repo, params, output)."""
+    repo, params = tiny_project(tmp_path_factory, PIPELINE_RECIPES)
     first = run(["dvc", "repro"], cwd=repo)
     return repo, params, first
-
-

@@ -1,12 +1,13 @@
-"""End to end: the real `dvc repro` / `dvc exp run` in a fresh copy of the repository, with
-every recipe in params.yaml on a tiny dataset (one epoch, 32 px, four classes). The recipes run
-in parts (see `pipeline` in conftest.py); a test on every part sees each recipe once."""
+"""End to end on a tiny dataset (one epoch, 32 px, four classes), in a fresh copy of the
+repository: every recipe through the stage scripts (`every_recipe`), and one recipe of each
+method through the real `dvc repro` / `dvc exp run` (`pipeline`; see conftest.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 
 import pytest
 import torch
@@ -17,26 +18,23 @@ from smallvision.train.device import seed_everything
 from smallvision.models.build import build_for_data
 from smallvision.train.resumable import BEST
 from tests.conftest import (
-    PIPELINE_PARTS,
-    part_of,
-    part_recipes,
-    pipeline_part,
+    EVERY_RECIPE,
+    PIPELINE,
+    PIPELINE_RECIPES,
+    REPO,
+    read_yaml,
     recipe_names,
     run,
     stages_run,
 )
 
 
-def test_the_parts_hold_every_recipe_once():
-    parts = [part_recipes(part) for part in range(PIPELINE_PARTS)]
-    assert sorted(sum(parts, [])) == sorted(recipe_names()) and all(parts)
-    assert all(part_of(name) == part for part, names in enumerate(parts) for name in names)
-
-
-def test_every_recipe_produces_metrics(pipeline):
-    repo, params, _ = pipeline
+@EVERY_RECIPE
+def test_every_recipe_produces_metrics(every_recipe):
+    repo, params = every_recipe
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     ours = [run["recipe"] for run in params["runs"].values()]
+    assert ours == recipe_names()
     assert set(metrics) == {"tiny"} and set(metrics["tiny"]) == set(ours)
     for recipe, values in metrics["tiny"].items():
         for key in ("accuracy", "balanced_accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc_ovr",
@@ -59,16 +57,48 @@ def test_every_recipe_produces_metrics(pipeline):
     assert f"| {ours[0]} |" in (repo / "reports/README.md").read_text()
 
 
+def declared_outputs(stage: str, run_: dict) -> list[str]:
+    """The paths dvc.yaml's foreach stage declares (outs, metrics, plots) for one run."""
+    declared = read_yaml(REPO / "dvc.yaml")["stages"][stage]["do"]
+    paths = [next(iter(entry)) if isinstance(entry, dict) else entry
+             for kind in ("outs", "metrics", "plots") for entry in declared.get(kind, [])]
+    return [re.sub(r"\$\{item\.(\w+)\}", lambda key: str(run_[key.group(1)]), path) for path in paths]
+
+
+@EVERY_RECIPE
+def test_every_recipe_writes_each_output_dvc_yaml_declares(every_recipe):
+    """What `dvc repro` would refuse if it were missing, checked for runs made outside DVC."""
+    repo, params = every_recipe
+    missing = [path for run_ in params["runs"].values() for stage in ("train", "evaluate")
+               for path in declared_outputs(stage, run_) if not (repo / path).exists()]
+    assert not missing
+
+
+def test_the_pipeline_recipes_are_one_of_each_method():
+    methods = [read_yaml(REPO / "recipes.yaml")[name].get("method", "torch") for name in PIPELINE_RECIPES]
+    assert sorted(methods) == ["knn", "logreg", "torch"]
+
+
+@PIPELINE
+def test_dvc_repro_runs_each_listed_recipe_once_and_reports_it(pipeline):
+    repo, params, first = pipeline
+    runs = set(params["runs"])
+    assert {stage.split("@", 1)[1] for stage in stages_run(first.stdout) if "@tiny-" in stage} == runs
+    assert {f"train@{name}" for name in runs} | {f"evaluate@{name}" for name in runs} <= stages_run(first.stdout)
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics["tiny"]) == set(PIPELINE_RECIPES)
+
+
 FROZEN_POLICIES = ["effnet_probe", "pokemon_vgg16_transfer", "photos_mobilenet_frozen", "photos_mobilenet_last10",
                    "types_resnet50_focal"]
 
 
-@pytest.mark.parametrize("name, pipeline", [pipeline_part(part_of(name), name) for name in FROZEN_POLICIES],
-                         indirect=["pipeline"])
-def test_freezing_policy_really_froze(pipeline, name, monkeypatch):
+@EVERY_RECIPE
+@pytest.mark.parametrize("name", FROZEN_POLICIES)
+def test_freezing_policy_really_froze(every_recipe, name, monkeypatch):
     """Rebuild the recipe's initial model (same seed) and compare with what training saved:
     frozen parameters and their norm statistics are untouched, trainable ones moved."""
-    repo, _, _ = pipeline
+    repo, _ = every_recipe
     monkeypatch.chdir(repo)
     recipe = load_params(repo / "params.yaml").recipe(name)
     data = load_prepared("tiny", folder=repo / "data/prepared/tiny")
@@ -93,6 +123,7 @@ def test_freezing_policy_really_froze(pipeline, name, monkeypatch):
     assert all(torch.equal(state[k], trained[k]) for k in frozen_norm_stats)
 
 
+@PIPELINE
 def test_second_repro_changes_nothing(pipeline):
     repo, _, _ = pipeline
     lock = (repo / "dvc.lock").read_text()
@@ -101,7 +132,7 @@ def test_second_repro_changes_nothing(pipeline):
     assert (repo / "dvc.lock").read_text() == lock
 
 
-@pytest.mark.parametrize("pipeline", [pipeline_part(part_of("mlp"))], indirect=True)
+@PIPELINE
 def test_changing_one_learning_rate_reruns_only_that_recipe(pipeline):
     """Through `dvc exp run -S`, as a user would; the experiment then shows in `dvc exp show`."""
     repo, _, _ = pipeline

@@ -13,8 +13,8 @@ from tests.conftest import (
     commit,
     copy_repo,
     edit_params,
-    part_of,
-    pipeline_part,
+    EVERY_RECIPE,
+    PIPELINE,
     python_env,
     run,
     runs_for,
@@ -45,11 +45,11 @@ def headless(browser: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("pipeline", [pipeline_part(0)], indirect=True)  # one part's report is enough
-def test_report_renders_in_chromium(pipeline, tmp_path):
+@EVERY_RECIPE
+def test_report_renders_in_chromium(every_recipe, tmp_path):
     """Open reports/index.html in headless Chromium: every image decodes, the leaderboard is
     there, and a screenshot of the page is taken (tests keep it under their tmp folder)."""
-    repo, _, _ = pipeline
+    repo, _ = every_recipe
     browser = chromium()
     page = tmp_path / "checked.html"
     page.write_text((repo / "reports/index.html").read_text().replace("</body>", CHECK_IMAGES))
@@ -63,7 +63,7 @@ def test_report_renders_in_chromium(pipeline, tmp_path):
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
 
 
-@pytest.mark.parametrize("pipeline", [pipeline_part(part_of("logreg"))], indirect=True)
+@PIPELINE
 def test_predict_prints_top_classes_and_fails_clearly(pipeline, tmp_path):
     repo, _, _ = pipeline
     predictions = pd.read_csv(repo / "reports/eval/tiny/logreg/s0/predictions.csv")

@@ -7,6 +7,7 @@ import copy
 import json
 import shutil
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,7 @@ from tests.conftest import (
     python_env,
     read_yaml,
     run,
+    run_stage,
     runs_for,
     stages_run,
     write_prepared,
@@ -331,10 +333,12 @@ def test_killed_pretraining_resumes_from_the_saved_epoch(project, tmp_path_facto
     assert run_complete(log) and json.loads((log / "metrics.json").read_text())["step"] == 3
 
 
-def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
-    """Every method, at tiny settings, through `dvc exp run`: pretrain, the three-way
-    evaluation (whose probe and fine-tune load the backbone through model.backbone_init),
-    and the report's SSL section."""
+SSL_RECIPES = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "random"]  # every method, and none
+
+
+def tiny_ssl_project(tmp_path) -> Path:
+    """A committed copy of the repo: one 64-image dataset, logreg as its run, and every SSL
+    recipe of SSL_RECIPES at tiny settings."""
     make_image_folder(tmp_path / "images", {"a": 16, "b": 16, "c": 16, "d": 16})
     repo = copy_repo(tmp_path / "repo")
 
@@ -343,25 +347,35 @@ def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
         params["runs"] = runs_for("demo", ["logreg"], definitions=recipes)
         params["evaluate"]["timing_repeats"] = 1
 
-    def tiny_ssl(ssl):
-        ssl["pretrain"].update(backbone=TINY_BACKBONE, epochs=2, batch_size=16, monitor_every=1)
-        for name, overrides in TINY_OVERRIDES.items():
-            ssl["recipes"][name].update(overrides)
-        ssl["recipes"]["random"]["backbone"] = TINY_BACKBONE
-        ssl["evaluate"]["probe"]["epochs"] = 5
-        ssl["evaluate"]["finetune"]["epochs"] = 1
-
     edit_params(repo, tiny)
     ssl = read_yaml(repo / "ssl.yaml")
-    tiny_ssl(ssl)
+    ssl["pretrain"].update(backbone=TINY_BACKBONE, epochs=2, batch_size=16, monitor_every=1)
+    for name, overrides in TINY_OVERRIDES.items():
+        ssl["recipes"][name].update(overrides)
+    ssl["recipes"]["random"]["backbone"] = TINY_BACKBONE
+    ssl["evaluate"]["probe"]["epochs"] = 5
+    ssl["evaluate"]["finetune"]["epochs"] = 1
     (repo / "ssl.yaml").write_text(yaml.safe_dump(ssl, sort_keys=False))
     commit(repo, "tiny")
-    assert "pretrain" not in run(["dvc", "stage", "list"], cwd=repo).stdout  # opt-in: none by default
-    methods = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "random"]
-    result = run(["dvc", "exp", "run", "-S", f"ssl.methods=[{','.join(methods)}]"], cwd=repo)
-    assert {f"pretrain@demo-{m}-0" for m in methods} | {f"ssl_evaluate@demo-{m}-0" for m in methods} | {"report"} \
-        <= stages_run(result.stdout)
-    for method in methods:
+    return repo
+
+
+def test_every_method_through_the_stage_scripts(tmp_path):
+    """Every method, at tiny settings, through the stage scripts (run in this process, as
+    conftest's every_recipe does): pretrain, the three-way evaluation (whose probe and fine-tune
+    load the backbone through model.backbone_init), and the report's SSL section."""
+    repo = tiny_ssl_project(tmp_path)
+    params = read_yaml(repo / "params.yaml")
+    params["ssl"]["methods"] = SSL_RECIPES
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    for stage, *arguments in [("validate",), ("prepare", "demo"), ("train", "demo", "logreg", 0),
+                              ("evaluate", "demo", "logreg", 0)]:
+        run_stage(repo, stage, *arguments)
+    for method in SSL_RECIPES:
+        run_stage(repo, "pretrain", "demo", method, 0)
+        run_stage(repo, "ssl_evaluate", "demo", method, 0)
+    run_stage(repo, "report")
+    for method in SSL_RECIPES:
         metrics = json.loads((repo / f"reports/eval/demo/ssl-{method}/s0/metrics.json").read_text())
         for key in ("knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy", "embedding_spread",
                     "pretrain_images_per_second"):
@@ -372,7 +386,17 @@ def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
     assert "Self-supervised pretraining" in page and "barlow_twins" in page
     assert "| simclr | simclr | cnn (none) | 0 |" in (repo / "reports/README.md").read_text()
 
-    # A second seed runs only its own stages; the report pairs the seeds.
+
+def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
+    """One method and its baseline through `dvc exp run`; a second seed then runs only its own
+    stages, and the report pairs the seeds."""
+    repo = tiny_ssl_project(tmp_path)
+    assert "pretrain" not in run(["dvc", "stage", "list"], cwd=repo).stdout  # opt-in: none by default
+    result = run(["dvc", "exp", "run", "-S", "ssl.methods=[simclr,random]"], cwd=repo)
+    assert {"pretrain@demo-simclr-0", "pretrain@demo-random-0", "ssl_evaluate@demo-simclr-0",
+            "ssl_evaluate@demo-random-0", "report"} <= stages_run(result.stdout)
+    assert "| simclr | simclr | cnn (none) | 0 |" in (repo / "reports/README.md").read_text()
+
     second = run(["dvc", "exp", "run", "-S", "ssl.methods=[simclr,random]", "-S", "ssl.seeds=[0,1]"], cwd=repo)
     assert {s for s in stages_run(second.stdout) if s.startswith(("pretrain", "ssl_evaluate"))} == \
         {"pretrain@demo-simclr-1", "pretrain@demo-random-1", "ssl_evaluate@demo-simclr-1", "ssl_evaluate@demo-random-1"}
