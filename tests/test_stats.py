@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,6 +214,21 @@ def test_accuracy_vs_time_keeps_every_recipe_name_inside_the_axes():
     names = [text for text in ax.texts if text.get_text() in set(leaderboard.recipe)]
     assert len(names) == 3
     assert all(text.get_window_extent().x1 <= right_edge for text in names)
+
+
+def test_accuracy_vs_time_legend_of_a_study_with_many_recipes_fits_the_figure():
+    """The `full` study puts 30 recipes in one legend: in one column it ran off the figure's
+    height and tight_layout gave up (a UserWarning, and a cut legend)."""
+    from smallvision.report.figures import accuracy_vs_time
+
+    leaderboard = pd.DataFrame({"dataset": np.repeat(["a", "b", "c"], 12), "recipe": [f"recipe_{i}" for i in range(36)],
+                                "train_seconds": np.linspace(2, 400, 36), "accuracy": np.linspace(0.2, 0.9, 36)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = accuracy_vs_time(leaderboard)
+        fig.canvas.draw()
+    legend = fig.axes[0].get_legend().get_window_extent()
+    assert legend.y0 >= 0 and legend.y1 <= fig.bbox.height
 
 
 def test_mistakes_gallery_titles_clear_the_images_above_them():

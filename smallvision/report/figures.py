@@ -15,6 +15,8 @@ import seaborn as sns  # noqa: E402
 from smallvision.report.collect import pareto_front  # noqa: E402
 from smallvision.report.stats import interval  # noqa: E402
 
+LEGEND_ROWS = 20  # entries per legend column at fontsize 8 that fit a 4.5-inch-high figure
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -57,7 +59,9 @@ def accuracy_vs_time(leaderboard: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy vs training time (dashed: Pareto front)")
-    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    # A study of many recipes (the `full` one has 30) would overflow one column of the figure's height.
+    entries = len(ax.get_legend_handles_labels()[1])
+    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left", ncol=-(-entries // LEGEND_ROWS))
     fig.tight_layout()
     return fig
 
