@@ -165,7 +165,7 @@ def multilabel_arrays(count: int = 240, size: int = 16, labels: int = 4, seed: i
 
 # ---------------------------------------------------------------------------------------
 # Every recipe end to end on a tiny dataset, two ways. `every_recipe` runs the stage scripts
-# (prepare, train and evaluate of each recipe, report) in this one process: a stage's own
+# (validate, prepare, train and evaluate of each recipe, report) in this one process: a stage's own
 # process spends seconds importing torch, scikit-learn and dvclive, which over every recipe
 # was most of the suite's time (8 of its 19 minutes on a 2-core Intel Xeon). `pipeline` runs the real `dvc repro` on one recipe of each method,
 # for what only DVC does: which stages rerun, the lock, experiments, plots.
@@ -236,9 +236,10 @@ def run_stage(repo: Path, stage: str, *arguments) -> None:
 
 @pytest.fixture(scope="session")
 def every_recipe(tmp_path_factory):
-    """Every recipe of recipes.yaml through the stage scripts (prepare, train, evaluate, report),
-    run in this process: (repo, params)."""
+    """Every recipe of recipes.yaml through the stage scripts (validate, prepare, train, evaluate,
+    report), run in this process: (repo, params)."""
     repo, params = tiny_project(tmp_path_factory, recipe_names())
+    run_stage(repo, "validate")
     run_stage(repo, "prepare", "tiny")
     for run_ in params["runs"].values():
         for stage in ("train", "evaluate"):
