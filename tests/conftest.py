@@ -165,10 +165,11 @@ def multilabel_arrays(count: int = 240, size: int = 16, labels: int = 4, seed: i
 
 # ---------------------------------------------------------------------------------------
 # Every recipe end to end on a tiny dataset, two ways. `every_recipe` runs the stage scripts
-# (validate, prepare, train and evaluate of each recipe, report) in this one process: a stage's own
-# process spends seconds importing torch, scikit-learn and dvclive, which over every recipe
-# was most of the suite's time (8 of its 19 minutes on a 2-core Intel Xeon). `pipeline` runs the real `dvc repro` on one recipe of each method,
-# for what only DVC does: which stages rerun, the lock, experiments, plots.
+# (validate, prepare, train and evaluate of each recipe, report) in this one process: a stage's
+# own process spends seconds importing torch, scikit-learn and dvclive, which over every recipe
+# was most of the suite's time (8 of its 19 minutes on a 2-core Intel Xeon). `pipeline` runs the
+# real `dvc repro` on one recipe of each method, for what only DVC does: which stages rerun, the
+# lock, experiments, plots.
 
 def tiny(params: dict, recipes: dict, epochs: int = 1) -> None:
     """Small, fast settings for every recipe, keeping what each recipe is about (its model,

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import (
+    EVERY_RECIPE,
+    PIPELINE,
     commit,
     copy_repo,
     edit_params,
-    EVERY_RECIPE,
-    PIPELINE,
     python_env,
     run,
     runs_for,

@@ -365,9 +365,7 @@ def test_every_method_through_the_stage_scripts(tmp_path):
     conftest's every_recipe does): pretrain, the three-way evaluation (whose probe and fine-tune
     load the backbone through model.backbone_init), and the report's SSL section."""
     repo = tiny_ssl_project(tmp_path)
-    params = read_yaml(repo / "params.yaml")
-    params["ssl"]["methods"] = SSL_RECIPES
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    edit_params(repo, lambda params, _: params["ssl"].update(methods=SSL_RECIPES))
     for stage, *arguments in [("validate",), ("prepare", "demo"), ("train", "demo", "logreg", 0),
                               ("evaluate", "demo", "logreg", 0)]:
         run_stage(repo, stage, *arguments)
