@@ -27,6 +27,7 @@ from tests.conftest import (
     run,
     stages_run,
 )
+from tests.test_dvc_deps import stage_definitions
 
 
 @EVERY_RECIPE
@@ -59,7 +60,7 @@ def test_every_recipe_produces_metrics(every_recipe):
 
 def declared_outputs(stage: str, run_: dict) -> list[str]:
     """The paths dvc.yaml's foreach stage declares (outs, metrics, plots) for one run."""
-    declared = read_yaml(REPO / "dvc.yaml")["stages"][stage]["do"]
+    declared = stage_definitions()[stage]
     paths = [next(iter(entry)) if isinstance(entry, dict) else entry
              for kind in ("outs", "metrics", "plots") for entry in declared.get(kind, [])]
     return [re.sub(r"\$\{item\.(\w+)\}", lambda key: str(run_[key.group(1)]), path) for path in paths]
