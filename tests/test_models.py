@@ -108,6 +108,22 @@ def test_seed_heads_are_expressible():
     assert any(isinstance(m, torch.nn.LeakyReLU) for m in net.head)
 
 
+def test_colour_histogram_is_the_square_root_of_each_colour_cell_share():
+    """Half the pixels red, a quarter blue, a quarter white: three cells of the 2 x 2 x 2
+    histogram, at the square roots of their shares; the model passes pixel values unnormalised."""
+    red, blue, white = [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]
+    image = torch.tensor([[red, red], [blue, white]]).permute(2, 0, 1)[None]
+    net = model({"backbone": {"name": "colour_histogram", "bins": 2}}, size=2)
+    features = net.embed(image)[0]
+    cell = {"red": 4, "blue": 1, "white": 7}  # levels (r, g, b) read as a base-2 number
+    expected = torch.zeros(8)
+    expected[cell["red"]], expected[cell["blue"]], expected[cell["white"]] = 0.5 ** 0.5, 0.5, 0.5
+    assert torch.allclose(features, expected)
+    assert net(image).shape == (1, 5)
+    grey = model({"backbone": {"name": "colour_histogram", "bins": 4}}, channels=1, size=2)
+    assert torch.allclose(grey.embed(torch.full((1, 1, 2, 2), 0.3)), torch.tensor([[0.0, 1.0, 0.0, 0.0]]))
+
+
 def test_mlp_needs_flatten_pooling():
     with pytest.raises(ValueError, match="head.pool: flatten"):
         ModelConfig.model_validate({"backbone": {"name": "flatten"}})

@@ -234,6 +234,9 @@ def test_ssl_params_errors_name_the_key():
         load_ssl({"recipes": {"b": {"method": "byol", "seed": 1}}}, {})
     with pytest.raises(UserError, match=r"seed 4 is not in ssl\.seeds of params\.yaml \(0, 1\)"):
         load_ssl({"seeds": [0, 1], "recipes": {"b": {"method": "byol"}}}, {}).check_seed(4)
+    for fixed in ({"name": "flatten"}, {"name": "colour_histogram"}):
+        with pytest.raises(UserError, match=f"backbone '{fixed['name']}' has no weights to pretrain"):
+            load_ssl({"recipes": {"b": {"method": "byol", "backbone": fixed}}}, {})
 
 
 def test_seed_s_of_a_pretrained_recipe_starts_from_seed_s_of_its_baseline(demo, tmp_path):

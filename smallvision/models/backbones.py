@@ -18,6 +18,7 @@ from smallvision.models.config import (  # noqa: F401  (re-exported: the options
     TORCHVISION_NETS,
     Backbone,
     CNNBackbone,
+    ColourHistogramBackbone,
     EfficientNetLite0Backbone,
     FlattenBackbone,
     TorchvisionBackbone,
@@ -29,6 +30,28 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def build_flatten(cfg: FlattenBackbone, in_channels: int) -> nn.Module:
     return nn.Identity()
+
+
+class ColourHistogram(nn.Module):
+    """Images as floats in [0, 1] (N, C, H, W) -> (N, bins^C): the square root of each
+    histogram cell's share of the pixels (see ColourHistogramBackbone)."""
+
+    def __init__(self, bins: int, channels: int):
+        super().__init__()
+        self.bins = bins
+        # Cell of a pixel = its levels as the digits of a base-`bins` number.
+        self.register_buffer("place", bins ** torch.arange(channels - 1, -1, -1).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        levels = (x.float().clamp(0, 1) * self.bins).long().clamp(max=self.bins - 1)
+        cells = (levels * self.place).sum(1).flatten(1)
+        counts = torch.zeros(len(x), self.bins ** x.shape[1], device=x.device)
+        counts.scatter_add_(1, cells, torch.ones_like(cells, dtype=counts.dtype))
+        return (counts / cells.shape[1]).sqrt()
+
+
+def build_colour_histogram(cfg: ColourHistogramBackbone, in_channels: int) -> nn.Module:
+    return ColourHistogram(cfg.bins, in_channels)
 
 
 def build_cnn(cfg: CNNBackbone, in_channels: int) -> nn.Module:

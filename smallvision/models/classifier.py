@@ -144,11 +144,14 @@ def apply_freeze(model: Classifier) -> None:
 def build_model(cfg: ModelConfig, data_channels: int, image_size: int, num_outputs: int,
                 input_size: int | None = None, dataset_mean=(0.5,), dataset_std=(0.25,),
                 dataset: str = "") -> Classifier:
-    """Pretrained backbones normalise with ImageNet statistics, others with the dataset's."""
+    """Pretrained backbones normalise with ImageNet statistics, others with the dataset's; a
+    backbone that reads pixel values gets them unchanged."""
     backbone = cfg.backbone.build(cfg.backbone.input_channels(data_channels))
     if cfg.backbone_init:
         load_backbone_init(backbone, cfg.backbone_init.format(dataset=dataset))
-    if cfg.backbone.pretrained:
+    if not cfg.backbone.normalised_input:
+        mean, std = (0.0,) * len(dataset_mean), (1.0,) * len(dataset_std)
+    elif cfg.backbone.pretrained:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     else:
         mean, std = tuple(dataset_mean), tuple(dataset_std)

@@ -4,7 +4,7 @@ with its builder, a reference into smallvision.models.backbones imported only to
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -20,6 +20,11 @@ class Backbone(Strict):
     """Options of one backbone. `build` makes the module (with the builder registered under its
     name); `pretrained` says whose statistics normalise its input (ImageNet's for pretrained
     weights, the dataset's otherwise)."""
+
+    # False for a fixed feature with no weights to learn (SSL pretraining refuses it).
+    learns: ClassVar[bool] = True
+    # False for a feature that reads pixel values in [0, 1] themselves (no normalisation first).
+    normalised_input: ClassVar[bool] = True
 
     def build(self, in_channels: int):
         """The torch module (imports torch)."""
@@ -39,6 +44,20 @@ class FlattenBackbone(Backbone):
     """No feature extractor: the head sees raw pixels (an MLP with `pool: flatten`)."""
 
     name: Literal["flatten"]
+    learns: ClassVar[bool] = False
+
+
+@BACKBONES.register("colour_histogram", build=f"{BUILDERS}:build_colour_histogram")
+class ColourHistogramBackbone(Backbone):
+    """A classic, fixed feature (Swain and Ballard's colour indexing): the joint histogram of
+    pixel values, `bins` levels per channel (bins^3 cells for RGB), as the square roots of the
+    pixel shares. Cosine similarity of two such vectors is the Bhattacharyya coefficient of
+    the histograms. It says how far colour alone identifies a class."""
+
+    name: Literal["colour_histogram"]
+    bins: int = Field(8, ge=2, le=16)
+    learns: ClassVar[bool] = False
+    normalised_input: ClassVar[bool] = False
 
 
 @BACKBONES.register("cnn", build=f"{BUILDERS}:build_cnn")

@@ -60,8 +60,8 @@ class PretrainConfig(Strict):
 
     @model_validator(mode="after")
     def _convolutional_backbone(self):
-        if self.backbone.name == "flatten":
-            raise ValueError("backbone 'flatten' has no features to pretrain: use a convolutional backbone")
+        if not self.backbone.learns:
+            raise ValueError(f"backbone '{self.backbone.name}' has no weights to pretrain: use a convolutional backbone")
         return self
 
     def build(self, encoder: Encoder, images: int) -> "SSLMethod":

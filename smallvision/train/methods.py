@@ -27,9 +27,11 @@ def fit_knn(recipe, data: PreparedData, paths: RunPaths) -> dict:
 
     from smallvision.models.classifier import parameter_count
     from smallvision.models.build import build_for_data
+    from smallvision.train.device import seed_everything
     from smallvision.train.resumable import BEST
 
     start = time.perf_counter()
+    seed_everything(recipe.seed)  # a randomly initialised backbone's weights are its seed's
     model = build_for_data(recipe, data)
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
