@@ -340,7 +340,8 @@ def render_headline(folder: Path = RESULTS) -> str:
     devices: dict[str, list[str]] = {}
     for name, data in studies.items():
         devices.setdefault(data["metadata"]["device"], []).append(name)
-    lines += ["", *(f"Studies {', '.join(names)} ran on {device}." for device, names in devices.items())]
+    lines += ["", *(f"{'Studies' if len(names) > 1 else 'Study'} {', '.join(names)} ran on {device}."
+                    for device, names in devices.items())]
     lines += [""] + [f"[{name}]: docs/results/{name}.md" for name in studies]
     return "\n".join(lines)
 

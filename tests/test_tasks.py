@@ -86,6 +86,29 @@ def test_knn_recipe_reports_every_k(tmp_path, monkeypatch):
     assert finetuned["accuracy"] >= 0.9
 
 
+def test_knn_on_an_untrained_backbone_has_its_seeds_weights(tmp_path, monkeypatch):
+    """random_cnn_knn's features are its initialisation: the same seed gives the same weights,
+    whatever ran before in the process, and another seed other weights."""
+    from smallvision.train.resumable import BEST
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(2), 10)
+    images = np.stack([class_image(int(label), rng, 8).transpose(2, 0, 1) for label in labels])
+    folder = write_prepared(tmp_path / "prepared", images, labels, ["a", "b"])
+    monkeypatch.chdir(tmp_path)
+    data = load_prepared("demo", folder=folder)
+    weights = []
+    for name, seed in (("first", 0), ("again", 0), ("other", 1)):
+        spec = {"method": "knn", "model": {"backbone": {"name": "cnn", "widths": [4]}}}
+        recipe = _recipe(name, {"train": TRAIN_DEFAULTS, "sklearn": {}}, spec).model_copy(update={"seed": seed})
+        torch.rand(7)  # moves the global generator between runs
+        METHODS[recipe.method].fit(recipe, data, run_paths("demo", name, seed))
+        weights.append(torch.load(run_paths("demo", name, seed).model_dir / BEST, weights_only=True))
+    convolution = next(key for key in weights[0] if key.endswith("weight"))
+    assert torch.equal(weights[0][convolution], weights[1][convolution])
+    assert not torch.equal(weights[0][convolution], weights[2][convolution])
+
+
 def test_evaluation_refuses_a_run_that_did_not_finish(tmp_path, monkeypatch):
     """A killed run leaves metrics.json with "complete": false (its last epoch's figures, for
     DVC's live view); evaluating it would publish those as a result."""
