@@ -209,6 +209,7 @@ def figure(row: dict, metric: str) -> str:
 
 
 def results_markdown(data: dict) -> str:
+    from smallvision.report.stats import NOT_TEST_NOISE
     from smallvision.report.text import reach_header, reach_text
 
     nan = float("nan")
@@ -223,7 +224,8 @@ def results_markdown(data: dict) -> str:
                if data.get("params_as_command") else []),
              f"- device: {meta['device']}",
              f"- python {meta['python']}; {libraries}", "",
-             f"± is the half-width of the {data['confidence']:.0%} Student-t interval over seeds (no interval from one seed).",
+             f"± is the half-width of the {data['confidence']:.0%} Student-t interval over seeds (no interval from one seed). "
+             f"{NOT_TEST_NOISE}",
              ""]
     for dataset, entry in data["datasets"].items():
         rows = sorted(entry["recipes"].items(), key=lambda item: (-item[1]["accuracy"], item[0]))

@@ -151,8 +151,22 @@ def test_describe():
     assert stats.describe(np.mean(A), low, high, 3) == "0.920 ± 0.050 (n=3)"
     assert stats.describe(np.mean(A), low, high, 3, digits=4) == "0.9200 ± 0.0497 (n=3)"
     assert stats.describe(0.912, np.nan, np.nan, 1) == "0.912 (1 run, no interval)"
-    assert stats.describe(0.9, 0.9, 0.9, 3) == "0.900 ± 0.000 (n=3)"
+    assert stats.describe(0.9, 0.9, 0.9, 3) == "0.900 (n=3, identical over seeds)"  # not "± 0.000": no certainty
     assert stats.describe(np.nan, np.nan, np.nan, 0) == "n/a"
+
+
+def test_recipes_that_ignore_their_seed_are_said_so_not_given_a_zero_interval():
+    """Two recipes with the same figure at every seed (kNN on fixed features): their paired
+    difference, and an SSL baseline's kNN, read "identical over seeds", not "± 0.000"."""
+    from smallvision.report.ssl import figure_text
+    from smallvision.report.text import versus_best
+
+    runs = pd.DataFrame([{"dataset": "d", "recipe": recipe, "seed": seed, "accuracy": value}
+                         for recipe, value in (("colour", 0.28), ("imagenet", 0.32)) for seed in (0, 1, 2)])
+    colour = row(stats.paired_vs_best(runs), "colour")
+    assert versus_best(colour) == "-0.040 (identical over seeds)"
+    assert figure_text(pd.Series([0.3, 0.3, 0.3]), 0.95) == "0.3000 (identical over seeds)"
+    assert figure_text(pd.Series([0.3, 0.4]), 0.95).startswith("0.3500 ± ")
 
 
 def history(with_seconds: bool = True) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from smallvision.report.facts import card_html, dataset_facts
 from smallvision.report.ssl import INTRO as SSL_INTRO
 from smallvision.report.ssl import png_html, published_line, ssl_figure, ssl_results, ssl_seed_figure, ssl_table
 from smallvision.ssl.config import load_ssl_params
+from smallvision.report.stats import NOT_TEST_NOISE
 from smallvision.report.text import best_line, dataset_line, leaderboard_table
 
 CAPTIONS = {  # by figure file suffix
@@ -45,7 +46,8 @@ class ReportPage:
                          f"{len(self.params.runs)} runs on {len(self.results.datasets)} dataset(s); "
                          f"generated {self.meta['date']} on {self.meta['device']}. ± is the half-width of the "
                          f"{self.results.confidence:.0%} Student-t interval over seeds; *tied with best* means the "
-                         "paired difference to the best recipe (same seeds, same splits) is within that noise."))
+                         "paired difference to the best recipe (same seeds, same splits) is within that noise. "
+                         f"{NOT_TEST_NOISE}"))
 
     def overview(self) -> None:
         display(Markdown("## Who wins, and at what cost"))

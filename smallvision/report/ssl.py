@@ -21,7 +21,7 @@ from scipy.stats import norm  # noqa: E402
 from smallvision.config import Params  # noqa: E402
 from smallvision.io import read_json  # noqa: E402
 from smallvision.paths import ssl_eval_dir  # noqa: E402
-from smallvision.report.stats import interval  # noqa: E402
+from smallvision.report.stats import IDENTICAL, interval  # noqa: E402
 from smallvision.report.text import markdown_table  # noqa: E402
 
 COLLAPSE_RATIO = 0.25  # final embedding spread below this share of the initial one: collapsed
@@ -69,6 +69,8 @@ def mean_and_half(values: pd.Series, confidence: float) -> tuple[float, float]:
 
 def figure_text(values: pd.Series, confidence: float, digits: int = 4) -> str:
     mean, half = mean_and_half(values, confidence)
+    if half == 0:
+        return f"{mean:.{digits}f} ({IDENTICAL})"
     return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 

@@ -21,6 +21,9 @@ from scipy import stats
 
 KEY = ["dataset", "recipe"]
 ZERO_SPREAD = 1e-12  # values closer than this are equal: float rounding, not seed variation
+IDENTICAL = "identical over seeds"
+NOT_TEST_NOISE = ("An interval over seeds leaves out the test set's own sampling noise; *identical over seeds*: every "
+                  "seed gave the same figure (a recipe that does not depend on its seed, e.g. kNN on fixed features).")
 
 
 def interval(values, confidence: float = 0.95) -> tuple[float, float, int, float, float]:
@@ -126,13 +129,18 @@ def against_published(runs: pd.DataFrame, published: dict, confidence: float = 0
 
 def describe(mean: float, low: float, high: float, n: int, digits: int = 3) -> str:
     """Table text "mean ± h (n=k)", where h is the half-width of the confidence interval
-    (95% by default: (high - low) / 2), not a standard deviation. One run: "mean (1 run, no interval)"."""
+    (95% by default: (high - low) / 2), not a standard deviation. One run: "mean (1 run, no interval)".
+    Every seed the same figure (a recipe that does not depend on its seed, such as kNN on fixed
+    features): "mean (n=k, identical over seeds)", where "± 0.000" would read as a certainty that
+    the test set's own sampling noise denies."""
     if n == 0 or pd.isna(mean):
         return "n/a"
     if n == 1:
         return f"{mean:.{digits}f} (1 run, no interval)"
     if pd.isna(low) or pd.isna(high):
         return f"{mean:.{digits}f} (n={n}, no interval)"
+    if high == low:
+        return f"{mean:.{digits}f} (n={n}, {IDENTICAL})"
     return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f} (n={n})"
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from smallvision.config import Params
 from smallvision.report.collect import Results
-from smallvision.report.stats import describe
+from smallvision.report.stats import IDENTICAL, NOT_TEST_NOISE, describe
 
 def leaderboard_table(results: Results, dataset: str) -> pd.DataFrame:
     """One row per recipe, best mean first, as people read it: the mean test accuracy and macro
@@ -61,6 +61,8 @@ def versus_best(row) -> str:
     if row.tied_with_best is None or pd.isna(row.tied_with_best):
         return f"{difference} (1 paired run, no interval)"
     half = (row.diff_ci_high - row.diff_ci_low) / 2
+    if half == 0:
+        return f"{difference} ({IDENTICAL})"
     return f"{difference} ± {half:.3f}" + (", tied with best" if row.tied_with_best else "")
 
 
@@ -106,7 +108,7 @@ def readme(results: Results, params: Params, meta: dict, figure_files: dict) -> 
     lines = [f"# {params.report.title}", "",
              f"Generated {meta['date']} from commit {meta['git_commit']} on {meta['device']}. "
              "Open `index.html` for the full report. ± is the half-width of the "
-             f"{results.confidence:.0%} Student-t interval over seeds.", ""]
+             f"{results.confidence:.0%} Student-t interval over seeds. {NOT_TEST_NOISE}", ""]
     for dataset in results.datasets:
         lines += [f"## {dataset} ({dataset_line(results, dataset)})", "", best_line(results, dataset), "",
                   markdown_table(leaderboard_table(results, dataset)), ""]
