@@ -245,6 +245,24 @@ def test_accuracy_vs_time_legend_of_a_study_with_many_recipes_fits_the_figure():
     assert legend.y0 >= 0 and legend.y1 <= fig.bbox.height
 
 
+def test_learning_curves_of_a_study_with_many_recipes_share_one_legend_that_fits():
+    """The tests' study runs every recipe on one dataset: one legend per panel, one entry a
+    line, ran off the figure (tight_layout's UserWarning). Now one legend, in columns."""
+    from smallvision.report.figures import learning_curves_band
+
+    rows = [{"dataset": "d", "recipe": f"recipe_{i:02d}", "metric": metric, "step": step, "mean": 0.5 + step / 10,
+             "low": 0.4, "high": 0.6, "n": 3} for i in range(46) for metric in ("val_accuracy", "train_loss")
+            for step in (1, 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = learning_curves_band(pd.DataFrame(rows), "d")
+        fig.canvas.draw()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert len(legends) == 1 and len(legends[0].get_texts()) == 46
+    extent = legends[0].get_window_extent()
+    assert extent.y0 >= 0 and extent.y1 <= fig.bbox.height and extent.x1 <= fig.bbox.width
+
+
 def test_mistakes_gallery_titles_clear_the_images_above_them():
     """Two rows of mistakes: each second-row title sits below the first row's images. With
     tight_layout the titles ran into the bottom of the images above (the pokemon150_224 report)."""

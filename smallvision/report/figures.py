@@ -15,7 +15,14 @@ import seaborn as sns  # noqa: E402
 from smallvision.report.collect import pareto_front  # noqa: E402
 from smallvision.report.stats import interval  # noqa: E402
 
-LEGEND_ROWS = 20  # entries per legend column at fontsize 8 that fit a 4.5-inch-high figure
+LEGEND_ROWS_PER_INCH = 4.4  # legend entries at fontsize 8 that one inch of figure height holds
+
+
+def legend_columns(entries: int, height_inches: float) -> int:
+    """Columns a legend of `entries` needs so that it fits the figure's height: a study of many
+    recipes (the `full` one has 30) would overflow one column, and tight_layout gives up."""
+    rows = max(1, int(LEGEND_ROWS_PER_INCH * height_inches))
+    return max(1, -(-entries // rows))
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -59,9 +66,8 @@ def accuracy_vs_time(leaderboard: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy vs training time (dashed: Pareto front)")
-    # A study of many recipes (the `full` one has 30) would overflow one column of the figure's height.
     entries = len(ax.get_legend_handles_labels()[1])
-    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left", ncol=-(-entries // LEGEND_ROWS))
+    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left", ncol=legend_columns(entries, 4.5))
     fig.tight_layout()
     return fig
 
@@ -151,18 +157,23 @@ def learning_curves_band(band: pd.DataFrame, dataset: str, metrics: tuple[str, .
     """Learning curves over seeds: the mean per recipe as a line, its t interval as a shaded band
     (stats.curve_band's output, made with the same confidence; steps with one seed have no band)."""
     rows = band[band.dataset == dataset]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
-    colours = dict(zip(sorted(rows.recipe.unique()), sns.color_palette(n_colors=max(1, rows.recipe.nunique()))))
+    recipes = sorted(rows.recipe.unique())
+    height, columns = 3.8, legend_columns(len(recipes), 3.8)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics) + 1.6 * columns, height), squeeze=False)
+    colours = dict(zip(recipes, sns.color_palette(n_colors=max(1, len(recipes)))))
+    lines = {}  # one legend for all panels, beside the last: the recipes are the same in each
     for ax, metric in zip(axes.flat, metrics):
         for recipe, curve in rows[rows.metric == metric].sort_values("step").groupby("recipe"):
-            ax.plot(curve.step, curve["mean"], marker="o", markersize=4, color=colours[recipe], label=recipe)
+            lines[recipe], = ax.plot(curve.step, curve["mean"], marker="o", markersize=4, color=colours[recipe])
             ax.fill_between(curve.step, curve.low, curve.high, color=colours[recipe], alpha=0.2, linewidth=0)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("_", " "))
         if metric == "train_loss":
             ax.set_yscale("log")
-        if ax.lines:
-            ax.legend(fontsize=8)
+    if lines:
+        named = sorted(lines.items())
+        axes.flat[-1].legend([line for _, line in named], [name for name, _ in named], fontsize=8,
+                             bbox_to_anchor=(1.02, 1), loc="upper left", ncol=legend_columns(len(named), height))
     fig.suptitle(f"Learning curves: {dataset} (mean over seeds, band: {confidence:.0%} interval)")
     fig.tight_layout()
     return fig
