@@ -180,11 +180,28 @@ def test_headline_row_compares_like_with_like():
             "a": {**row, "seeds": [0, 1, 2], "published": {"metric": "accuracy", "value": 0.85, "source": "s"}},
             "b": {**row, "accuracy": 0.9, "seeds": [0, 1, 2], "published": {"metric": "accuracy", "value": 0.6, "source": "s"}},
             "c": {**row, "accuracy": 0.95, "seeds": [0, 1, 2], "published": None}}}}}
-    assert docs.headline_rows(data) == [
+    assert [row.text for row in docs.headline_rows(data)] == [
         "| cars | accuracy | 0.850 (s) | `c` 0.950 ± 0.100 (n=3) | 2026-01-02 | [x] |"]
     assert "| `c` | 0, 1, 2 | 0.950 ± 0.100 (n=3) | 0.500 ± 0.100 (n=3) | 1.0 |  |" in docs.results_markdown(
         {**data, "command": "c", "confidence": 0.95,
          "metadata": {**data["metadata"], "git_commit": "abc", "python": "3.11", "libraries": {}}})
+
+
+def test_headline_keeps_the_best_study_of_each_dataset_and_metric(tmp_path):
+    """A study of baselines run on a dataset that another study does better on does not headline
+    it; a dataset or metric that only it reports keeps its row."""
+    def study(name: str, datasets: dict) -> dict:
+        row = {"accuracy_ci_low": 0.1, "accuracy_ci_high": 0.2, "accuracy_n": 3, "seeds": [0, 1, 2], "published": None}
+        return {"study": name, "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC"}, "datasets": {
+            dataset: {"seed_dataset": None, "recipes": {recipe: {**row, "accuracy": value}}}
+            for dataset, (recipe, value) in datasets.items()}}
+
+    (tmp_path / "baselines.json").write_text(json.dumps(study("baselines", {"pets": ("knn", 0.3), "cars": ("knn", 0.1)})))
+    (tmp_path / "pets.json").write_text(json.dumps(study("pets", {"pets": ("finetune", 0.9)})))
+    rows = [line for line in docs.render_headline(tmp_path).splitlines() if line.startswith("| ") and "| metric |" not in line]
+    assert [row.split(" | ")[3].split(" ")[0] for row in rows] == ["`knn`", "`finetune`"]
+    assert rows[0].startswith("| cars |") and rows[1].startswith("| pets |")
+    assert "[baselines]: docs/results/baselines.md" in docs.render_headline(tmp_path)
 
 
 def test_results_page_times_each_recipe_to_the_seeds_figure():
@@ -262,13 +279,13 @@ def test_ssl_study_compares_each_backbone_with_its_starting_point(tmp_path):
     # the seed's figure beside our best pretrained backbone (effnet_imagenet is a baseline, not pretrained)
     assert ("Published (seed): fine-tune accuracy 0.300 after pretraining without labels (Pokémon-150 student report, "
             "SSL). Ours: `moco_effnet_imagenet` 0.750 ± 0.027 (1 SSL seed).") in page
-    assert docs.headline_rows(data) == [
+    assert [row.text for row in docs.headline_rows(data)] == [
         "| pokemon150 | SSL fine-tune accuracy | 0.300 (Pokémon-150) | `moco_effnet_imagenet` 0.750 ± 0.027 "
         "(1 SSL seed) | 2026-01-02 | [x] |"]
     (tmp_path / "x.json").write_text(json.dumps(data))
     assert "From 1 SSL seed, ± is the interval of test-set sampling alone." in docs.render_headline(tmp_path)
     del data["ssl"]["seed_figures"]  # a sidecar written before SSL figures were published
-    assert "Published (seed)" not in docs.results_markdown(data) and "| none |" in docs.headline_rows(data)[0]
+    assert "Published (seed)" not in docs.results_markdown(data) and "| none |" in docs.headline_rows(data)[0].text
 
 
 def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons(tmp_path):
@@ -302,7 +319,7 @@ def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons(tm
     assert table["byol"][4] == "+0.012 ± 0.005 above random"
     assert table["byol"][6] == "0.4300 ± 0.0896"  # fine-tune 0.40, 0.42, 0.47: 4.303 * 0.0361 / sqrt(3)
     assert table["byol"][9] == "1 of 3"  # seed 2's spread fell below a quarter of its start
-    assert docs.headline_rows(data)[0].endswith("`byol` 0.430 ± 0.090 (3 SSL seeds) | 2026-01-02 | [x] |")
+    assert docs.headline_rows(data)[0].text.endswith("`byol` 0.430 ± 0.090 (3 SSL seeds) | 2026-01-02 | [x] |")
     (tmp_path / "x.json").write_text(json.dumps(data))
     assert "From 1 SSL seed" not in docs.render_headline(tmp_path)
 

@@ -178,6 +178,20 @@ def history(with_seconds: bool = True) -> pd.DataFrame:
     return frame if with_seconds else frame.drop(columns="elapsed_seconds")
 
 
+def test_metrics_json_gives_knn_accuracies_their_interval_and_no_empty_ones():
+    """A kNN recipe's accuracy at each k is set against the seed's retrieval figure (k3_accuracy):
+    it gets an interval over seeds as accuracy does; a recipe without kNN lists no k-metrics."""
+    from smallvision.report.collect import Results, metrics_tree, summary_table
+
+    runs = frame(knn=A, mlp=B)
+    runs.loc[runs.recipe == "knn", "k3_accuracy"] = C
+    tree = metrics_tree(Results(runs, summary_table(runs, 0.95), pd.DataFrame()))["d"]
+    low, high = t_ci(C)
+    assert (tree["knn"]["k3_accuracy_ci_low"], tree["knn"]["k3_accuracy_ci_high"]) == pytest.approx((low, high))
+    assert tree["knn"]["k3_accuracy_n"] == 3 and tree["mlp"]["accuracy_n"] == 3
+    assert not [key for key in tree["mlp"] if key.startswith("k3_")]
+
+
 def test_curve_band():
     band = stats.curve_band(history()).set_index("step")
     assert list(band.n) == [3, 3, 2]

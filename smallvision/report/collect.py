@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -16,7 +17,10 @@ from smallvision.paths import eval_dir, train_log_dir
 from smallvision.report import stats
 
 HEADLINE = ["accuracy", "macro_f1", "balanced_accuracy", "train_seconds", "parameters", "inference_images_per_second"]
-SPREAD = ("accuracy", "macro_f1")  # metrics reported with their spread over seeds
+# Metrics reported with their spread over seeds: the quality measures a seed's figure may be set
+# against, and a kNN recipe's accuracy at each of its k (k2_accuracy, ...).
+SPREAD = ("accuracy", "macro_f1", "balanced_accuracy", "binary_accuracy", "macro_recall")
+KNN_ACCURACY = re.compile(r"k\d+_accuracy")
 NOT_METRICS = {"dataset", "recipe", "seed", "reference", "reference_metric", "reference_value"}
 
 
@@ -64,13 +68,25 @@ def collect(params: Params) -> Results:
     return results
 
 
-def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> pd.DataFrame:
-    confidence = params.report.confidence
+def has_spread(metric: str) -> bool:
+    """Whether the report gives this metric its interval over seeds."""
+    return metric in SPREAD or KNN_ACCURACY.fullmatch(metric) is not None
+
+
+def summary_table(runs: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """One row per dataset x recipe: every metric's mean over seeds, and the spread (std, interval,
+    n) of those that has_spread names. A metric a recipe does not produce has n = 0 there."""
     metrics = [c for c in runs.columns if c not in NOT_METRICS and pd.api.types.is_numeric_dtype(runs[c])]
     means = runs.groupby(["dataset", "recipe"], sort=False)[metrics].mean().reset_index()
-    spread = stats.summarise(runs, [m for m in SPREAD if m in runs], confidence).drop(columns=list(SPREAD), errors="ignore")
+    with_spread = [m for m in metrics if has_spread(m)]
+    spread = stats.summarise(runs, with_spread, confidence).drop(columns=with_spread)
+    return means.merge(spread, on=["dataset", "recipe"])
+
+
+def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> pd.DataFrame:
+    confidence = params.report.confidence
     paired = stats.paired_vs_best(runs, "accuracy", confidence).drop(columns=["mean"])
-    table = means.merge(spread, on=["dataset", "recipe"]).merge(paired, on=["dataset", "recipe"])
+    table = summary_table(runs, confidence).merge(paired, on=["dataset", "recipe"])
     references = pd.DataFrame([{"dataset": d, "recipe": r, **reference_columns(params.about(r), d, params.dataset(d).seed_dataset)}
                                for d, r in zip(table.dataset, table.recipe)])
     table = table.merge(references, on=["dataset", "recipe"])
@@ -169,14 +185,16 @@ def read_history(dataset: str, recipe: str, seed: int) -> pd.DataFrame:
 
 
 def metrics_tree(results: Results) -> dict:
-    """dataset -> recipe -> metric: the means over seeds, the spread of the SPREAD metrics
-    (std, interval, n) and the seeds: reports/metrics.json."""
+    """dataset -> recipe -> metric: the means over seeds, the spread of the metrics that have one
+    (std, interval, n) and the seeds: reports/metrics.json. A recipe lists only the metrics it
+    produced: no `k3_accuracy_n: 0` for a recipe without kNN."""
     tree: dict = {}
     for row in results.leaderboard.to_dict("records"):
         scalars = {k: v for k, v in row.items()
                    if k not in NOT_METRICS and not k.startswith(("diff_", "published_")) and k not in ("best_recipe",)
                    and isinstance(v, (int, float)) and not isinstance(v, bool)
-                   and not (isinstance(v, float) and np.isnan(v))}
+                   and not (isinstance(v, float) and np.isnan(v))
+                   and not (k.endswith("_n") and has_spread(k[:-2]) and v == 0)}
         tree.setdefault(row["dataset"], {})[row["recipe"]] = scalars
     return tree
 
