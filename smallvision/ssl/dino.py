@@ -8,6 +8,7 @@ and costs a quarter of a global one.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -57,9 +58,14 @@ class DINO(SSLMethod):
         from lightly.models.modules import DINOProjectionHead
 
         super().__init__(cfg, encoder)
-        heads = [DINOProjectionHead(encoder.dim, cfg.projection_hidden, cfg.bottleneck_dim, cfg.output_dim,
-                                    batch_norm=cfg.head_batchnorm, freeze_last_layer=cfg.freeze_last_layer)
-                 for _ in range(2)]
+        with warnings.catch_warnings():
+            # lightly's head still calls torch.nn.utils.weight_norm, which torch deprecates in favour of
+            # its parametrization; it works, and the warning would only tell our users about lightly.
+            warnings.filterwarnings("ignore", message=r"`torch\.nn\.utils\.weight_norm` is deprecated",
+                                    category=FutureWarning)
+            heads = [DINOProjectionHead(encoder.dim, cfg.projection_hidden, cfg.bottleneck_dim, cfg.output_dim,
+                                        batch_norm=cfg.head_batchnorm, freeze_last_layer=cfg.freeze_last_layer)
+                     for _ in range(2)]
         # Built twice rather than deep-copied: the head's weight_norm cannot be deep-copied.
         heads[1].load_state_dict(heads[0].state_dict())
         self.head["projection"] = heads[0]
