@@ -27,7 +27,8 @@ def main() -> None:
     log(f"pretrained {args.ssl_recipe} ({summary['method']}) on {args.dataset}, seed {args.seed}: {summary['epochs_run']} epochs in "
         f"{summary['pretrain_seconds']:.1f}s" + (f", {speed:.1f} images/s" if speed else "")
         + f"; kNN accuracy {summary['final'].get('val_knn_accuracy', float('nan')):.4f}, "
-          f"embedding spread {summary['final']['embedding_spread']:.3f}")
+          f"embedding spread {summary['final']['embedding_spread']:.3f}, effective rank "
+          f"{summary['final']['embedding_rank']:.1f}")
 
 
 if __name__ == "__main__":

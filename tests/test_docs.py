@@ -324,6 +324,24 @@ def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons(tm
     assert "From 1 SSL seed" not in docs.render_headline(tmp_path)
 
 
+def test_ssl_table_shows_the_effective_rank_where_the_runs_measured_it():
+    """Runs that logged the effective rank get its column (mean over seeds, start -> end); pages
+    drawn from runs before it keep their columns."""
+    import pandas as pd
+
+    from smallvision.report.ssl import ssl_table
+
+    base = {"dataset": "d", "backbone": "cnn", "weights": "none", "test_images": 1000, "knn20_accuracy": 0.2,
+            "probe_accuracy": 0.1, "finetune_accuracy": 0.4, "embedding_spread_start": 0.5, "embedding_spread": 0.7,
+            "pretrain_epochs": 15, "pretrain_seconds": 300.0, "pretrain_images_per_second": 200.0}
+    rows = [{**base, "ssl_recipe": "byol", "method": "byol", "seed": seed, "embedding_rank_start": 159.0,
+             "embedding_rank": rank} for seed, rank in enumerate([50.0, 54.0])]
+    table = ssl_table(pd.DataFrame(rows), "d", [20], 0.95)
+    assert table["effective rank start -> end"].tolist() == ["159 -> 52"]
+    older = [{key: value for key, value in row.items() if not key.startswith("embedding_rank")} for row in rows]
+    assert "effective rank start -> end" not in ssl_table(pd.DataFrame(older), "d", [20], 0.95)
+
+
 def test_a_pretrained_backbone_is_judged_against_its_best_starting_point():
     """Two random-init baselines (batch-norm statistics as initialised, and recalibrated): a gain
     is measured from the better one on each measure, never from the weaker."""

@@ -26,7 +26,7 @@ from smallvision.paths import RunPaths, pretrain_paths
 from smallvision.ssl.base import SSL_METHODS
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig, load_ssl
 from smallvision.ssl.encoder import Encoder
-from smallvision.ssl.knn import embedding_spread, knn_accuracies
+from smallvision.ssl.knn import effective_rank, embedding_spread, knn_accuracies
 from smallvision.ssl.pretrain import Pretrainer
 from smallvision.ssl.views import ViewConfig, ViewMaker
 from smallvision.train.log import run_complete
@@ -108,6 +108,18 @@ def test_knn_and_spread():
     multi_hot[:, 0] = 1  # every image also carries label 0
     assert knn_accuracies(bank, multi_hot, torch.eye(4), multi_hot[:4].numpy(), 4, [5])["knn5_accuracy"] == 1.0
     assert embedding_spread(torch.ones(10, 8)) < 1e-3 < embedding_spread(bank)
+
+
+def test_effective_rank_counts_the_directions_features_vary_along():
+    """Equal variation along d orthogonal directions reads d, whatever the feature size and the
+    offset all images share; one direction reads 1; features that do not vary read 0."""
+    generator = torch.Generator().manual_seed(0)
+    signs = torch.randint(0, 2, (600, 6), generator=generator).double() * 2 - 1
+    six = torch.cat([signs, torch.zeros(600, 10)], 1) + 5.0  # 6 of 16 dimensions, shared offset
+    two = torch.cat([signs[:, :2], torch.zeros(600, 14)], 1) + 5.0
+    assert effective_rank(six) == pytest.approx(6, abs=0.2) and effective_rank(two) == pytest.approx(2, abs=0.1)
+    assert effective_rank(signs[:, :1] * torch.arange(1.0, 9.0)) == pytest.approx(1)
+    assert effective_rank(torch.ones(10, 8)) == 0.0
 
 
 def test_batchnorm_recalibration_measures_the_plain_images():
@@ -383,7 +395,7 @@ def test_every_method_through_the_stage_scripts(tmp_path):
     for method in SSL_RECIPES:
         metrics = json.loads((repo / f"reports/eval/demo/ssl-{method}/s0/metrics.json").read_text())
         for key in ("knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy", "embedding_spread",
-                    "pretrain_images_per_second"):
+                    "embedding_rank_start", "embedding_rank", "pretrain_images_per_second"):
             assert key in metrics, (method, key)
         state = torch.load(repo / f"data/pretrained/demo/{method}/s0/backbone.pt", weights_only=True)
         assert all(isinstance(value, torch.Tensor) for value in state.values())

@@ -34,6 +34,9 @@ INTRO = (
     "(its seed is the random initialisation), randomly or with ImageNet weights. *Spread* is the "
     "per-dimension standard deviation of normalised features x sqrt(dim) before and after pretraining "
     f"(SimSiam's collapse check); a fall below {COLLAPSE_RATIO:.0%} of the start is flagged as collapse. "
+    "*Effective rank*, where a table has it, is about how many directions the features vary along "
+    "(RankMe) before and after pretraining: its fall is a collapse to a few directions, which the "
+    "spread misses. "
     "*vs baseline* compares a pretrained backbone with its starting point (the *none* recipe of the same "
     "backbone and weights; of several, the best on that measure): the mean difference ± its interval (at "
     "the report's confidence), *above* or *below* when the interval excludes 0, else *within noise*. Over "
@@ -160,6 +163,9 @@ def ssl_table(frame: pd.DataFrame, dataset: str, ks: list[int], confidence: floa
         record["fine-tune vs baseline"] = gain_text(name, recipes, "finetune_accuracy", confidence)
         start, end = rows.embedding_spread_start, rows.embedding_spread
         record["spread start -> end"] = f"{start.mean():.3f} -> {end.mean():.3f}"
+        if "embedding_rank" in rows and rows.embedding_rank.notna().all():
+            record["effective rank start -> end"] = (f"{rows.embedding_rank_start.mean():.0f} -> "
+                                                     f"{rows.embedding_rank.mean():.0f}")
         collapsed = int((end < COLLAPSE_RATIO * start).sum())  # seeds
         record["collapsed"] = "no" if not collapsed else "yes" if collapsed == len(rows) else f"{collapsed} of {len(rows)}"
         record["pretrain epochs"] = int(first.pretrain_epochs)
@@ -167,7 +173,7 @@ def ssl_table(frame: pd.DataFrame, dataset: str, ks: list[int], confidence: floa
         speed = rows.pretrain_images_per_second.mean()
         record["pretrain img/s"] = "" if pd.isna(speed) else f"{speed:.1f}"
         records.append(record)
-    return pd.DataFrame(records)
+    return pd.DataFrame(records).fillna("")  # a run resumed from older code has no effective rank
 
 
 def ssl_figure(frame: pd.DataFrame, dataset: str, k: int, confidence: float) -> plt.Figure:

@@ -87,6 +87,8 @@ def pretraining_figures(summary: dict) -> dict:
         "pretrain_images_per_second": summary["pretrain_images_per_second"],
         "embedding_spread_start": start["embedding_spread"],
         "embedding_spread": final["embedding_spread"],
+        "embedding_rank_start": start.get("embedding_rank"),  # absent from a run resumed from older code
+        "embedding_rank": final.get("embedding_rank"),
         "val_knn_accuracy_start": start.get("val_knn_accuracy"),
         "val_knn_accuracy": final.get("val_knn_accuracy"),
     }

@@ -27,7 +27,7 @@ from smallvision.progress import progress
 from smallvision.ssl.base import PretrainConfig, Step
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig
 from smallvision.ssl.encoder import Encoder
-from smallvision.ssl.knn import embed_images, embedding_spread, knn_accuracies
+from smallvision.ssl.knn import effective_rank, embed_images, embedding_spread, knn_accuracies
 from smallvision.ssl.views import ViewMaker
 from smallvision.train.device import (
     configure_threads,
@@ -133,7 +133,8 @@ class Pretrainer:
     @torch.no_grad()
     def monitor(self) -> dict:
         """kNN accuracy of the validation split against the labelled training split (labels are
-        used here only, never in training), and the spread of the features (collapse check).
+        used here only, never in training), and the spread and effective rank of the features
+        (collapse checks: to a point, and to a few directions).
         With `bn_stats: recalibrate`, batch norm's running statistics are first measured on the
         plain training images; the last check comes before the backbone is saved, so the saved
         backbone carries them."""
@@ -149,7 +150,7 @@ class Pretrainer:
             if len(val):  # a dataset prepared without a validation split has only the spread
                 queries = embed_images(encoder.embed, torch.as_tensor(val.images, device=self.device), batch)
         self.method.train()
-        metrics = {"embedding_spread": embedding_spread(bank)}
+        metrics = {"embedding_spread": embedding_spread(bank), "embedding_rank": effective_rank(bank)}
         if len(val):
             accuracies = knn_accuracies(bank, torch.as_tensor(self.data["train"].labels, device=self.device), queries,
                                         val.labels, self.data.num_classes, self.knn.k[:1])

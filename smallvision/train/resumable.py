@@ -38,8 +38,8 @@ BEST = "best.pt"  # in a trained recipe's model folder: the best epoch's weights
 
 # The figures of an epoch's log line, with their formats (those a record lacks are left out).
 LINE_FIELDS = (("train_loss", ".4f"), ("train_accuracy", ".4f"), ("val_loss", ".4f"), ("val_accuracy", ".4f"),
-               ("val_knn_accuracy", ".4f"), ("embedding_spread", ".3f"), ("images_per_second", ".1f"),
-               ("seconds", ".1f"))
+               ("val_knn_accuracy", ".4f"), ("embedding_spread", ".3f"), ("embedding_rank", ".1f"),
+               ("images_per_second", ".1f"), ("seconds", ".1f"))
 
 
 def fingerprint(recipe, *arrays: np.ndarray) -> str:
