@@ -238,6 +238,8 @@ def results_markdown(data: dict) -> str:
         for recipe, row in rows:
             ref = row["published"]
             ref_text = f"{ref['metric'].replace('_', ' ')} {ref['value']:.3f}" if ref else ""
+            if ref and ref["metric"] not in ("accuracy", "macro_f1") and ref["metric"] in row:  # not in a column
+                ref_text += f"; ours {figure(row, ref['metric'])}"
             reached = f" {reach_text(row.get('reach_n', nan), row.get('reach_seconds', nan), row['n_seeds'])} |" if seed else ""
             lines.append(f"| `{recipe}` | {', '.join(map(str, row['seeds']))} | {figure(row, 'accuracy')} | "
                          f"{figure(row, 'macro_f1')} | {row.get('train_seconds', float('nan')):.1f} | {ref_text} |{reached}")

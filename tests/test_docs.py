@@ -204,6 +204,20 @@ def test_headline_keeps_the_best_study_of_each_dataset_and_metric(tmp_path):
     assert "[baselines]: docs/results/baselines.md" in docs.render_headline(tmp_path)
 
 
+def test_results_page_sets_ours_beside_a_published_figure_on_its_own_metric():
+    """The seed's retrieval figure is k = 3 accuracy, not the accuracy column (k picked on
+    validation): the page gives ours on k = 3 beside it, with its interval."""
+    row = {"accuracy": 0.33, "accuracy_ci_low": 0.31, "accuracy_ci_high": 0.35, "accuracy_n": 3,
+           "k3_accuracy": 0.324, "k3_accuracy_ci_low": 0.301, "k3_accuracy_ci_high": 0.347, "k3_accuracy_n": 3,
+           "n_seeds": 3, "train_seconds": 380.0, "seeds": [0, 1, 2],
+           "published": {"metric": "k3_accuracy", "value": 0.804, "source": "Stanford Cars student report"}}
+    data = {"study": "x", "command": "c", "confidence": 0.95,
+            "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC", "git_commit": "abc", "python": "3.11",
+                         "libraries": {}},
+            "datasets": {"cars": {"seed_dataset": None, "recipes": {"knn": row}}}}
+    assert "| k3 accuracy 0.804; ours 0.324 ± 0.023 (n=3) |" in docs.results_markdown(data)
+
+
 def test_results_page_times_each_recipe_to_the_seeds_figure():
     """Beside the seed's figure, how soon each recipe first reached it on val, against the seed's own time."""
     row = {"accuracy": 0.8, "accuracy_ci_low": 0.7, "accuracy_ci_high": 0.9, "accuracy_n": 3, "n_seeds": 3,
