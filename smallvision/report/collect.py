@@ -17,9 +17,11 @@ from smallvision.paths import eval_dir, train_log_dir
 from smallvision.report import stats
 
 HEADLINE = ["accuracy", "macro_f1", "balanced_accuracy", "train_seconds", "parameters", "inference_images_per_second"]
-# Metrics reported with their spread over seeds: the quality measures a seed's figure may be set
-# against, and a kNN recipe's accuracy at each of its k (k2_accuracy, ...).
-SPREAD = ("accuracy", "macro_f1", "balanced_accuracy", "binary_accuracy", "macro_recall")
+# The metrics a seed's published figure may be set against (the first its report gives is used).
+COMPARABLE = ("accuracy", "binary_accuracy", "macro_f1", "macro_recall", "k3_accuracy")
+# Metrics reported with their spread over seeds: those, balanced accuracy, and a kNN recipe's
+# accuracy at each of its k (k2_accuracy, ...).
+SPREAD = (*COMPARABLE, "balanced_accuracy")
 KNN_ACCURACY = re.compile(r"k\d+_accuracy")
 NOT_METRICS = {"dataset", "recipe", "seed", "reference", "reference_metric", "reference_value"}
 
@@ -153,9 +155,6 @@ def reach_published(runs: pd.DataFrame, history: pd.DataFrame, published: dict[s
     reached = stats.time_to_reach(curves, targets)
     return reached.rename(columns={"target": "reach_target", "seconds_mean": "reach_seconds",
                                    "n_reached": "reach_n"})[columns]
-
-
-COMPARABLE = ("accuracy", "binary_accuracy", "macro_f1", "macro_recall", "k3_accuracy")
 
 
 def reference_columns(about, dataset: str, seed_dataset: str | None) -> dict:
