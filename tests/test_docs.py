@@ -187,6 +187,18 @@ def test_headline_row_compares_like_with_like():
          "metadata": {**data["metadata"], "git_commit": "abc", "python": "3.11", "libraries": {}}})
 
 
+def test_headline_sets_the_seeds_best_figure_even_from_a_recipe_not_run():
+    """A CPU study runs the seed's CNN (0.714) but not its ResNet18 fine-tune (0.78, a download):
+    the headline still sets the seed's best beside ours."""
+    row = {"accuracy": 0.84, "accuracy_ci_low": 0.83, "accuracy_ci_high": 0.85, "accuracy_n": 3, "seeds": [0, 1, 2]}
+    data = {"study": "x", "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC"}, "datasets": {"cifar10": {
+        "seed_dataset": None,
+        "recipes": {"cnn": {**row, "published": {"metric": "accuracy", "value": 0.714, "source": "CIFAR-10 student report"}},
+                    "fast": {**row, "published": None}},
+        "seed_figure": {"metric": "accuracy", "value": 0.78, "source": "CIFAR-10 student report", "minutes": None}}}}
+    assert docs.headline_rows(data)[0].text.split(" | ")[2] == "0.780 (CIFAR-10)"
+
+
 def test_headline_keeps_the_best_study_of_each_dataset_and_metric(tmp_path):
     """A study of baselines run on a dataset that another study does better on does not headline
     it; a dataset or metric that only it reports keeps its row."""
