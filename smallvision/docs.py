@@ -64,6 +64,8 @@ def setting(recipe: dict) -> str:
     if optimizer:
         lr = f"lr {optimizer['lr']}" if "lr" in optimizer else ""
         parts.append(" ".join(v for v in (optimizer.get("name", ""), lr) if v))
+    if "prediction_lr_scale" in recipe:
+        parts.append(f"predictor lr x{recipe['prediction_lr_scale']}")
     loss = (recipe.get("loss") or {}).get("name")
     if loss:
         parts.append(f"loss {loss}")

@@ -407,6 +407,7 @@ def test_ssl_figure_legend_covers_no_bar():
 def test_recipes_page_lists_the_ssl_recipes_with_their_settings_and_notes():
     ssl_recipes = {"simclr_small": {"method": "simclr", "backbone": {"name": "efficientnet_lite0", "weights": "none"},
                                     "epochs": 30, "bn_stats": "recalibrate"},
+                   "byol_small": {"method": "byol", "optimizer": {"lr": 0.03}, "prediction_lr_scale": 10},
                    "random_small": {"method": "none"}}
     catalogue = {"simclr_small": {"notes": "a note", "reference": {"source": "a seed", "results": {"d": {"accuracy": 0.3}}}}}
     page = docs.recipes_markdown({"cnn": {"epochs": 3}}, ssl_recipes, catalogue)
@@ -414,6 +415,7 @@ def test_recipes_page_lists_the_ssl_recipes_with_their_settings_and_notes():
     assert "`cnn`" in supervised and "`simclr_small`" not in supervised
     assert ("| `simclr_small` | a seed | simclr, efficientnet_lite0 (none), 30 epochs, batch-norm statistics recalibrate | "
             "d: accuracy 0.3 | a note |") in ssl
+    assert "| `byol_small` |  | byol, lr 0.03, predictor lr x10 |  |  |" in ssl
     assert "| `random_small` |  | no pretraining (a baseline) |  |  |" in ssl
 
 

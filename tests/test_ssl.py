@@ -272,6 +272,21 @@ def test_seed_s_of_a_pretrained_recipe_starts_from_seed_s_of_its_baseline(demo, 
     assert probe.seed == 1  # the evaluations train with the pretraining's seed
 
 
+@pytest.mark.parametrize("method", ["byol", "simsiam"])
+def test_the_predictor_trains_at_its_own_learning_rate_and_every_parameter_trains_once(method, demo, tmp_path):
+    recipe = load_ssl({**tiny_ssl(), "pretrain": {**tiny_ssl()["pretrain"], "optimizer": {"name": "sgd", "lr": 0.05}},
+                       "recipes": {"m": {"method": method, "prediction_lr_scale": 10,
+                                         **TINY_OVERRIDES.get(method, {})}}}, {}).recipe("m")
+    pretrainer = Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path))
+    method_module, optimizer = pretrainer.method, pretrainer.optimizer
+    lr_of = {id(param): round(group["lr"], 9) for group in optimizer.param_groups for param in group["params"]}
+    trainable = [param for param in method_module.parameters() if param.requires_grad]
+    assert len(lr_of) == sum(len(group["params"]) for group in optimizer.param_groups) == len(trainable)
+    rates = {part: {lr_of[id(p)] for p in module.parameters()}
+             for part, module in [("backbone", method_module.backbone), *method_module.head.items()]}
+    assert rates == {"backbone": {0.05}, "projection": {0.05}, "prediction": {0.5}}
+
+
 def test_moco_memory_bank_larger_than_the_data_is_refused(demo, tmp_path):
     recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": "moco", "memory_bank_size": 4096}}}, {}).recipe("m")
     with pytest.raises(UserError, match="memory_bank_size 4096 is not below"):

@@ -80,13 +80,15 @@ class Step:
 
 class SSLMethod(nn.Module):
     """`backbone` (the encoder being trained) and `head` (its trained heads) are the two parts
-    make_optimizer takes; subclasses add their loss and, for momentum methods, a teacher."""
+    make_optimizer takes, and `head_lr_scales` the heads it trains at a multiple of the
+    learning rate; subclasses add their loss and, for momentum methods, a teacher."""
 
     def __init__(self, cfg: PretrainConfig, encoder: Encoder):
         super().__init__()
         self.cfg = cfg
         self.backbone = encoder
         self.head = nn.ModuleDict()
+        self.head_lr_scales: dict[str, float] = {}
 
     def make_views(self, images: torch.Tensor, views: ViewMaker, size: int) -> list[torch.Tensor]:
         return views.pair(images, size)
@@ -128,6 +130,15 @@ class MomentumOptions(Strict):
         if not all(0 <= m <= 1 for m in self.momentum):
             raise ValueError("momentum values are in [0, 1]")
         return self
+
+
+class PredictorOptions(Strict):
+    """Mixed into the options of methods with a predictor (BYOL, SimSiam). `prediction_lr_scale`
+    multiplies the predictor's learning rate: a predictor that learns faster than the encoder
+    keeps these methods from collapsing to a few directions early on (DirectPred, Tian et al.
+    2021, train it at 10 times the rate)."""
+
+    prediction_lr_scale: float = Field(1.0, gt=0)
 
 
 def follow_student(student: nn.Module, teacher: nn.Module, momentum: tuple[float, float], at: Step) -> None:

@@ -13,6 +13,7 @@ from smallvision.ssl.base import (
     SSL_METHODS,
     MomentumOptions,
     PretrainConfig,
+    PredictorOptions,
     SSLMethod,
     follow_student,
     frozen_copy,
@@ -20,7 +21,7 @@ from smallvision.ssl.base import (
 
 
 @SSL_METHODS.register("byol")
-class BYOLConfig(MomentumOptions, PretrainConfig):
+class BYOLConfig(PredictorOptions, MomentumOptions, PretrainConfig):
     method: Literal["byol"]
     projection_hidden: int = Field(1024, ge=1)
     projection_dim: int = Field(256, ge=1)
@@ -40,6 +41,7 @@ class BYOL(SSLMethod):
         self.head["prediction"] = BYOLPredictionHead(cfg.projection_dim, cfg.prediction_hidden, cfg.projection_dim)
         self.teacher = nn.ModuleDict({"encoder": frozen_copy(encoder),
                                       "projection": frozen_copy(self.head["projection"])})
+        self.head_lr_scales = {"prediction": cfg.prediction_lr_scale}
         self.criterion = NegativeCosineSimilarity()
 
     def loss(self, views, at):

@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from smallvision.ssl.base import SSL_METHODS, PretrainConfig, SSLMethod
+from smallvision.ssl.base import SSL_METHODS, PredictorOptions, PretrainConfig, SSLMethod
 
 
 @SSL_METHODS.register("simsiam")
-class SimSiamConfig(PretrainConfig):
+class SimSiamConfig(PredictorOptions, PretrainConfig):
     method: Literal["simsiam"]
     projection_hidden: int = Field(2048, ge=1)
     projection_dim: int = Field(2048, ge=1)
@@ -30,6 +30,7 @@ class SimSiam(SSLMethod):
         self.head["projection"] = SimSiamProjectionHead(encoder.dim, cfg.projection_hidden, cfg.projection_dim)
         self.head["prediction"] = SimSiamPredictionHead(cfg.projection_dim, cfg.prediction_hidden,
                                                         cfg.projection_dim)
+        self.head_lr_scales = {"prediction": cfg.prediction_lr_scale}
         self.criterion = NegativeCosineSimilarity()
 
     def loss(self, views, at):

@@ -41,13 +41,14 @@ def build_rmsprop(groups, cfg):
 
 
 def make_optimizer(model, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """Parameter groups: backbone vs head (learning-rate scale); weights, batch-norm parameters
-    and other biases (no weight decay on the latter two unless asked)."""
+    """Parameter groups: backbone vs head, and the head parts a model scales (learning-rate
+    scale); weights, batch-norm parameters and other biases (no weight decay on the latter two
+    unless asked)."""
     norms = {id(param) for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)
              for param in module.parameters(recurse=False)}
     decay_rest = cfg.weight_decay if cfg.decay_norm_and_bias else 0.0
     groups = []
-    for part, scale in ((model.backbone, cfg.backbone_lr_scale), (model.head, 1.0)):
+    for part, scale in _parts_with_lr_scales(model, cfg):
         weights, norm_params, rest = [], [], []
         for param in part.parameters():
             if param.requires_grad:
@@ -58,6 +59,14 @@ def make_optimizer(model, cfg: OptimizerConfig) -> torch.optim.Optimizer:
             if params:
                 groups.append({"params": params, "lr": lr, "weight_decay": weight_decay})
     return OPTIMIZERS.builder(cfg.name)(groups, cfg)
+
+
+def _parts_with_lr_scales(model, cfg: OptimizerConfig) -> list[tuple[nn.Module, float]]:
+    """The backbone at `backbone_lr_scale`; the head at 1, except the parts of an SSL method's
+    heads (a ModuleDict) that its `head_lr_scales` names (e.g. BYOL's predictor)."""
+    scales = getattr(model, "head_lr_scales", {})
+    heads = [(module, scales.get(name, 1.0)) for name, module in model.head.items()] if scales else [(model.head, 1.0)]
+    return [(model.backbone, cfg.backbone_lr_scale), *heads]
 
 
 class Schedule:
