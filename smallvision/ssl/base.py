@@ -88,7 +88,13 @@ class SSLMethod(nn.Module):
         self.cfg = cfg
         self.backbone = encoder
         self.head = nn.ModuleDict()
-        self.head_lr_scales: dict[str, float] = {}
+
+    @property
+    def head_lr_scales(self) -> dict[str, float]:
+        """A predictor method's `prediction` head at its `prediction_lr_scale` (none at 1: the
+        optimiser's groups are then the usual backbone and head)."""
+        scale = self.cfg.prediction_lr_scale if isinstance(self.cfg, PredictorOptions) else 1.0
+        return {"prediction": scale} if scale != 1.0 else {}
 
     def make_views(self, images: torch.Tensor, views: ViewMaker, size: int) -> list[torch.Tensor]:
         return views.pair(images, size)

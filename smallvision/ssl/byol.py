@@ -41,7 +41,6 @@ class BYOL(SSLMethod):
         self.head["prediction"] = BYOLPredictionHead(cfg.projection_dim, cfg.prediction_hidden, cfg.projection_dim)
         self.teacher = nn.ModuleDict({"encoder": frozen_copy(encoder),
                                       "projection": frozen_copy(self.head["projection"])})
-        self.head_lr_scales = {"prediction": cfg.prediction_lr_scale}
         self.criterion = NegativeCosineSimilarity()
 
     def loss(self, views, at):

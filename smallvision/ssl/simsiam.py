@@ -30,7 +30,6 @@ class SimSiam(SSLMethod):
         self.head["projection"] = SimSiamProjectionHead(encoder.dim, cfg.projection_hidden, cfg.projection_dim)
         self.head["prediction"] = SimSiamPredictionHead(cfg.projection_dim, cfg.prediction_hidden,
                                                         cfg.projection_dim)
-        self.head_lr_scales = {"prediction": cfg.prediction_lr_scale}
         self.criterion = NegativeCosineSimilarity()
 
     def loss(self, views, at):

@@ -63,7 +63,7 @@ def make_optimizer(model, cfg: OptimizerConfig) -> torch.optim.Optimizer:
 
 def _parts_with_lr_scales(model, cfg: OptimizerConfig) -> list[tuple[nn.Module, float]]:
     """The backbone at `backbone_lr_scale`; the head at 1, except the parts of an SSL method's
-    heads (a ModuleDict) that its `head_lr_scales` names (e.g. BYOL's predictor)."""
+    heads (a ModuleDict) that its `head_lr_scales` names (BYOL's and SimSiam's predictor)."""
     scales = getattr(model, "head_lr_scales", {})
     heads = [(module, scales.get(name, 1.0)) for name, module in model.head.items()] if scales else [(model.head, 1.0)]
     return [(model.backbone, cfg.backbone_lr_scale), *heads]
