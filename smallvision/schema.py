@@ -81,21 +81,6 @@ def options(choice, **values):
     return TypeAdapter(choice).validate_python(values)
 
 
-def registered_name(registry: Registry):
-    """A str field whose value must name an entry of `registry` (with a suggestion if not)."""
-    from pydantic import AfterValidator
-
-    def check(value: str) -> str:
-        if value not in registry:
-            raise ValueError(
-                f"unknown {registry.kind} '{value}'{did_you_mean(value, registry.names())}; "
-                f"known: {', '.join(registry.names())}"
-            )
-        return value
-
-    return Annotated[str, AfterValidator(check)]
-
-
 def deep_merge(base: dict, override: dict) -> dict:
     """`override` wins; nested mappings merge key by key, except that a mapping whose `name`
     differs from the one it overrides replaces it whole: the options of a named choice (an

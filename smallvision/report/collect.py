@@ -16,7 +16,6 @@ from smallvision.io import read_json
 from smallvision.paths import eval_dir, train_log_dir
 from smallvision.report import stats
 
-HEADLINE = ["accuracy", "macro_f1", "balanced_accuracy", "train_seconds", "parameters", "inference_images_per_second"]
 # The metrics a seed's published figure may be set against (the first its report gives is used).
 COMPARABLE = ("accuracy", "binary_accuracy", "macro_f1", "macro_recall", "k3_accuracy")
 # Metrics reported with their spread over seeds: those, balanced accuracy, and a kNN recipe's
