@@ -350,6 +350,28 @@ def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons(tm
     assert "From 1 SSL seed" not in docs.render_headline(tmp_path)
 
 
+def test_every_measured_k_gets_its_paired_comparison():
+    """A study that measures kNN at several k shows each against the baseline: on
+    pokemon150_ssl_cnn SimCLR is within noise of random init at k = 20 but above it at k = 3, and a
+    page that compared only the first k would hide that the verdict depends on k."""
+    import pandas as pd
+
+    from smallvision.report.ssl import ssl_table
+
+    base = {"dataset": "d", "backbone": "cnn", "weights": "none", "test_images": 1000, "probe_accuracy": 0.1,
+            "finetune_accuracy": 0.4, "embedding_spread_start": 0.5, "embedding_spread": 0.5, "pretrain_epochs": 15,
+            "pretrain_seconds": 300.0, "pretrain_images_per_second": 200.0}
+    random_knn20, random_knn3 = [0.17, 0.21, 0.19], [0.23, 0.21, 0.22]
+    rows = [{**base, "ssl_recipe": "random", "method": "none", "seed": seed, "knn20_accuracy": random_knn20[seed],
+             "knn3_accuracy": random_knn3[seed]} for seed in range(3)]
+    rows += [{**base, "ssl_recipe": "simclr", "method": "simclr", "seed": seed,
+              "knn20_accuracy": random_knn20[seed] + gain20, "knn3_accuracy": random_knn3[seed] + gain3}
+             for seed, (gain20, gain3) in enumerate([(0.03, 0.026), (-0.02, 0.027), (0.005, 0.028)])]
+    simclr = ssl_table(pd.DataFrame(rows), "d", [20, 3], 0.95).set_index("SSL recipe").loc["simclr"]
+    assert simclr["kNN@20 vs baseline"].endswith("within noise of random")
+    assert simclr["kNN@3 vs baseline"] == "+0.027 ± 0.002 above random"  # 4.303 * 0.001 / sqrt(3)
+
+
 def test_ssl_table_shows_the_effective_rank_where_the_runs_measured_it():
     """Runs that logged the effective rank get its column (mean over seeds, start -> end); pages
     drawn from runs before it keep their columns."""
