@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import NamedTuple
 
@@ -368,8 +369,9 @@ def render_headline(folder: Path = RESULTS) -> str:
     devices: dict[str, list[str]] = {}
     for name, data in studies.items():
         devices.setdefault(data["metadata"]["device"], []).append(name)
-    lines += ["", *(f"{'Studies' if len(names) > 1 else 'Study'} {', '.join(names)} ran on {device}."
-                    for device, names in devices.items())]
+    ran_on = " ".join(f"{'Studies' if len(names) > 1 else 'Study'} {', '.join(names)} ran on {device}."
+                      for device, names in devices.items())
+    lines += ["", *textwrap.wrap(ran_on, width=120, break_long_words=False, break_on_hyphens=False)]  # README's width
     lines += [""] + [f"[{name}]: docs/results/{name}.md" for name in studies]
     return "\n".join(lines)
 
