@@ -1,13 +1,17 @@
-"""Classification metrics from predicted class probabilities (scikit-learn)."""
+"""Classification metrics from predicted class probabilities (scikit-learn).
+
+scikit-learn is imported inside the functions that use it: it takes over a second to import,
+and the training and pretraining loops need only `accuracy` (numpy), once per stage process."""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def classification_metrics(truth: np.ndarray, scores: np.ndarray, top_k: int = 5) -> dict:
     """Scalar metrics for single-label classification; `scores` are (N, K) probabilities."""
+    from sklearn import metrics as skm
+
     classes = np.arange(scores.shape[1])
     predicted = scores.argmax(1)
     confusion = skm.confusion_matrix(truth, predicted, labels=classes)
@@ -31,6 +35,8 @@ def classification_metrics(truth: np.ndarray, scores: np.ndarray, top_k: int = 5
 
 def multilabel_metrics(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
     """Multilabel: `truth` and the thresholded `scores` are (N, K) 0/1 matrices."""
+    from sklearn import metrics as skm
+
     truth = truth.astype(int)
     predicted = (scores >= threshold).astype(int)
     per_label = skm.multilabel_confusion_matrix(truth, predicted)  # (K, 2, 2): [[tn, fp], [fn, tp]]
@@ -84,6 +90,8 @@ def rates(confusion: np.ndarray) -> dict:
 
 def one_vs_rest_auc(truth: np.ndarray, scores: np.ndarray) -> float | None:
     """Macro average of per-class ROC AUC over the classes present in the test set."""
+    from sklearn import metrics as skm
+
     aucs = []
     for label in np.unique(truth):
         positives = truth == label
@@ -105,6 +113,8 @@ def accuracy(truth: np.ndarray, scores: np.ndarray, multilabel: bool) -> float:
 
 def per_class_table(truth: np.ndarray, scores: np.ndarray, class_names: list[str]):
     """Precision, recall, F1 and support per class (per label for multilabel targets)."""
+    from sklearn import metrics as skm
+
     import pandas as pd
 
     multilabel = truth.ndim == 2
@@ -121,6 +131,8 @@ def per_class_table(truth: np.ndarray, scores: np.ndarray, class_names: list[str
 def confusion(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """(K, K) for single-label; for multilabel, label co-occurrence of truth (rows) with
     predictions (columns): cell (i, j) counts images labelled i that were predicted j."""
+    from sklearn import metrics as skm
+
     if truth.ndim == 2:
         return truth.astype(int).T @ predicted_labels(scores, True)
     return skm.confusion_matrix(truth, scores.argmax(1), labels=np.arange(scores.shape[1]))

@@ -52,14 +52,16 @@ def test_each_dataset_runs_only_its_own_recipes(tmp_path):
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    """Two recipes x two seeds on a tiny dataset through `dvc repro`, committed."""
+    """mlp over two seeds and logreg over one (its fit draws nothing at random, and the
+    experiments below rerun it) on a tiny dataset through `dvc repro`, committed."""
     images = make_image_folder(tmp_path_factory.mktemp("images") / "tiny", {c: 10 for c in "abcd"}, size=40)
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
 
     def two_seeds(params, recipes):
         tiny(params, recipes, epochs=2)
         params["datasets"] = {"tiny": {"root": str(images)}}
-        params["runs"] = runs_for("tiny", ["logreg", "mlp"], seeds=[0, 1], definitions=recipes)
+        params["runs"] = {**runs_for("tiny", ["logreg"], definitions=recipes),
+                          **runs_for("tiny", ["mlp"], seeds=[0, 1], definitions=recipes)}
 
     edit_params(repo, two_seeds)
     run(["dvc", "repro"], cwd=repo)
@@ -123,7 +125,7 @@ def test_logreg_does_not_track_the_torch_defaults(seeded):
     try:
         changed = stale(seeded)
         assert {"train@tiny-mlp-s0", "train@tiny-mlp-s1"} <= changed
-        assert not {"train@tiny-logreg-s0", "train@tiny-logreg-s1", "evaluate@tiny-logreg-s0"} & changed
+        assert not {"train@tiny-logreg-s0", "evaluate@tiny-logreg-s0"} & changed
     finally:
         params.write_text(before)
 

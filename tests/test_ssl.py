@@ -420,22 +420,25 @@ def test_every_method_through_the_stage_scripts(tmp_path):
 
 
 def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
-    """One method and its baseline through `dvc exp run`; a second seed then runs only its own
-    stages, and the report pairs the seeds."""
+    """One method and its baseline over two seeds through `dvc exp run`, the report pairing the
+    seeds; a third seed then leaves every stage of the first two up to date."""
     repo = tiny_ssl_project(tmp_path)
     assert "pretrain" not in run(["dvc", "stage", "list"], cwd=repo).stdout  # opt-in: none by default
-    result = run(["dvc", "exp", "run", "-S", "ssl.methods=[simclr,random]"], cwd=repo)
-    assert {"pretrain@demo-simclr-0", "pretrain@demo-random-0", "ssl_evaluate@demo-simclr-0",
-            "ssl_evaluate@demo-random-0", "report"} <= stages_run(result.stdout)
-    assert "| simclr | simclr | cnn (none) | 0 |" in (repo / "reports/README.md").read_text()
-
-    second = run(["dvc", "exp", "run", "-S", "ssl.methods=[simclr,random]", "-S", "ssl.seeds=[0,1]"], cwd=repo)
-    assert {s for s in stages_run(second.stdout) if s.startswith(("pretrain", "ssl_evaluate"))} == \
-        {"pretrain@demo-simclr-1", "pretrain@demo-random-1", "ssl_evaluate@demo-simclr-1", "ssl_evaluate@demo-random-1"}
+    result = run(["dvc", "exp", "run", "-S", "ssl.methods=[simclr,random]", "-S", "ssl.seeds=[0,1]"], cwd=repo)
+    assert {f"{stage}@demo-{method}-{seed}" for stage in ("pretrain", "ssl_evaluate")
+            for method in ("simclr", "random") for seed in (0, 1)} | {"report"} <= stages_run(result.stdout)
     first, other = (torch.load(repo / f"data/pretrained/demo/random/s{seed}/backbone.pt", weights_only=True)
                     for seed in (0, 1))
     assert not all(torch.equal(first[key], other[key]) for key in first)  # seed 1 is another initialisation
     assert "| simclr | simclr | cnn (none) | 0, 1 |" in (repo / "reports/README.md").read_text()
+
+    # The README's "two more seeds" form: what `dvc exp run` would rerun is what `dvc status` lists.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["ssl"]["seeds"] = [0, 1, 2]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stale = {name.split(":")[-1] for name in json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout)}
+    assert {name for name in stale if name.startswith(("pretrain", "ssl_evaluate"))} == \
+        {"pretrain@demo-simclr-2", "pretrain@demo-random-2", "ssl_evaluate@demo-simclr-2", "ssl_evaluate@demo-random-2"}
 
 
 def test_pretraining_refuses_a_whitening_stem_it_could_not_fit():
