@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import re
 import subprocess
 import textwrap
@@ -211,6 +212,24 @@ def figure(row: dict, metric: str) -> str:
                     int(row.get(f"{metric}_n", row.get("n_seeds", 0)) if metric in row else 0))
 
 
+def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
+    """'-0.012 ± 0.030, within noise': row minus the best recipe on `metric`, Welch's interval."""
+    from smallvision.report.stats import welch_difference
+
+    if row is best:
+        return "best"
+    if metric not in row or metric not in best:
+        return ""
+    nan = float("nan")
+    difference, low, high = welch_difference(
+        *((summary[metric], summary.get(f"{metric}_std", nan), summary.get(f"{metric}_n", summary.get("n_seeds", 0)))
+          for summary in (row, best)), confidence=confidence)
+    if math.isnan(low):
+        return f"{difference:+.3f} (no interval)"
+    verdict = "above" if low > 0 else "below" if high < 0 else "within noise"
+    return f"{difference:+.3f} ± {(high - low) / 2:.3f}, {verdict}"
+
+
 def results_markdown(data: dict) -> str:
     from smallvision.report.stats import NOT_TEST_NOISE
     from smallvision.report.text import reach_header, reach_text
@@ -228,7 +247,10 @@ def results_markdown(data: dict) -> str:
              f"- device: {meta['device']}",
              f"- python {meta['python']}; {libraries}", "",
              f"± is the half-width of the {data['confidence']:.0%} Student-t interval over seeds (no interval from one seed). "
-             f"{NOT_TEST_NOISE}",
+             f"{NOT_TEST_NOISE} *vs best*: the difference to the table's first recipe (best mean accuracy), with its "
+             f"{data['confidence']:.0%} Welch interval from the two recipes' means and spreads (unpaired: this page keeps "
+             "each recipe's summary, not its seeds' runs); *above* or *below* when the interval excludes 0, else "
+             "*within noise*.",
              ""]
     for dataset, entry in data["datasets"].items():
         rows = sorted(entry["recipes"].items(), key=lambda item: (-item[1]["accuracy"], item[0]))
@@ -236,16 +258,19 @@ def results_markdown(data: dict) -> str:
         seed = entry.get("seed_figure")
         reach = f" {reach_header(seed['value'], seed.get('minutes') or nan)} |" if seed else ""
         lines += [f"## {dataset}{stands_for}", "",
-                  f"| recipe | seeds | test accuracy | macro F1 | train s | published (seed) |{reach}",
-                  "|---|---|---|---|---:|---|" + ("---|" if seed else "")]
+                  f"| recipe | seeds | test accuracy | accuracy vs best | macro F1 | F1 vs best | train s | published (seed) |{reach}",
+                  "|---|---|---|---:|---|---:|---:|---|" + ("---|" if seed else "")]
         for recipe, row in rows:
             ref = row["published"]
             ref_text = f"{ref['metric'].replace('_', ' ')} {ref['value']:.3f}" if ref else ""
             if ref and ref["metric"] not in ("accuracy", "macro_f1") and ref["metric"] in row:  # not in a column
                 ref_text += f"; ours {figure(row, ref['metric'])}"
             reached = f" {reach_text(row.get('reach_n', nan), row.get('reach_seconds', nan), row['n_seeds'])} |" if seed else ""
+            best = rows[0][1]
             lines.append(f"| `{recipe}` | {', '.join(map(str, row['seeds']))} | {figure(row, 'accuracy')} | "
-                         f"{figure(row, 'macro_f1')} | {row.get('train_seconds', float('nan')):.1f} | {ref_text} |{reached}")
+                         f"{versus_best(row, best, 'accuracy', data['confidence'])} | {figure(row, 'macro_f1')} | "
+                         f"{versus_best(row, best, 'macro_f1', data['confidence'])} | "
+                         f"{row.get('train_seconds', float('nan')):.1f} | {ref_text} |{reached}")
         lines.append("")
     return "\n".join(lines + ssl_section(data))
 

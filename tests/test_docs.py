@@ -151,6 +151,33 @@ def test_results_pages_match_their_data():
             f"{sidecar.with_suffix('.md')} is stale or was edited by hand: run `python -m smallvision.docs`"
 
 
+def estimate_upper_minutes(estimate: str) -> float | None:
+    """The upper end of a study's CPU estimate ('40-45 min', '70 min', '4.5-5 h'); None for 'days'."""
+    match = re.fullmatch(r"(?:[\d.]+-)?([\d.]+) (min|h)", estimate)
+    return None if match is None else float(match[1]) * (60 if match[2] == "h" else 1)
+
+
+def measured_minutes(data: dict) -> float:
+    """What a results page's runs spent training, pretraining, probing and fine-tuning, summed over
+    seeds: less than the study's wall time, which adds preparing, evaluating and the report."""
+    seconds = sum(row.get("train_seconds", 0) * row["n_seeds"]
+                  for entry in data["datasets"].values() for row in entry["recipes"].values())
+    seconds += sum(row.get(key) or 0 for row in data.get("ssl", {}).get("rows", [])
+                   for key in ("pretrain_seconds", "probe_seconds", "finetune_seconds"))
+    return seconds / 60
+
+
+def test_each_studys_cpu_estimate_covers_what_its_results_page_measured():
+    """`profile --list` tells a user how long a study takes before they start it: no committed
+    run of the study may have spent longer in its training loops alone than the estimate's upper end."""
+    for sidecar in sorted((REPO / "docs" / "results").glob("*.json")):
+        data = json.loads(sidecar.read_text())
+        estimate = read_yaml_file(REPO / "studies" / f"{data['study']}.yaml")["estimate"]["cpu"]
+        upper = estimate_upper_minutes(estimate)
+        assert upper is None or measured_minutes(data) <= upper, \
+            f"studies/{data['study']}.yaml estimates {estimate}; its results page measured {measured_minutes(data):.0f} min"
+
+
 def test_recipes_page_is_up_to_date():
     assert (REPO / "docs" / "recipes.md").read_text() == docs.render_recipes(REPO), \
         "docs/recipes.md is older than recipes.yaml/catalogue.yaml: run `python -m smallvision.docs`"
@@ -182,7 +209,7 @@ def test_headline_row_compares_like_with_like():
             "c": {**row, "accuracy": 0.95, "seeds": [0, 1, 2], "published": None}}}}}
     assert [row.text for row in docs.headline_rows(data)] == [
         "| cars | accuracy | 0.850 (s) | `c` 0.950 ± 0.100 (n=3) | 2026-01-02 | [x] |"]
-    assert "| `c` | 0, 1, 2 | 0.950 ± 0.100 (n=3) | 0.500 ± 0.100 (n=3) | 1.0 |  |" in docs.results_markdown(
+    assert "| `c` | 0, 1, 2 | 0.950 ± 0.100 (n=3) | best | 0.500 ± 0.100 (n=3) | best | 1.0 |  |" in docs.results_markdown(
         {**data, "command": "c", "confidence": 0.95,
          "metadata": {**data["metadata"], "git_commit": "abc", "python": "3.11", "libraries": {}}})
 
@@ -228,6 +255,27 @@ def test_results_page_sets_ours_beside_a_published_figure_on_its_own_metric():
                          "libraries": {}},
             "datasets": {"cars": {"seed_dataset": None, "recipes": {"knn": row}}}}
     assert "| k3 accuracy 0.804; ours 0.324 ± 0.023 (n=3) |" in docs.results_markdown(data)
+
+
+def test_results_page_says_which_recipes_are_within_noise_of_the_best():
+    """From the summaries the sidecar keeps: Welch's interval of each recipe minus the first
+    (best mean accuracy), with a verdict, per metric; one run gives no interval."""
+    def summary(mean, std, n=3):
+        half = {3: 4.302652729911275}.get(n, float("nan")) * std / n ** 0.5
+        return {"accuracy": mean, "accuracy_std": std, "accuracy_n": n, "accuracy_ci_low": mean - half,
+                "accuracy_ci_high": mean + half, "n_seeds": n, "seeds": list(range(n)), "train_seconds": 1.0,
+                "published": None}
+    data = {"study": "x", "command": "c", "confidence": 0.95,
+            "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC", "git_commit": "abc", "python": "3.11",
+                         "libraries": {}},
+            "datasets": {"d": {"seed_dataset": None, "recipes": {
+                "best": summary(0.90, 0.01), "close": summary(0.89, 0.02), "far": summary(0.70, 0.01),
+                "once": summary(0.80, float("nan"), n=1)}}}}
+    lines = {line.split(" | ")[0]: line for line in docs.results_markdown(data).splitlines() if line.startswith("| `")}
+    assert "| best |" in lines["| `best`"]
+    assert "| -0.010 ± 0.042, within noise |" in lines["| `close`"]  # Welch: [-0.052, 0.032]
+    assert "| -0.200 ± 0.023, below |" in lines["| `far`"]
+    assert "| -0.100 (no interval) |" in lines["| `once`"]
 
 
 def test_results_page_times_each_recipe_to_the_seeds_figure():

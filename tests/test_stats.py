@@ -146,6 +146,26 @@ def test_against_published():
     assert row(table, "x").verdict == "no runs"
 
 
+def summary_of(values) -> tuple[float, float, int]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)), len(values)
+
+
+def test_welch_difference_matches_scipy_from_the_runs_themselves():
+    unequal = [0.70, 0.90, 0.78, 0.80]  # four seeds, a wider spread than A's
+    for a, b in ((B, A), (C, A), (unequal, A)):
+        ci = sp.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+        difference, low, high = stats.welch_difference(summary_of(a), summary_of(b))
+        assert difference == pytest.approx(np.mean(a) - np.mean(b)) and (low, high) == pytest.approx((ci.low, ci.high))
+    assert stats.welch_difference(summary_of(B), summary_of(A))[2] < 0  # clearly worse: the interval excludes 0
+    assert stats.welch_difference(summary_of(C), summary_of(A))[1] < 0 < stats.welch_difference(summary_of(C), summary_of(A))[2]
+
+
+def test_welch_difference_without_spread_or_with_one_run():
+    assert stats.welch_difference((0.5, 0.0, 3), (0.4, 0.0, 3)) == pytest.approx((0.1, 0.1, 0.1))
+    difference, low, high = stats.welch_difference((0.5, np.nan, 1), (0.4, 0.01, 3))
+    assert difference == pytest.approx(0.1) and np.isnan(low) and np.isnan(high)
+
+
 def test_describe():
     low, high = t_ci(A)
     assert stats.describe(np.mean(A), low, high, 3) == "0.920 ± 0.050 (n=3)"

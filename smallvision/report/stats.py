@@ -104,6 +104,24 @@ def paired_vs_best(runs: pd.DataFrame, metric: str = "accuracy", confidence: flo
     return pd.DataFrame(rows)
 
 
+def welch_difference(a: tuple[float, float, int], b: tuple[float, float, int],
+                     confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean a - mean b, low, high) from two summaries (mean, sample std, n): Welch's interval,
+    for where only the summaries are kept (docs/results pages). It does not pair seeds, so it is
+    wider than paired_vs_best's when seeds move both recipes alike. n < 2 on either side: NaN
+    interval; no spread on either side: [difference, difference], as `interval` does."""
+    (mean_a, std_a, n_a), (mean_b, std_b, n_b) = a, b
+    difference = float(mean_a - mean_b)
+    if n_a < 2 or n_b < 2 or np.isnan(std_a) or np.isnan(std_b):
+        return difference, np.nan, np.nan
+    var_a, var_b = std_a ** 2 / n_a, std_b ** 2 / n_b
+    if var_a + var_b <= ZERO_SPREAD ** 2:
+        return difference, difference, difference
+    dof = (var_a + var_b) ** 2 / (var_a ** 2 / (n_a - 1) + var_b ** 2 / (n_b - 1))  # Welch-Satterthwaite
+    low, high = stats.t.interval(confidence, dof, loc=difference, scale=np.sqrt(var_a + var_b))
+    return difference, float(low), float(high)
+
+
 def against_published(runs: pd.DataFrame, published: dict, confidence: float = 0.95) -> pd.DataFrame:
     """Ours minus the published figure, published = {(dataset, recipe): (metric, value)}.
 
