@@ -260,13 +260,13 @@ def results_markdown(data: dict) -> str:
         lines += [f"## {dataset}{stands_for}", "",
                   f"| recipe | seeds | test accuracy | accuracy vs best | macro F1 | F1 vs best | train s | published (seed) |{reach}",
                   "|---|---|---|---:|---|---:|---:|---|" + ("---|" if seed else "")]
+        best = rows[0][1]
         for recipe, row in rows:
             ref = row["published"]
             ref_text = f"{ref['metric'].replace('_', ' ')} {ref['value']:.3f}" if ref else ""
             if ref and ref["metric"] not in ("accuracy", "macro_f1") and ref["metric"] in row:  # not in a column
                 ref_text += f"; ours {figure(row, ref['metric'])}"
             reached = f" {reach_text(row.get('reach_n', nan), row.get('reach_seconds', nan), row['n_seeds'])} |" if seed else ""
-            best = rows[0][1]
             lines.append(f"| `{recipe}` | {', '.join(map(str, row['seeds']))} | {figure(row, 'accuracy')} | "
                          f"{versus_best(row, best, 'accuracy', data['confidence'])} | {figure(row, 'macro_f1')} | "
                          f"{versus_best(row, best, 'macro_f1', data['confidence'])} | "

@@ -1,7 +1,7 @@
 """Classification metrics from predicted class probabilities (scikit-learn).
 
-scikit-learn is imported inside the functions that use it: it takes over a second to import,
-and the training and pretraining loops need only `accuracy` (numpy), once per stage process."""
+scikit-learn is imported inside the functions that use it: its import takes over a second, and
+the train and pretrain stages, a process each, need only `accuracy` (numpy)."""
 
 from __future__ import annotations
 
@@ -113,9 +113,8 @@ def accuracy(truth: np.ndarray, scores: np.ndarray, multilabel: bool) -> float:
 
 def per_class_table(truth: np.ndarray, scores: np.ndarray, class_names: list[str]):
     """Precision, recall, F1 and support per class (per label for multilabel targets)."""
-    from sklearn import metrics as skm
-
     import pandas as pd
+    from sklearn import metrics as skm
 
     multilabel = truth.ndim == 2
     predicted = predicted_labels(scores, multilabel)

@@ -109,7 +109,7 @@ def welch_difference(a: tuple[float, float, int], b: tuple[float, float, int],
     """(mean a - mean b, low, high) from two summaries (mean, sample std, n): Welch's interval,
     for where only the summaries are kept (docs/results pages). It does not pair seeds, so it is
     wider than paired_vs_best's when seeds move both recipes alike. n < 2 on either side: NaN
-    interval; no spread on either side: [difference, difference], as `interval` does."""
+    interval; no spread on both sides: [difference, difference], as `interval` does."""
     (mean_a, std_a, n_a), (mean_b, std_b, n_b) = a, b
     difference = float(mean_a - mean_b)
     if n_a < 2 or n_b < 2 or np.isnan(std_a) or np.isnan(std_b):
