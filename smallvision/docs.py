@@ -214,7 +214,7 @@ def figure(row: dict, metric: str) -> str:
 
 def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
     """'-0.012 ± 0.030, within noise': row minus the best recipe on `metric`, Welch's interval."""
-    from smallvision.report.stats import welch_difference
+    from smallvision.report.stats import IDENTICAL, welch_difference
 
     if row is best:
         return "best"
@@ -226,6 +226,8 @@ def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
           for summary in (row, best)), confidence=confidence)
     if math.isnan(low):
         return f"{difference:+.3f} (no interval)"
+    if high == low:  # both recipes gave one figure on every seed, as the report's leaderboard says
+        return f"{difference:+.3f} ({IDENTICAL})"
     verdict = "above" if low > 0 else "below" if high < 0 else "within noise"
     return f"{difference:+.3f} ± {(high - low) / 2:.3f}, {verdict}"
 

@@ -270,12 +270,15 @@ def test_results_page_says_which_recipes_are_within_noise_of_the_best():
                          "libraries": {}},
             "datasets": {"d": {"seed_dataset": None, "recipes": {
                 "best": summary(0.90, 0.01), "close": summary(0.89, 0.02), "far": summary(0.70, 0.01),
-                "once": summary(0.80, float("nan"), n=1)}}}}
+                "once": summary(0.80, float("nan"), n=1), "fixed": summary(0.85, 0.0)}},
+                "e": {"seed_dataset": None, "recipes": {"fixed_best": summary(0.85, 0.0), "fixed_too": summary(0.80, 0.0)}}}}
     lines = {line.split(" | ")[0]: line for line in docs.results_markdown(data).splitlines() if line.startswith("| `")}
     assert "| best |" in lines["| `best`"]
     assert "| -0.010 ± 0.042, within noise |" in lines["| `close`"]  # Welch: [-0.052, 0.032]
     assert "| -0.200 ± 0.023, below |" in lines["| `far`"]
     assert "| -0.100 (no interval) |" in lines["| `once`"]
+    assert "| -0.050 ± 0.025, below |" in lines["| `fixed`"]  # the best's spread alone
+    assert "| -0.050 (identical over seeds) |" in lines["| `fixed_too`"]  # no spread on either side
 
 
 def test_results_page_times_each_recipe_to_the_seeds_figure():

@@ -157,7 +157,8 @@ def test_welch_difference_matches_scipy_from_the_runs_themselves():
         difference, low, high = stats.welch_difference(summary_of(a), summary_of(b))
         assert difference == pytest.approx(np.mean(a) - np.mean(b)) and (low, high) == pytest.approx((ci.low, ci.high))
     assert stats.welch_difference(summary_of(B), summary_of(A))[2] < 0  # clearly worse: the interval excludes 0
-    assert stats.welch_difference(summary_of(C), summary_of(A))[1] < 0 < stats.welch_difference(summary_of(C), summary_of(A))[2]
+    _, low, high = stats.welch_difference(summary_of(C), summary_of(A))
+    assert low < 0 < high  # within seed noise
 
 
 def test_welch_difference_without_spread_or_with_one_run():
