@@ -376,12 +376,14 @@ def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons(tm
             "probe_accuracy": 0.1, "embedding_spread_start": 0.2, "embedding_spread": 0.3, "pretrain_epochs": 30,
             "pretrain_seconds": 100.0, "pretrain_images_per_second": 50.0}
     random_knn, finetune = [0.05, 0.07, 0.09], [0.40, 0.42, 0.47]
+    random_probe, probe_gain = [0.20, 0.30, 0.25], [0.05, 0.06, 0.07]
     rows = [{**base, "ssl_recipe": "random", "method": "none", "seed": seed, "knn20_accuracy": random_knn[seed],
-             "finetune_accuracy": 0.4, "pretrain_epochs": 0, "pretrain_images_per_second": None}
+             "probe_accuracy": random_probe[seed], "finetune_accuracy": 0.4, "pretrain_epochs": 0,
+             "pretrain_images_per_second": None}
             for seed in range(3)]
     rows += [{**base, "ssl_recipe": "byol", "method": "byol", "seed": seed,
-              "knn20_accuracy": random_knn[seed] + gain, "finetune_accuracy": finetune[seed],
-              "embedding_spread": 0.04 if seed == 2 else 0.3}
+              "knn20_accuracy": random_knn[seed] + gain, "probe_accuracy": random_probe[seed] + probe_gain[seed],
+              "finetune_accuracy": finetune[seed], "embedding_spread": 0.04 if seed == 2 else 0.3}
              for seed, gain in enumerate([0.010, 0.012, 0.014])]
     data = {"study": "x", "command": "c", "confidence": 0.95, "datasets": {},
             "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC", "git_commit": "abc", "python": "3.11",
@@ -389,13 +391,16 @@ def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons(tm
             "ssl": {"knn_k": [20], "rows": rows, "seed_figures": {"d": {"value": 0.3, "source": "s student report"}}}}
     table = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
              for line in docs.results_markdown(data).splitlines() if line.startswith("| ") and "|---" not in line}
-    assert table["SSL recipe"][:6] == ["method", "backbone", "seeds", "kNN@20", "kNN@20 vs baseline", "linear probe"]
+    assert table["SSL recipe"][:7] == ["method", "backbone", "seeds", "kNN@20", "kNN@20 vs baseline", "linear probe",
+                                       "linear probe vs baseline"]
     # random: 0.05, 0.07, 0.09 -> sd 0.02, 4.303 * 0.02 / sqrt(3) = 0.0497
     assert table["random"][2:4] == ["0, 1, 2", "0.0700 ± 0.0497"]
     # byol - random, seed by seed: 0.010, 0.012, 0.014 -> 4.303 * 0.002 / sqrt(3) = 0.005
     assert table["byol"][4] == "+0.012 ± 0.005 above random"
-    assert table["byol"][6] == "0.4300 ± 0.0896"  # fine-tune 0.40, 0.42, 0.47: 4.303 * 0.0361 / sqrt(3)
-    assert table["byol"][9] == "1 of 3"  # seed 2's spread fell below a quarter of its start
+    # the probe, paired too: 0.05, 0.06, 0.07 over random's 0.20, 0.30, 0.25 -> 4.303 * 0.01 / sqrt(3) = 0.025
+    assert table["byol"][6] == "+0.060 ± 0.025 above random"
+    assert table["byol"][7] == "0.4300 ± 0.0896"  # fine-tune 0.40, 0.42, 0.47: 4.303 * 0.0361 / sqrt(3)
+    assert table["byol"][10] == "1 of 3"  # seed 2's spread fell below a quarter of its start
     assert docs.headline_rows(data)[0].text.endswith("`byol` 0.430 ± 0.090 (3 SSL seeds) | 2026-01-02 | [x] |")
     (tmp_path / "x.json").write_text(json.dumps(data))
     assert "From 1 SSL seed" not in docs.render_headline(tmp_path)

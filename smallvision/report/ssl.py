@@ -159,6 +159,7 @@ def ssl_table(frame: pd.DataFrame, dataset: str, ks: list[int], confidence: floa
             record[f"kNN@{k}"] = figure_text(rows[f"knn{k}_accuracy"], confidence)
             record[f"kNN@{k} vs baseline"] = gain_text(name, recipes, f"knn{k}_accuracy", confidence)
         record["linear probe"] = figure_text(rows.probe_accuracy, confidence)
+        record["linear probe vs baseline"] = gain_text(name, recipes, "probe_accuracy", confidence)
         record["fine-tune"] = figure_text(rows.finetune_accuracy, confidence)
         record["fine-tune vs baseline"] = gain_text(name, recipes, "finetune_accuracy", confidence)
         start, end = rows.embedding_spread_start, rows.embedding_spread
