@@ -118,6 +118,19 @@ def test_notes_and_published_figures_rerun_only_the_report(seeded):
 
 
 @SEEDED
+def test_a_report_code_edit_reruns_no_preparing_training_or_evaluation(seeded):
+    """validate (seconds; its output does not change) and the report follow an edit to the report's
+    code; prepare, which once depended on the whole library, does not."""
+    module = seeded / "smallvision/report/text.py"
+    before = module.read_text()
+    module.write_text(before + "\n# an edit\n")
+    try:
+        assert stale(seeded) == {"validate", "report"}
+    finally:
+        module.write_text(before)
+
+
+@SEEDED
 def test_logreg_does_not_track_the_torch_defaults(seeded):
     params = seeded / "params.yaml"
     before = params.read_text()
