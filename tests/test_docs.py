@@ -237,10 +237,14 @@ def test_headline_keeps_the_best_study_of_each_dataset_and_metric(tmp_path):
 
     (tmp_path / "baselines.json").write_text(json.dumps(study("baselines", {"pets": ("knn", 0.3), "cars": ("knn", 0.1)})))
     (tmp_path / "pets.json").write_text(json.dumps(study("pets", {"pets": ("finetune", 0.9)})))
-    rows = [line for line in docs.render_headline(tmp_path).splitlines() if line.startswith("| ") and "| metric |" not in line]
+    (tmp_path / "pets_small.json").write_text(json.dumps(study("pets_small", {"pets": ("mlp", 0.5)})))
+    headline = docs.render_headline(tmp_path)
+    rows = [line for line in headline.splitlines() if line.startswith("| ") and "| metric |" not in line]
     assert [row.split(" | ")[3].split(" ")[0] for row in rows] == ["`knn`", "`finetune`"]
     assert rows[0].startswith("| cars |") and rows[1].startswith("| pets |")
-    assert "[baselines]: docs/results/baselines.md" in docs.render_headline(tmp_path)
+    # a link for each page the table cites; none for a study that headlines nothing (it would render nothing)
+    assert "[baselines]: docs/results/baselines.md" in headline and "[pets]: docs/results/pets.md" in headline
+    assert "[pets_small]:" not in headline
 
 
 def test_results_page_sets_ours_beside_a_published_figure_on_its_own_metric():
