@@ -505,3 +505,38 @@ def test_every_recipe_has_a_note_in_the_catalogue():
     catalogue = read_yaml_file(REPO / "catalogue.yaml")
     recipes = [*read_yaml_file(REPO / "recipes.yaml"), *read_yaml_file(REPO / "ssl.yaml")["recipes"]]
     assert [name for name in recipes if not (catalogue.get(name) or {}).get("notes")] == []
+
+
+def test_ssl_doc_verdicts_block_matches_results():
+    page = REPO / "docs" / "ssl.md"
+    assert docs.generated_block(page.read_text(), "ssl-verdicts", page) == \
+        docs.render_ssl_verdicts(REPO / "docs" / "results"), \
+        "docs/ssl.md's verdicts block is stale or was edited by hand: run `python -m smallvision.docs`"
+
+
+def test_ssl_verdicts_repeat_each_pages_comparisons_and_leave_out_its_baselines():
+    """docs/ssl.md's table gives every pretrained recipe of every SSL page once, with the same paired
+    differences as the page's *vs baseline* columns, and no row for a `none` baseline."""
+    rendered = docs.render_ssl_verdicts(REPO / "docs" / "results")
+    for sidecar in sorted((REPO / "docs" / "results").glob("*.json")):
+        data = json.loads(sidecar.read_text())
+        if not data.get("ssl"):
+            continue
+        page = sidecar.with_suffix(".md").read_text()
+        for recipe in {row["ssl_recipe"] for row in data["ssl"]["rows"]}:
+            ours = [line for line in rendered.splitlines() if f"](results/{data['study']}.md) | `{recipe}` |" in line]
+            theirs = next(line for line in page.splitlines() if line.startswith(f"| {recipe} |"))
+            if " | none | " in theirs:
+                assert ours == [], f"{recipe} is a baseline of {data['study']}"
+                continue
+            assert len(ours) == 1, f"{recipe} of {data['study']}"
+            differences = re.findall(r"[+-]\d\.\d{3} ± \d\.\d{3}", ours[0])
+            assert differences and differences == re.findall(r"([+-]\d\.\d{3} ± \d\.\d{3}) (?:above|below|within)", theirs)
+
+
+def test_a_page_without_its_generated_blocks_markers_is_named(tmp_path):
+    page = tmp_path / "ssl.md"
+    page.write_text("# SSL\n\nno markers here\n")
+    with pytest.raises(UserError, match=r"ssl\.md has no block between <!-- ssl-verdicts:start -->"):
+        docs.update_block(page, "ssl-verdicts", "| table |")
+    assert page.read_text() == "# SSL\n\nno markers here\n"

@@ -92,20 +92,32 @@ def baseline_of(name: str, recipes: dict[str, pd.DataFrame], metric: str) -> str
 
 def gain_text(name: str, recipes: dict[str, pd.DataFrame], metric: str, confidence: float) -> str:
     """'+0.031 ± 0.027 above effnet_random': the mean difference from the recipe's baseline on
-    their common seeds. Several seeds: the Student-t interval of the paired per-seed differences.
-    One seed: the unpaired normal interval of test-set sampling of two accuracies on the same test
-    images (conservative: the two are positively correlated)."""
+    their common seeds (see `paired_gain`); '' for a baseline."""
+    gain = paired_gain(name, recipes, metric, confidence)
+    if gain is None:
+        return ""
+    difference, half, verdict, base = gain
+    return f"{difference:+.3f} ± {half:.3f} {verdict}{' of' if verdict == 'within noise' else ''} {base}"
+
+
+def paired_gain(name: str, recipes: dict[str, pd.DataFrame], metric: str,
+                confidence: float) -> tuple[float, float, str, str] | None:
+    """(mean difference, half-width, 'above' / 'below' / 'within noise', baseline) of the recipe
+    against its baseline on their common seeds; None for a baseline. Several seeds: the Student-t
+    interval of the paired per-seed differences. One seed: the unpaired normal interval of
+    test-set sampling of two accuracies on the same test images (conservative: the two are
+    positively correlated)."""
     base = baseline_of(name, recipes, metric)
     if base is None:
-        return ""
+        return None
     seeds = recipes[name].index.intersection(recipes[base].index)
     ours, theirs = recipes[name].loc[seeds], recipes[base].loc[seeds]
     gain, half = mean_and_half(ours[metric] - theirs[metric], confidence)
     if len(seeds) == 1:
         p, q, images = ours[metric].iloc[0], theirs[metric].iloc[0], ours.test_images.iloc[0]
         half = math.hypot(sampling_half_width(p, images, confidence), sampling_half_width(q, images, confidence))
-    verdict = "above" if gain - half > 0 else "below" if gain + half < 0 else "within noise of"
-    return f"{gain:+.3f} ± {half:.3f} {verdict} {base}"
+    verdict = "above" if gain - half > 0 else "below" if gain + half < 0 else "within noise"
+    return gain, half, verdict, base
 
 
 def sampling_half_width(accuracy: float, images: int, confidence: float) -> float:
