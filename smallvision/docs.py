@@ -476,10 +476,6 @@ def update_block(page: Path, name: str, content: str) -> bool:
     return new != text
 
 
-def headline_block(readme: str) -> str:
-    return generated_block(readme, "headline", README)
-
-
 @exits_cleanly
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m smallvision.docs", description=__doc__,

@@ -137,7 +137,8 @@ def test_module_check():
 
 
 def test_readme_headline_block_matches_results():
-    assert docs.headline_block(README.read_text()) == docs.render_headline(REPO / "docs" / "results"), \
+    assert docs.generated_block(README.read_text(), "headline", README) == \
+        docs.render_headline(REPO / "docs" / "results"), \
         "README.md's results table differs from docs/results/*.json: run `python -m smallvision.docs`"
 
 
