@@ -6,7 +6,7 @@ from smallvision.data.prepared import load_prepared
 from smallvision.errors import exits_cleanly
 from smallvision.paths import ssl_eval_dir
 from smallvision.ssl.config import load_ssl_params
-from smallvision.ssl.evaluate import evaluate_pretrained
+from smallvision.ssl_evaluate import evaluate_pretrained
 from stages import arguments
 
 

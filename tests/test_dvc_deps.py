@@ -17,6 +17,7 @@ from tests.conftest import REPO
 from tests.test_imports import module_files
 
 EXEMPT = {"fetch"}
+WHOLE_PACKAGE = {"validate", "report"}  # run in seconds, and most of the package: their deps say `smallvision`
 LAZY_BUILDER = re.compile(r"^((?:smallvision|stages)(?:\.\w+)+)(?::\w+)?$")
 
 
@@ -97,6 +98,19 @@ def test_stage_depends_on_no_code_it_never_runs(stage):
     code_deps = [dep for dep in deps if "${" not in dep and Path(dep).parts[0] in ("smallvision", "stages")]
     unused = [dep for dep in code_deps if not any(covered(path, [dep]) for path in code)]
     assert not unused, f"dvc.yaml: stage {stage} depends on code it never runs: {', '.join(unused)}"
+
+
+@pytest.mark.parametrize("stage", sorted(set(stage_definitions()) - EXEMPT - WHOLE_PACKAGE))
+def test_a_code_folder_a_stage_depends_on_holds_only_code_it_runs(stage):
+    """Finer than the test above: an edit to any module a stage never runs must not rerun it, so a
+    folder dep may hold no such module (pretraining is not redone for an edit of the SSL
+    evaluation or of a benchmark; training not for one of the prepare code, when the arrays it
+    writes are the same)."""
+    deps, code = deps_and_code(stage)
+    modules = module_files().values()
+    unrun = sorted(str(path.relative_to(REPO)) for dep in deps if "${" not in dep and (REPO / dep).is_dir()
+                   for path in modules if REPO / dep in path.parents and path not in code)
+    assert not unrun, f"dvc.yaml: stage {stage} depends on folders holding code it never runs: {', '.join(unrun)}"
 
 
 def test_the_closure_follows_lazy_imports_and_builders():

@@ -222,7 +222,7 @@ def test_extra_unlabeled_images_join_the_training_split(demo, tmp_path):
 
 def test_three_way_evaluation_of_a_multilabel_dataset(tmp_path, monkeypatch):
     """kNN, probe and fine-tune on a multi-label dataset (the sprites' types are one)."""
-    from smallvision.ssl.evaluate import evaluate_pretrained
+    from smallvision.ssl_evaluate import evaluate_pretrained
     from smallvision.ssl.pretrain import pretrain
 
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,4 @@
-"""Prepare throughput on one image folder: `python -m smallvision.data.bench_prepare ROOT`.
+"""Prepare throughput on one image folder: `python -m smallvision.bench.prepare ROOT`.
 
 Runs the real prepare (scan, decode with the worker pool, split, save) into a temporary
 folder and prints images/s and seconds, so a change to decoding can be measured."""

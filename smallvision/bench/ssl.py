@@ -1,9 +1,7 @@
 """Pretraining throughput (images/s) of SSL recipes: a few timed optimiser steps each, on a
 prepared dataset's training split, with the recipe's own batch size, views and device.
 
-    python -m smallvision.ssl.bench <dataset> [ssl_recipe ...] [--steps N]
-
-`pretrain_throughput` is the function a project-wide benchmark command calls.
+    python -m smallvision.bench.ssl <dataset> [ssl_recipe ...] [--steps N]
 """
 
 from __future__ import annotations
