@@ -6,6 +6,8 @@ docs/ssl.md's table of verdicts.
   python -m smallvision.docs results STUDY      # docs/results/STUDY.md and .json from a finished
                                                 # run, then the headline block again
   python -m smallvision.docs results STUDY --reports DIR --params FILE   # another workspace's run
+  python -m smallvision.docs pool NAME --from STUDY STUDY ...   # docs/results/NAME.md and .json: the
+                                                # seeds of several SSL pages as one (smallvision/pool.py)
 
 Results come from the run's own files (reports/metrics.json, reports/results.json's metadata,
 params.yaml's runs), never from typed figures, and a page is written only when its command
@@ -32,10 +34,11 @@ DOCS = Path("docs")
 RESULTS = DOCS / "results"
 README = Path("README.md")
 SSL_DOC = DOCS / "ssl.md"
+STUDIES = Path("studies")
 REGENERATE = "python -m smallvision.docs"
 
 
-def reproduce_command(study: str, seeds: list[int], studies: Path = Path("studies")) -> str:
+def reproduce_command(study: str, seeds: list[int], studies: Path = STUDIES) -> str:
     """The commands that rerun a study with these seeds, its folders named by environment
     variables ($VAR without a fallback in studies/<study>.yaml) left as placeholders."""
     path = studies / f"{study}.yaml"
@@ -238,6 +241,10 @@ def results_markdown(data: dict) -> str:
     from smallvision.report.stats import NOT_TEST_NOISE
     from smallvision.report.text import reach_header, reach_text
 
+    if data.get("pooled_from"):
+        from smallvision.pool import pooled_header
+
+        return "\n".join(pooled_header(data) + ssl_section(data))
     nan = float("nan")
     meta = data["metadata"]
     libraries = ", ".join(f"{k} {v}" for k, v in meta["libraries"].items())
@@ -427,6 +434,7 @@ def render_ssl_verdicts(folder: Path = RESULTS) -> str:
     from smallvision.report.ssl import paired_gain, per_recipe
 
     studies = [data for data in committed_studies(folder).values() if data.get("ssl")]
+    larger = same_runs_elsewhere(studies)
     ks = sorted({k for data in studies for k in data["ssl"]["knn_k"]}, reverse=True)
     measures = [(f"kNN@{k}", f"knn{k}_accuracy") for k in ks] + [("linear probe", "probe_accuracy"),
                                                                   ("fine-tune", "finetune_accuracy")]
@@ -438,7 +446,7 @@ def render_ssl_verdicts(folder: Path = RESULTS) -> str:
         for dataset in frame.dataset.unique():
             recipes = per_recipe(frame, dataset)
             for name, rows in recipes.items():
-                if rows.method.iloc[0] == "none":
+                if rows.method.iloc[0] == "none" or (data["study"], dataset, name) in larger:
                     continue
                 cells = [verdict_cell(paired_gain(name, recipes, metric, data["confidence"])) if metric in rows else ""
                          for _, metric in measures]
@@ -446,7 +454,33 @@ def render_ssl_verdicts(folder: Path = RESULTS) -> str:
                 start = {"none": "random init", "imagenet": "ImageNet"}.get(first.weights, first.weights)
                 lines.append(f"| [{data['study']}](results/{data['study']}.md) | `{name}` | {first.backbone}, {start} | "
                              f"{int(first.pretrain_epochs)} | {len(rows)} | " + " | ".join(cells) + " |")
+    if larger:
+        left_out = "; ".join(f"`{recipe}` of {study} (in {other})" for (study, _, recipe), other in larger.items())
+        lines += ["", *textwrap.wrap(f"Left out as the same runs as a row with more seeds: {left_out}.", width=120,
+                                     break_long_words=False, break_on_hyphens=False)]
     return "\n".join(lines)
+
+
+def same_runs_elsewhere(studies: list[dict]) -> dict[tuple[str, str, str], str]:
+    """(study, dataset, recipe) -> the study whose row of that recipe holds the same runs and more
+    seeds (of several, the one with most): e.g. a 3-seed page whose seeds a 5-seed page repeated
+    with the same figures, or pages that a pooled page adds up. The smaller row is no further
+    evidence; showing both would count the same runs twice."""
+    from smallvision.pool import differing_figures
+
+    runs: dict[tuple[str, str], dict[str, dict[int, dict]]] = {}  # (dataset, recipe) -> study -> seed -> row
+    for data in studies:
+        for row in data["ssl"]["rows"]:
+            if row["method"] != "none":
+                runs.setdefault((row["dataset"], row["ssl_recipe"]), {}).setdefault(data["study"], {})[row["seed"]] = row
+    larger = {}
+    for (dataset, recipe), by_study in runs.items():
+        for study, seeds in by_study.items():
+            holders = [(-len(others), other) for other, others in by_study.items()
+                       if set(others) > set(seeds) and not any(differing_figures(seeds[s], others[s]) for s in seeds)]
+            if holders:
+                larger[(study, dataset, recipe)] = min(holders)[1]
+    return larger
 
 
 def verdict_cell(gain: tuple[float, float, str, str]) -> str:
@@ -489,11 +523,22 @@ def main(argv=None) -> None:
     results.add_argument("study")
     results.add_argument("--reports", type=Path, default=Path("reports"), help="the run's reports folder")
     results.add_argument("--params", type=Path, default=Path("params.yaml"), help="the run's params.yaml")
+    pool = sub.add_parser("pool", help="docs/results/NAME.md and .json: the seeds of several SSL pages as one")
+    pool.add_argument("study", metavar="NAME")
+    pool.add_argument("--from", dest="sources", nargs="+", required=True, metavar="STUDY",
+                      help="committed results pages (docs/results/STUDY.json) of the same recipes, other seeds")
     args = parser.parse_args(argv)
+    if args.command in ("results", "pool") and not re.fullmatch(r"\w+", args.study):
+        raise UserError(f"a study name holds only letters, digits and '_' (got {args.study!r})")
     if args.command == "results":
-        if not re.fullmatch(r"\w+", args.study):
-            raise UserError(f"a study name holds only letters, digits and '_' (got {args.study!r})")
         for path in write_results(study_results(args.study, args.reports, args.params)):
+            print(f"wrote {path}")
+    if args.command == "pool":
+        from smallvision.pool import pooled_results
+
+        if (STUDIES / f"{args.study}.yaml").exists() or args.study in args.sources:
+            raise UserError(f"{args.study} names a study: a pooled page needs a name of its own")
+        for path in write_results(pooled_results(args.study, args.sources, RESULTS)):
             print(f"wrote {path}")
     for sidecar in sorted(RESULTS.glob("*.json")):  # each results page, redrawn from its data
         sidecar.with_suffix(".md").write_text(results_markdown(json.loads(sidecar.read_text())))

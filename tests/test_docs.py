@@ -147,7 +147,9 @@ def test_results_pages_match_their_data():
     assert sidecars, "no committed results (docs/results/*.json)"
     for sidecar in sidecars:
         data = json.loads(sidecar.read_text())
-        assert data["study"] == sidecar.stem and f"python -m smallvision.profile {sidecar.stem} " in data["command"]
+        redo = f"python -m smallvision.docs pool {sidecar.stem} --from " if data.get("pooled_from") else \
+            f"python -m smallvision.profile {sidecar.stem} "
+        assert data["study"] == sidecar.stem and redo in data["command"]
         assert sidecar.with_suffix(".md").read_text() == docs.results_markdown(data), \
             f"{sidecar.with_suffix('.md')} is stale or was edited by hand: run `python -m smallvision.docs`"
 
@@ -173,6 +175,8 @@ def test_each_studys_cpu_estimate_covers_what_its_results_page_measured():
     run of the study may have spent longer in its training loops alone than the estimate's upper end."""
     for sidecar in sorted((REPO / "docs" / "results").glob("*.json")):
         data = json.loads(sidecar.read_text())
+        if data.get("pooled_from"):
+            continue  # no study of its own: its sources' pages are checked against theirs
         estimate = read_yaml_file(REPO / "studies" / f"{data['study']}.yaml")["estimate"]["cpu"]
         upper = estimate_upper_minutes(estimate)
         assert upper is None or measured_minutes(data) <= upper, \
@@ -517,8 +521,12 @@ def test_ssl_doc_verdicts_block_matches_results():
 
 def test_ssl_verdicts_repeat_each_pages_comparisons_and_leave_out_its_baselines():
     """docs/ssl.md's table gives every pretrained recipe of every SSL page once, with the same paired
-    differences as the page's *vs baseline* columns, and no row for a `none` baseline."""
+    differences as the page's *vs baseline* columns, and no row for a `none` baseline; or names it
+    below the table as the same runs as the row of a page with more seeds."""
     rendered = docs.render_ssl_verdicts(REPO / "docs" / "results")
+    footnote = " ".join(rendered.split("\n\n")[-1].split())
+    left_out = {(recipe, study): larger
+                for recipe, study, larger in re.findall(r"`(\w+)` of (\w+) \(in (\w+)\)", footnote)}
     for sidecar in sorted((REPO / "docs" / "results").glob("*.json")):
         data = json.loads(sidecar.read_text())
         if not data.get("ssl"):
@@ -530,9 +538,26 @@ def test_ssl_verdicts_repeat_each_pages_comparisons_and_leave_out_its_baselines(
             if " | none | " in theirs:
                 assert ours == [], f"{recipe} is a baseline of {data['study']}"
                 continue
+            if (recipe, data["study"]) in left_out:  # shown in the larger page's row instead
+                larger = left_out[(recipe, data["study"])]
+                assert ours == [] and f"](results/{larger}.md) | `{recipe}` |" in rendered, f"{recipe} of {data['study']}"
+                continue
             assert len(ours) == 1, f"{recipe} of {data['study']}"
             differences = re.findall(r"[+-]\d\.\d{3} ± \d\.\d{3}", ours[0])
             assert differences and differences == re.findall(r"([+-]\d\.\d{3} ± \d\.\d{3}) (?:above|below|within)", theirs)
+
+
+def test_a_row_is_left_out_only_for_the_same_runs_with_more_seeds():
+    def study(name: str, knn: dict[int, float]) -> dict:
+        return {"study": name, "ssl": {"rows": [{"dataset": "d", "ssl_recipe": "simclr", "method": "simclr", "seed": seed,
+                                                  "knn20_accuracy": value} for seed, value in knn.items()]}}
+
+    three, five = study("three", {0: 0.2, 1: 0.3, 2: 0.25}), study("five", {0: 0.2, 1: 0.3, 2: 0.25, 3: 0.1, 4: 0.2})
+    rerun = study("rerun", {0: 0.2, 1: 0.31, 2: 0.25, 3: 0.1, 4: 0.2, 5: 0.3})  # seed 1 another run
+    assert docs.same_runs_elsewhere([three, five, rerun]) == {("three", "d", "simclr"): "five"}
+    pooled = study("pooled", {**{s: r["knn20_accuracy"] for s, r in enumerate(five["ssl"]["rows"])}, 5: 0.3, 6: 0.2})
+    assert docs.same_runs_elsewhere([three, five, pooled]) == {("three", "d", "simclr"): "pooled",
+                                                               ("five", "d", "simclr"): "pooled"}
 
 
 def test_a_page_without_its_generated_blocks_markers_is_named(tmp_path):
