@@ -31,6 +31,21 @@ def page(rows: list[dict], commit: str = "abc1234") -> dict:
             "ssl": {"knn_k": [20], "rows": rows}}
 
 
+def test_committed_pooled_pages_are_their_sources_seeds():
+    """Each pooled page is what pooling its sources gives now (checks and all), so a source page
+    rerun or edited makes it stale; and it holds every seed of every source, once."""
+    pooled = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
+    pooled = [data for data in pooled if data.get("pooled_from")]
+    assert pooled, "no pooled results page (python -m smallvision.docs pool ...)"
+    for data in pooled:
+        sources = [source["study"] for source in data["pooled_from"]]
+        assert pooled_results(data["study"], sources, RESULTS, repo=REPO) == data, \
+            f"docs/results/{data['study']}.json is not what its command pools now: {data['command']}"
+        keys = {(r["dataset"], r["ssl_recipe"], r["seed"]) for source in sources
+                for r in json.loads((RESULTS / f"{source}.json").read_text())["ssl"]["rows"]}
+        assert sorted(keys) == [(r["dataset"], r["ssl_recipe"], r["seed"]) for r in data["ssl"]["rows"]]
+
+
 def test_a_seed_two_pages_share_is_taken_once_and_the_others_add_up():
     first = page([row("base", 0, 0.2, "none"), row("base", 1, 0.3, "none"), row("ssl", 0, 0.25), row("ssl", 1, 0.3)])
     second = page([row("base", 1, 0.3, "none", seconds=7.0), row("base", 2, 0.1, "none"), row("ssl", 2, 0.2)])
