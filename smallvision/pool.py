@@ -6,9 +6,9 @@
 Seeds pool only when they are runs of the same thing: the pages ran on the same device with the
 same libraries and test splits of the same size, and at their commits the SSL stages' code
 (dvc.yaml's deps of prepare, pretrain and ssl_evaluate), ssl.yaml's settings of the pooled
-recipes, params.yaml's `prepare`, `train` and `evaluate` and each study's datasets agree. A seed that two pages both ran (a shared baseline) is
-taken once, and only when its figures agree on both. Pooled figures come from the pages' per-seed
-rows, never typed."""
+recipes, params.yaml's `prepare`, `train` and `evaluate` and each study's datasets agree. A seed
+that two pages both ran (a shared baseline) is taken once, and only when its figures agree on
+both. Pooled figures come from the pages' per-seed rows, never typed."""
 
 from __future__ import annotations
 
@@ -52,13 +52,13 @@ def agreed(pages: dict[str, dict], what: str, value_of) -> object:
     return value
 
 
-FIGURE_SUFFIXES = ("_accuracy", "_f1", "embedding_spread", "embedding_rank")  # not timings
+TIMINGS = ("_seconds", "_per_second")  # a rerun of the same run takes other times
 
 
 def differing_figures(row: dict, other: dict) -> list[str]:
-    """The evaluation figures (not timings) in which two runs' rows differ: none for the same run."""
+    """The columns but timings in which two runs' rows differ: none for the same run."""
     return sorted(column for column in set(row) | set(other)
-                  if column.endswith(FIGURE_SUFFIXES) and row.get(column) != other.get(column))
+                  if not column.endswith(TIMINGS) and row.get(column) != other.get(column))
 
 
 def pooled_rows(pages: dict[str, dict]) -> list[dict]:
