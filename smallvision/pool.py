@@ -12,7 +12,6 @@ both. Pooled figures come from the pages' per-seed rows, never typed."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -26,15 +25,16 @@ SAME_RUN = ("device", "python", "libraries")  # figures are CPU- and library-dep
 
 
 def read_pages(sources: list[str], folder: Path) -> dict[str, dict]:
+    from smallvision.docs import committed_studies
+
     if len(set(sources)) < 2:
         raise UserError(f"pool needs at least two different results pages (got {', '.join(sources) or 'none'})")
-    pages = {}
+    committed, pages = committed_studies(folder), {}
     for study in sources:
         path = folder / f"{study}.json"
-        if not path.is_file():
-            known = sorted(p.stem for p in folder.glob("*.json"))
-            raise UserError(f"{path} not found: pool reads committed results pages; known: {', '.join(known)}")
-        data = json.loads(path.read_text())
+        if study not in committed:
+            raise UserError(f"{path} not found: pool reads committed results pages; known: {', '.join(committed)}")
+        data = committed[study]
         if not data.get("ssl"):
             raise UserError(f"{path} has no self-supervised evaluations: pool adds up the seeds of SSL studies")
         if data.get("pooled_from"):
