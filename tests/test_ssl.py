@@ -23,7 +23,7 @@ from smallvision.errors import UserError
 from smallvision.models import build_model
 from smallvision.models.classifier import ModelConfig
 from smallvision.paths import RunPaths, pretrain_paths
-from smallvision.ssl.base import SSL_METHODS
+from smallvision.ssl.base import SSL_METHODS, Step
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig, load_ssl
 from smallvision.ssl.encoder import Encoder
 from smallvision.ssl.knn import effective_rank, embedding_spread, knn_accuracies
@@ -49,7 +49,7 @@ from tests.conftest import (
 METHODS = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "none"]
 TINY_BACKBONE = {"name": "cnn", "widths": [8, 16]}
 # Tiny but complete: every method-specific part runs (DINO with local crops, MoCo's bank).
-TINY_OVERRIDES = {"dino": {"local_views": 2, "output_dim": 64, "projection_hidden": 64},
+TINY_OVERRIDES = {"dino": {"local_views": 2, "output_dim": 64, "projection_hidden": 64, "koleo_weight": 0.1},
                   "moco": {"memory_bank_size": 16},
                   "simsiam": {"projection_hidden": 64, "projection_dim": 64, "prediction_hidden": 16},
                   "barlow_twins": {"projection_hidden": 64, "projection_dim": 64}}
@@ -285,6 +285,26 @@ def test_the_predictor_trains_at_its_own_learning_rate_and_every_parameter_train
     rates = {part: {lr_of[id(p)] for p in module.parameters()}
              for part, module in [("backbone", method_module.backbone), *method_module.head.items()]}
     assert rates == {"backbone": {0.05}, "projection": {0.05}, "prediction": {0.5}}
+
+
+def test_dino_s_koleo_term_spreads_the_student_s_backbone_features_of_the_global_views(demo, tmp_path):
+    """koleo_weight w adds w x the mean KoLeo loss of the student's backbone features of the two
+    global views (not the local crops, not the head's output) to DINO's loss."""
+    from lightly.loss import KoLeoLoss
+
+    def dino(weight):
+        recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": "dino", **TINY_OVERRIDES["dino"],
+                                                           "koleo_weight": weight}}}, {}).recipe("m")
+        return Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path / str(weight))).method
+
+    generator = torch.Generator().manual_seed(0)
+    views = [torch.rand(8, 3, size, size, generator=generator) for size in (16, 16, 8, 8)]
+    plain, regularised = dino(0.0), dino(0.5)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), regularised.state_dict().values()))
+    koleo = sum(KoLeoLoss()(plain.backbone(view).float()) for view in views[:2]) / 2
+    at = Step(index=0, total=1, epoch=0)
+    assert torch.allclose(regularised.loss(views, at), plain.loss(views, at) + 0.5 * koleo, atol=1e-5)
+    assert abs(koleo.item()) > 1e-3
 
 
 def test_moco_memory_bank_larger_than_the_data_is_refused(demo, tmp_path):
