@@ -73,6 +73,8 @@ def setting(recipe: dict) -> str:
         parts.append(" ".join(v for v in (optimizer.get("name", ""), lr) if v))
     if "prediction_lr_scale" in recipe:
         parts.append(f"predictor lr x{recipe['prediction_lr_scale']}")
+    if recipe.get("koleo_weight"):
+        parts.append(f"KoLeo x{recipe['koleo_weight']}")
     loss = (recipe.get("loss") or {}).get("name")
     if loss:
         parts.append(f"loss {loss}")
@@ -455,7 +457,11 @@ def render_ssl_verdicts(folder: Path = RESULTS) -> str:
                 lines.append(f"| [{data['study']}](results/{data['study']}.md) | `{name}` | {first.backbone}, {start} | "
                              f"{int(first.pretrain_epochs)} | {len(rows)} | " + " | ".join(cells) + " |")
     if larger:
-        left_out = "; ".join(f"`{recipe}` of {study} (in {other})" for (study, _, recipe), other in larger.items())
+        grouped: dict[tuple[str, str], list[str]] = {}  # (recipe, the study that holds its runs) -> left-out studies
+        for (study, _, recipe), other in larger.items():
+            grouped.setdefault((recipe, other), []).append(study)
+        left_out = "; ".join(f"`{recipe}` of {', '.join(sorted(studies))} (in {other})"
+                             for (recipe, other), studies in grouped.items())
         lines += ["", *textwrap.wrap(f"Left out as the same runs as a row with more seeds: {left_out}.", width=120,
                                      break_long_words=False, break_on_hyphens=False)]
     return "\n".join(lines)
