@@ -255,6 +255,7 @@ def results_markdown(data: dict) -> str:
              "reports/results.json; not edited by hand. To reproduce:", "",
              "```bash", data["command"], "```", "",
              f"- date: {meta['date']}", f"- commit: {meta['git_commit']}",
+             *([f"- uncommitted at the run: {', '.join(meta['uncommitted'])}"] if meta.get("uncommitted") else []),
              *([f"- params.yaml: as the command above writes it (md5 {meta['params_md5']})"]
                if data.get("params_as_command") else []),
              f"- device: {meta['device']}",

@@ -4,6 +4,7 @@ only when it is the same run, and pages whose runs had other code or settings do
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -122,6 +123,16 @@ def test_pages_whose_runs_had_other_ssl_code_or_settings_do_not_pool(tmp_path):
         pool_with(commit_files(tmp_path, {"studies/second.yaml": {"datasets": {"d": {"image_size": 32}}}}))
     with pytest.raises(UserError, match=r"commit f00f00f of second's run is not in"):
         pool_with("f00f00f")
+    def pool_uncommitted(files: list[str]) -> None:
+        second = page(rows, f"{start} (with uncommitted changes)")
+        second["metadata"]["uncommitted"] = files
+        check_same_inputs({"first": page(rows, start), "second": second}, rows, tmp_path)
+
+    git(tmp_path, "checkout", "-q", start)
+    pool_uncommitted(["README.md", "docs/ssl.md"])  # nothing the SSL stages read
+    for read in ("smallvision/ssl/simsiam.py", "studies/second.yaml", "ssl.yaml"):
+        with pytest.raises(UserError, match=rf"second's run had uncommitted changes to {re.escape(read)}, which"):
+            pool_uncommitted(["README.md", read])
 
 
 def test_pages_from_another_device_do_not_pool(tmp_path):

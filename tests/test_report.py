@@ -124,8 +124,9 @@ def test_sprites_report_with_gradcam_and_facts(tmp_path):
 
 def test_the_commit_is_dirty_for_code_changes_not_for_params_yaml(tmp_path, monkeypatch):
     """params.yaml is named by its md5 beside the commit (profile and -S edit it); any other tracked
-    file changed makes the commit '(with uncommitted changes)'."""
-    from smallvision.report.metadata import git_commit
+    file changed makes the commit '(with uncommitted changes)' and is listed, by its path from the
+    repository root."""
+    from smallvision.report.metadata import git_commit, uncommitted_files
 
     monkeypatch.chdir(tmp_path)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
@@ -137,5 +138,9 @@ def test_the_commit_is_dirty_for_code_changes_not_for_params_yaml(tmp_path, monk
     for name in ("params.yaml", "dvc.lock"):
         (tmp_path / name).write_text("a: 2\n")
     assert git_commit().endswith(tuple("0123456789abcdef"))  # a bare sha
+    assert uncommitted_files() == []
     (tmp_path / "recipes.yaml").write_text("a: 2\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
     assert git_commit().endswith(" (with uncommitted changes)")
+    assert uncommitted_files() == ["recipes.yaml"]

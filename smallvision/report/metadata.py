@@ -16,14 +16,22 @@ def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              check=True).stdout.strip()
-        # dvc.lock is rewritten by the run itself, and params.yaml is named by its md5 beside the
-        # commit (`profile` and `dvc exp run -S` edit it): the other tracked files count as changes.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock",
-                                ":!params.yaml"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
+    return sha + (" (with uncommitted changes)" if uncommitted_files() else "")
+
+
+def uncommitted_files() -> list[str]:
+    """Tracked files that differ from the commit, from the repository root: what a run's commit
+    does not hold. dvc.lock is rewritten by the run itself, and params.yaml is named by its md5
+    beside the commit (`profile` and `dvc exp run -S` edit it), so neither counts."""
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                                 ":(top,exclude)dvc.lock", ":(top,exclude)params.yaml"],
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return sorted(line[3:].split(" -> ")[-1] for line in status.splitlines())  # "XY path", "R  old -> new"
 
 
 def device_description() -> str:
@@ -52,6 +60,7 @@ def run_metadata(params_file: str = "params.yaml") -> dict:
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git_commit": git_commit(),
+        "uncommitted": uncommitted_files(),
         "params_md5": hashlib.md5(Path(params_file).read_bytes()).hexdigest(),
         "device": device_description(),
         "python": platform.python_version(),
