@@ -50,7 +50,7 @@ METHODS = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "none"]
 TINY_BACKBONE = {"name": "cnn", "widths": [8, 16]}
 # Tiny but complete: every method-specific part runs (DINO with local crops, MoCo's bank).
 TINY_OVERRIDES = {"dino": {"local_views": 2, "output_dim": 64, "projection_hidden": 64, "koleo_weight": 0.1},
-                  "moco": {"memory_bank_size": 16},
+                  "byol": {"koleo_weight": 0.1}, "moco": {"memory_bank_size": 16},
                   "simsiam": {"projection_hidden": 64, "projection_dim": 64, "prediction_hidden": 16},
                   "barlow_twins": {"projection_hidden": 64, "projection_dim": 64}}
 
@@ -287,19 +287,21 @@ def test_the_predictor_trains_at_its_own_learning_rate_and_every_parameter_train
     assert rates == {"backbone": {0.05}, "projection": {0.05}, "prediction": {0.5}}
 
 
-def test_dino_s_koleo_term_spreads_the_student_s_backbone_features_of_the_global_views(demo, tmp_path):
+@pytest.mark.parametrize("method", ["dino", "byol"])
+def test_koleo_weight_adds_the_spread_of_the_student_s_backbone_features_of_the_global_views(method, demo, tmp_path):
     """koleo_weight w adds w x the mean KoLeo loss of the student's backbone features of the two
-    global views (not the local crops, not the head's output) to DINO's loss."""
+    global views (not DINO's local crops, not a head's output) to the method's loss."""
     from lightly.loss import KoLeoLoss
 
-    def dino(weight):
-        recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": "dino", **TINY_OVERRIDES["dino"],
+    def build(weight):
+        recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": method, **TINY_OVERRIDES[method],
                                                            "koleo_weight": weight}}}, {}).recipe("m")
         return Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path / str(weight))).method
 
     generator = torch.Generator().manual_seed(0)
-    views = [torch.rand(8, 3, size, size, generator=generator) for size in (16, 16, 8, 8)]
-    plain, regularised = dino(0.0), dino(0.5)
+    sizes = (16, 16, 8, 8) if method == "dino" else (16, 16)  # DINO's two local crops at half the size
+    views = [torch.rand(8, 3, size, size, generator=generator) for size in sizes]
+    plain, regularised = build(0.0), build(0.5)
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), regularised.state_dict().values()))
     koleo = sum(KoLeoLoss()(plain.backbone(view).float()) for view in views[:2]) / 2
     at = Step(index=0, total=1, epoch=0)

@@ -102,6 +102,16 @@ class SSLMethod(nn.Module):
     def loss(self, views: list[torch.Tensor], at: Step) -> torch.Tensor:
         raise NotImplementedError
 
+    def koleo(self, features: list[torch.Tensor]) -> torch.Tensor | float:
+        """`koleo_weight` x the mean KoLeo loss of the first two (global) views' backbone features;
+        0 for a method without the option or at weight 0."""
+        weight = self.cfg.koleo_weight if isinstance(self.cfg, KoLeoOptions) else 0.0
+        if not weight:
+            return 0.0
+        from lightly.loss import KoLeoLoss
+
+        return weight * sum(KoLeoLoss()(feature.float()) for feature in features[:2]) / 2
+
     def before_optimizer_step(self, at: Step) -> None:
         """After backward, before the optimiser step (e.g. DINO's frozen last layer)."""
 
@@ -145,6 +155,15 @@ class PredictorOptions(Strict):
     2021, train it at 10 times the rate)."""
 
     prediction_lr_scale: float = Field(1.0, gt=0)
+
+
+class KoLeoOptions(Strict):
+    """Mixed into the options of methods that may add DINOv2's KoLeo regulariser (Sablayrolles et
+    al., 2019) on the student's backbone features of the two global views: `koleo_weight` x its
+    loss pushes each image away from its nearest neighbour in the batch, against the dimensional
+    collapse that the small-CNN pilots of DINO and BYOL show (docs/ssl.md)."""
+
+    koleo_weight: float = Field(0.0, ge=0)
 
 
 def follow_student(student: nn.Module, teacher: nn.Module, momentum: tuple[float, float], at: Step) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 
 from smallvision.ssl.base import (
     SSL_METHODS,
+    KoLeoOptions,
     MomentumOptions,
     PretrainConfig,
     PredictorOptions,
@@ -21,7 +22,7 @@ from smallvision.ssl.base import (
 
 
 @SSL_METHODS.register("byol")
-class BYOLConfig(PredictorOptions, MomentumOptions, PretrainConfig):
+class BYOLConfig(KoLeoOptions, PredictorOptions, MomentumOptions, PretrainConfig):
     method: Literal["byol"]
     projection_hidden: int = Field(1024, ge=1)
     projection_dim: int = Field(256, ge=1)
@@ -44,11 +45,12 @@ class BYOL(SSLMethod):
         self.criterion = NegativeCosineSimilarity()
 
     def loss(self, views, at):
-        predictions = [self.head["prediction"](self.head["projection"](self.backbone(view))).float()
-                       for view in views]
+        features = [self.backbone(view) for view in views]
+        predictions = [self.head["prediction"](self.head["projection"](feature)).float() for feature in features]
         with torch.no_grad():
             targets = [self.teacher["projection"](self.teacher["encoder"](view)).float() for view in views]
-        return 0.5 * (self.criterion(predictions[0], targets[1]) + self.criterion(predictions[1], targets[0]))
+        return (0.5 * (self.criterion(predictions[0], targets[1]) + self.criterion(predictions[1], targets[0]))
+                + self.koleo(features))
 
     def after_optimizer_step(self, at):
         follow_student(self.backbone, self.teacher["encoder"], self.cfg.momentum, at)

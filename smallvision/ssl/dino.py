@@ -17,6 +17,7 @@ from torch import nn
 
 from smallvision.ssl.base import (
     SSL_METHODS,
+    KoLeoOptions,
     MomentumOptions,
     PretrainConfig,
     SSLMethod,
@@ -27,13 +28,10 @@ from smallvision.ssl.base import (
 
 
 @SSL_METHODS.register("dino")
-class DINOConfig(MomentumOptions, PretrainConfig):
+class DINOConfig(KoLeoOptions, MomentumOptions, PretrainConfig):
     """Teacher temperature rises linearly from `warmup_teacher_temp` to `teacher_temp` over
     `warmup_teacher_temp_epochs`; the last head layer stays fixed for `freeze_last_layer`
-    epochs; `center_momentum` is the moving average of the teacher's centre. `koleo_weight`
-    adds DINOv2's KoLeo regulariser (Sablayrolles et al., 2019) on the student's backbone
-    features of the global views: it pushes each image away from its nearest neighbour in the
-    batch, against the dimensional collapse that DINO's pilots on the small CNN show."""
+    epochs; `center_momentum` is the moving average of the teacher's centre."""
 
     method: Literal["dino"]
     projection_hidden: int = Field(2048, ge=1)
@@ -50,7 +48,6 @@ class DINOConfig(MomentumOptions, PretrainConfig):
     local_size: float = Field(0.5, gt=0, le=1)
     local_crop_scale: tuple[float, float] = (0.05, 0.4)
     local_blur_prob: float = Field(0.5, ge=0, le=1)
-    koleo_weight: float = Field(0.0, ge=0)
 
     def build(self, encoder, images):
         return DINO(self, encoder)
@@ -58,7 +55,7 @@ class DINOConfig(MomentumOptions, PretrainConfig):
 
 class DINO(SSLMethod):
     def __init__(self, cfg: DINOConfig, encoder):
-        from lightly.loss import DINOLoss, KoLeoLoss
+        from lightly.loss import DINOLoss
         from lightly.models.modules import DINOProjectionHead
 
         super().__init__(cfg, encoder)
@@ -78,7 +75,6 @@ class DINO(SSLMethod):
                                   teacher_temp=cfg.teacher_temp,
                                   warmup_teacher_temp_epochs=cfg.warmup_teacher_temp_epochs,
                                   student_temp=cfg.student_temp, center_momentum=cfg.center_momentum)
-        self.koleo = KoLeoLoss()
 
     def make_views(self, images, views, size):
         cfg = self.cfg
@@ -92,10 +88,7 @@ class DINO(SSLMethod):
             teacher = [self.teacher["projection"](self.teacher["encoder"](view)).float() for view in views[:2]]
         features = [self.backbone(view) for view in views]
         student = [self.head["projection"](feature).float() for feature in features]
-        loss = self.criterion(teacher, student, epoch=at.epoch)
-        if self.cfg.koleo_weight:
-            loss = loss + self.cfg.koleo_weight * sum(self.koleo(feature.float()) for feature in features[:2]) / 2
-        return loss
+        return self.criterion(teacher, student, epoch=at.epoch) + self.koleo(features)
 
     def before_optimizer_step(self, at):
         self.head["projection"].cancel_last_layer_gradients(at.epoch)
