@@ -123,6 +123,7 @@ def test_pages_whose_runs_had_other_ssl_code_or_settings_do_not_pool(tmp_path):
         pool_with(commit_files(tmp_path, {"studies/second.yaml": {"datasets": {"d": {"image_size": 32}}}}))
     with pytest.raises(UserError, match=r"commit f00f00f of second's run is not in"):
         pool_with("f00f00f")
+
     def pool_uncommitted(files: list[str]) -> None:
         second = page(rows, f"{start} (with uncommitted changes)")
         second["metadata"]["uncommitted"] = files

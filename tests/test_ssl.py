@@ -48,7 +48,7 @@ from tests.conftest import (
 
 METHODS = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "none"]
 TINY_BACKBONE = {"name": "cnn", "widths": [8, 16]}
-# Tiny but complete: every method-specific part runs (DINO with local crops, MoCo's bank).
+# Tiny but complete: every method-specific part runs (DINO with local crops, MoCo's bank, KoLeo).
 TINY_OVERRIDES = {"dino": {"local_views": 2, "output_dim": 64, "projection_hidden": 64, "koleo_weight": 0.1},
                   "byol": {"koleo_weight": 0.1}, "moco": {"memory_bank_size": 16},
                   "simsiam": {"projection_hidden": 64, "projection_dim": 64, "prediction_hidden": 16},
