@@ -413,15 +413,16 @@ def render_headline(folder: Path = RESULTS) -> str:
         lines.append("| (no results yet: `python -m smallvision.docs results STUDY`) | | | | | |")
     if any(ssl_seeds(data) == 1 for data in studies.values() if data.get("ssl")):
         lines += ["", "From 1 SSL seed, ± is the interval of test-set sampling alone."]
+    # Machines and links only for the pages the table cites: the README would otherwise grow with
+    # every study (docs/results/ lists them all), and an unused link definition shows nothing.
+    cited = {row.study for row in shown}
     devices: dict[str, list[str]] = {}
     for name, data in studies.items():
-        devices.setdefault(data["metadata"]["device"], []).append(name)
+        if name in cited:
+            devices.setdefault(data["metadata"]["device"], []).append(name)
     ran_on = " ".join(f"{'Studies' if len(names) > 1 else 'Study'} {', '.join(names)} ran on {device}."
                       for device, names in devices.items())
     lines += ["", *textwrap.wrap(ran_on, width=120, break_long_words=False, break_on_hyphens=False)]  # README's width
-    # Links only for the pages the table cites: an unused link definition shows nothing, and the
-    # README would grow a line with every study (docs/results/ lists them all).
-    cited = {row.study for row in shown}
     lines += [""] + [f"[{name}]: docs/results/{name}.md" for name in studies if name in cited]
     return "\n".join(lines)
 

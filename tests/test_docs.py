@@ -250,6 +250,8 @@ def test_headline_keeps_the_best_study_of_each_dataset_and_metric(tmp_path):
     # a link for each page the table cites; none for a study that headlines nothing (it would render nothing)
     assert "[baselines]: docs/results/baselines.md" in headline and "[pets]: docs/results/pets.md" in headline
     assert "[pets_small]:" not in headline
+    # the machines line names the cited studies only, for the same reason
+    assert "Studies baselines, pets ran on CPU." in headline and "pets_small ran" not in headline
 
 
 def test_results_page_sets_ours_beside_a_published_figure_on_its_own_metric():
