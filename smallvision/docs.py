@@ -239,6 +239,12 @@ def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
     return f"{difference:+.3f} ± {(high - low) / 2:.3f}, {verdict}"
 
 
+def device_line(meta: dict) -> str:
+    """The device a page's runs used; with the CPU's identity where the run recorded it (pages
+    from before 2026-12-04 did not)."""
+    return f"- device: {meta['device']}" + (f" ({meta['cpu']})" if meta.get("cpu") else "")
+
+
 def results_markdown(data: dict) -> str:
     from smallvision.report.stats import NOT_TEST_NOISE
     from smallvision.report.text import reach_header, reach_text
@@ -258,7 +264,7 @@ def results_markdown(data: dict) -> str:
              *([f"- uncommitted at the run: {', '.join(meta['uncommitted'])}"] if meta.get("uncommitted") else []),
              *([f"- params.yaml: as the command above writes it (md5 {meta['params_md5']})"]
                if data.get("params_as_command") else []),
-             f"- device: {meta['device']}",
+             device_line(meta),
              f"- python {meta['python']}; {libraries}", "",
              f"± is the half-width of the {data['confidence']:.0%} Student-t interval over seeds (no interval from one seed). "
              f"{NOT_TEST_NOISE} *vs best*: the difference to the table's first recipe (best mean accuracy), with its "

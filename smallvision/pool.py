@@ -163,6 +163,9 @@ def pooled_results(name: str, sources: list[str], folder: Path, repo: Path = Pat
     confidence = agreed(pages, "confidence", lambda data: data["confidence"])
     ks = agreed(pages, "kNN's k", lambda data: data["ssl"]["knn_k"])
     common = {key: agreed(pages, key, lambda data, key=key: data["metadata"][key]) for key in SAME_RUN}
+    recorded = {study: data for study, data in pages.items() if data["metadata"].get("cpu")}
+    if recorded:  # a page from before the CPU's identity was recorded pools on its label and shared seeds alone
+        common["cpu"] = agreed(recorded, "CPU", lambda data: data["metadata"]["cpu"])
     rows = pooled_rows(pages)
     check_same_inputs(pages, rows, repo)
     seed_figures = {}
@@ -178,6 +181,8 @@ def pooled_results(name: str, sources: list[str], folder: Path, repo: Path = Pat
 
 def pooled_header(data: dict) -> list[str]:
     """The top of a pooled page: what it pools and how to redo it."""
+    from smallvision.docs import device_line
+
     meta = data["metadata"]
     libraries = ", ".join(f"{k} {v}" for k, v in meta["libraries"].items())
     lines = [f"# Results: `{data['study']}`, pooled", "",
@@ -190,4 +195,4 @@ def pooled_header(data: dict) -> list[str]:
     for source in data["pooled_from"]:
         lines.append(f"| [{source['study']}]({source['study']}.md) | {', '.join(map(str, source['seeds']))} | "
                      f"{source['commit']} | {source['date']} |")
-    return lines + ["", f"- device: {meta['device']}", f"- python {meta['python']}; {libraries}", ""]
+    return lines + ["", device_line(meta), f"- python {meta['python']}; {libraries}", ""]

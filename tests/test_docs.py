@@ -341,6 +341,24 @@ def test_results_page_names_the_params_its_command_writes():
         docs.results_markdown({**data, "params_as_command": True})
 
 
+def test_results_page_tells_cpus_of_one_name_apart_when_the_run_recorded_them():
+    data = {"study": "x", "command": "c", "confidence": 0.95, "datasets": {},
+            "metadata": {"device": "CPU: AMD EPYC, 2 threads", "date": "d", "git_commit": "abc", "python": "3.11",
+                         "libraries": {}}}
+    assert "- device: CPU: AMD EPYC, 2 threads\n" in docs.results_markdown(data)  # an older page: as it was
+    data["metadata"]["cpu"] = "cpu family 25, model 17, stepping 1; torch kernels AVX512"
+    assert "- device: CPU: AMD EPYC, 2 threads (cpu family 25, model 17, stepping 1; torch kernels AVX512)\n" in \
+        docs.results_markdown(data)
+
+
+def test_cpu_identity_names_the_instruction_set_torch_runs_on():
+    import torch
+
+    from smallvision.report.metadata import cpu_identity
+
+    assert cpu_identity().endswith(f"; torch kernels {torch.backends.cpu.get_cpu_capability()}")
+
+
 def test_ssl_study_compares_each_backbone_with_its_starting_point(tmp_path):
     """A pretrained backbone is judged against the `none` recipe of the same backbone and weights,
     with the interval of test-set sampling; the study's headline is its best SSL fine-tune."""

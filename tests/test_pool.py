@@ -145,6 +145,18 @@ def test_pages_from_another_device_do_not_pool(tmp_path):
         pooled_results("ab", ["a", "b"], tmp_path, repo=tmp_path)
 
 
+def test_pages_from_cpus_of_one_name_but_another_identity_do_not_pool(tmp_path):
+    """One label, "CPU: x", on two chips; a page that recorded no identity pools on its label."""
+    for study, cpu in (("a", "model 17; torch kernels AVX512"), ("b", None), ("c", "model 1; torch kernels AVX2")):
+        data = page([row("ssl", 0, 0.2)])
+        data["metadata"]["cpu"] = cpu
+        (tmp_path / f"{study}.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"a and c differ in CPU \('model 17; torch kernels AVX512' vs 'model 1; "):
+        pooled_results("abc", ["a", "b", "c"], tmp_path, repo=tmp_path)
+    with pytest.raises(UserError, match="commit abc1234 of a's run is not in"):  # past the CPU check: a and b agree
+        pooled_results("ab", ["a", "b"], tmp_path, repo=tmp_path)
+
+
 def test_a_pooled_page_names_its_pages_and_a_pooled_name_is_not_a_study(tmp_path, monkeypatch):
     data = {**page([row("base", 0, 0.2, "none"), row("ssl", 0, 0.25)]), "study": "both", "datasets": {},
             "command": "python -m smallvision.docs pool both --from a b",

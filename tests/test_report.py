@@ -9,6 +9,7 @@ import subprocess
 import pandas as pd
 import pytest
 
+from smallvision.report.metadata import cpu_identity
 from tests.conftest import (
     EVERY_RECIPE,
     PIPELINE,
@@ -61,6 +62,9 @@ def test_report_renders_in_chromium(every_recipe, tmp_path):
     headless(browser, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400",
              f"--screenshot={shot}", (repo / "reports/index.html").as_uri())
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+    # two chips of one name can give other figures: the report says which one ran
+    assert f"- CPU: {cpu_identity()}\n" in (repo / "reports/README.md").read_text()
+    assert f"<td>CPU</td><td>{cpu_identity()}</td>" in (repo / "reports/index.html").read_text()
 
 
 @PIPELINE

@@ -50,6 +50,24 @@ def device_description() -> str:
     return f"CPU: {cpu}, {torch.get_num_threads()} threads"
 
 
+def cpu_identity() -> str:
+    """What tells two CPUs of one model name apart in figures: the CPU's family, model and stepping,
+    and the instruction set torch's kernels use. A 2-core "AMD EPYC" with AVX512 and one with AVX2
+    fine-tuned EfficientNet-Lite0 on digits to 0.963 and 0.978 with the same weights and versions."""
+    import torch
+
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("cpu family", "model", "stepping") and key.strip() not in fields:
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    chip = ", ".join(f"{key} {value}" for key, value in fields.items()) or platform.machine()
+    return f"{chip}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
+
+
 def run_metadata(params_file: str = "params.yaml") -> dict:
     versions = {}
     for name in LIBRARIES:
@@ -63,6 +81,7 @@ def run_metadata(params_file: str = "params.yaml") -> dict:
         "uncommitted": uncommitted_files(),
         "params_md5": hashlib.md5(Path(params_file).read_bytes()).hexdigest(),
         "device": device_description(),
+        "cpu": cpu_identity(),
         "python": platform.python_version(),
         "libraries": versions,
     }

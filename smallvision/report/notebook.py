@@ -102,7 +102,7 @@ class ReportPage:
     def metadata(self) -> None:
         meta = self.meta
         rows = {"date": meta["date"], "git commit": meta["git_commit"], "params.yaml md5": meta["params_md5"],
-                "device": meta["device"], "python": meta["python"], **meta["libraries"]}
+                "device": meta["device"], "CPU": meta["cpu"], "python": meta["python"], **meta["libraries"]}
         html = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows.items())
         display(Markdown("## Run metadata"))
         display(HTML(f'<table class="meta">{html}</table>'))

@@ -114,6 +114,7 @@ def readme(results: Results, params: Params, meta: dict, figure_files: dict) -> 
                   markdown_table(leaderboard_table(results, dataset)), ""]
         lines += [f"![{path}]({path})" for path in figure_files.get(dataset, [])] + [""]
     lines += ["## Overview", ""] + [f"![{path}]({path})" for path in figure_files["overview"]] + [""]
-    lines += ["## Run", "", f"- params.yaml md5: {meta['params_md5']}", f"- python {meta['python']}",
+    lines += ["## Run", "", f"- params.yaml md5: {meta['params_md5']}", f"- CPU: {meta['cpu']}",
+              f"- python {meta['python']}",
               "- " + ", ".join(f"{k} {v}" for k, v in meta["libraries"].items()), ""]
     return "\n".join(lines)
