@@ -52,8 +52,8 @@ def device_description() -> str:
 
 def cpu_identity() -> str:
     """What tells two CPUs of one model name apart in figures: the CPU's family, model and stepping,
-    and the instruction set torch's kernels use. A 2-core "AMD EPYC" with AVX512 and one with AVX2
-    fine-tuned EfficientNet-Lite0 on digits to 0.963 and 0.978 with the same weights and versions."""
+    and the instruction set torch's kernels use (it picks their arithmetic). Two 2-core VMs named
+    "AMD EPYC" fine-tuned EfficientNet-Lite0 on digits to 0.963 and 0.978, same code and versions."""
     import torch
 
     fields = {}
