@@ -39,15 +39,20 @@ def device_description() -> str:
 
     if torch.cuda.is_available():
         return f"CUDA: {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or platform.machine()
+    cpu = cpuinfo("model name").get("model name") or platform.processor() or platform.machine()
+    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
+
+
+def cpuinfo(*keys: str) -> dict[str, str]:
+    """The first processor's values of `keys` in /proc/cpuinfo, in that order; {} off Linux."""
+    found = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            found.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
+        return {}
+    return {key: found[key] for key in keys if key in found}
 
 
 def cpu_identity() -> str:
@@ -56,14 +61,7 @@ def cpu_identity() -> str:
     "AMD EPYC" fine-tuned EfficientNet-Lite0 on digits to 0.963 and 0.978, same code and versions."""
     import torch
 
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("cpu family", "model", "stepping") and key.strip() not in fields:
-                fields[key.strip()] = value.strip()
-    except OSError:
-        pass
+    fields = cpuinfo("cpu family", "model", "stepping")
     chip = ", ".join(f"{key} {value}" for key, value in fields.items()) or platform.machine()
     return f"{chip}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
 
