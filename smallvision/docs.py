@@ -8,6 +8,8 @@ docs/ssl.md's table of verdicts.
   python -m smallvision.docs results STUDY --reports DIR --params FILE   # another workspace's run
   python -m smallvision.docs pool NAME --from STUDY STUDY ...   # docs/results/NAME.md and .json: the
                                                 # seeds of several SSL pages as one (smallvision/pool.py)
+  python -m smallvision.docs compare STUDY:RECIPE STUDY:RECIPE   # one committed page's recipe minus
+                                                # another's, paired where both keep each seed's figures
 
 Results come from the run's own files (reports/metrics.json, reports/results.json's metadata,
 params.yaml's runs), never from typed figures, and a page is written only when its command
@@ -36,6 +38,7 @@ README = Path("README.md")
 SSL_DOC = DOCS / "ssl.md"
 STUDIES = Path("studies")
 REGENERATE = "python -m smallvision.docs"
+COMPARED = ("accuracy", "macro_f1")  # what a results page compares with its best recipe, seed by seed
 
 
 def reproduce_command(study: str, seeds: list[int], studies: Path = STUDIES) -> str:
@@ -156,7 +159,9 @@ def study_results(study: str, reports: Path, params_file: Path) -> dict:
                 raise UserError(f"{reports / 'metrics.json'} has no {dataset}.{recipe}: the report is older than "
                                 f"{params_file}; run `dvc repro`")
             ref = reference_columns(params.about(recipe), dataset, seed_dataset)
-            rows[recipe] = {"seeds": params.seeds_of(dataset, recipe), **metrics[dataset][recipe],
+            seeds = params.seeds_of(dataset, recipe)
+            rows[recipe] = {"seeds": seeds, **metrics[dataset][recipe],
+                            "per_seed": seed_figures(reports.parent, dataset, recipe, seeds),
                             "published": {"metric": ref["reference_metric"], "value": ref["reference_value"],
                                           "source": ref["reference"]} if ref["reference_metric"] else None}
         figure = seed_figure(params, dataset)
@@ -170,6 +175,24 @@ def study_results(study: str, reports: Path, params_file: Path) -> dict:
     if params.ssl.methods:
         data["ssl"] = pretrained_results(params, params_file, reports)
     return data
+
+
+def seed_figures(workspace: Path, dataset: str, recipe: str, seeds: list[int]) -> dict[str, dict[str, float]]:
+    """metric -> seed -> that seed's test figure, for the page's compared metrics: what lets the
+    page pair two recipes' runs of one seed (the same split) rather than compare their summaries."""
+    from smallvision.io import read_json
+    from smallvision.paths import eval_dir
+
+    figures: dict[str, dict[str, float]] = {metric: {} for metric in COMPARED}
+    for seed in seeds:
+        path = workspace / eval_dir(dataset, recipe, seed) / "metrics.json"
+        if not path.exists():
+            raise UserError(f"{path} not found: run `dvc repro` to evaluate every run first")
+        run = read_json(path)
+        for metric in COMPARED:
+            if metric in run:
+                figures[metric][str(seed)] = run[metric]  # JSON's keys are text
+    return {metric: by_seed for metric, by_seed in figures.items() if by_seed}
 
 
 def check_params_reproduce(study: str, seeds: list[int], params_file: Path) -> None:
@@ -219,30 +242,86 @@ def figure(row: dict, metric: str) -> str:
                     int(row.get(f"{metric}_n", row.get("n_seeds", 0)) if metric in row else 0))
 
 
+def paired_seeds(row: dict, best: dict, metric: str) -> list[str]:
+    """The seeds whose figure on `metric` the page keeps for both recipes (none on pages from
+    before 2026-12-05, which kept summaries only)."""
+    theirs = best.get("per_seed", {}).get(metric, {})
+    return [seed for seed in row.get("per_seed", {}).get(metric, {}) if seed in theirs]
+
+
 def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
-    """'-0.012 ± 0.030, within noise': row minus the best recipe on `metric`, Welch's interval."""
-    from smallvision.report.stats import IDENTICAL, welch_difference
+    """'-0.012 ± 0.030, within noise': row minus the best recipe on `metric`; the Student-t
+    interval of the per-seed differences where the page keeps both recipes' figures on two seeds
+    or more (the seeds share the split), else Welch's interval from the two summaries."""
+    from smallvision.report.stats import IDENTICAL, interval, welch_difference
 
     if row is best:
         return "best"
     if metric not in row or metric not in best:
         return ""
     nan = float("nan")
-    difference, low, high = welch_difference(
-        *((summary[metric], summary.get(f"{metric}_std", nan), summary.get(f"{metric}_n", summary.get("n_seeds", 0)))
-          for summary in (row, best)), confidence=confidence)
+    seeds = paired_seeds(row, best, metric)
+    if len(seeds) >= 2:
+        ours, theirs = row["per_seed"][metric], best["per_seed"][metric]
+        difference, _, _, low, high = interval([ours[seed] - theirs[seed] for seed in seeds], confidence)
+    else:
+        difference, low, high = welch_difference(
+            *((summary[metric], summary.get(f"{metric}_std", nan),
+               summary.get(f"{metric}_n", summary.get("n_seeds", 0))) for summary in (row, best)),
+            confidence=confidence)
     if math.isnan(low):
         return f"{difference:+.3f} (no interval)"
-    if high == low:  # both recipes gave one figure on every seed, as the report's leaderboard says
-        return f"{difference:+.3f} ({IDENTICAL})"
+    if high == low:  # no spread: each recipe gave one figure on every seed, or they differ alike on each
+        return f"{difference:+.3f} ({IDENTICAL if len(seeds) < 2 else 'the same difference on every seed'})"
     verdict = "above" if low > 0 else "below" if high < 0 else "within noise"
     return f"{difference:+.3f} ± {(high - low) / 2:.3f}, {verdict}"
 
 
-def device_line(meta: dict) -> str:
+def page_row(spec: str, folder: Path = RESULTS) -> tuple[dict, float]:
+    """The row of 'STUDY:RECIPE' (or 'STUDY:DATASET:RECIPE' where the page ran it on several
+    datasets) on its committed results page, and the page's confidence level."""
+    study, *dataset, recipe = spec.split(":")
+    path = folder / f"{study}.json"
+    if not path.exists() or len(dataset) > 1:
+        raise UserError(f"{spec}: expected STUDY:RECIPE or STUDY:DATASET:RECIPE of a committed page "
+                        f"(docs/results/STUDY.json; there are {', '.join(committed_studies(folder))})")
+    data = json.loads(path.read_text())
+    found = {name: entry["recipes"][recipe] for name, entry in data["datasets"].items()
+             if recipe in entry["recipes"] and name in (dataset or [name])}
+    if not found:
+        raise UserError(f"{spec}: {path} has no recipe {recipe}" + (f" on {dataset[0]}" if dataset else ""))
+    if len(found) > 1:
+        raise UserError(f"{spec}: {path} ran {recipe} on {', '.join(found)}: name one, as STUDY:DATASET:RECIPE")
+    return next(iter(found.values())), data["confidence"]
+
+
+def compare_text(first: str, second: str, folder: Path = RESULTS) -> str:
+    """First minus second on the pages' compared metrics, paired over the seeds both pages keep
+    figures of (two or more), else Welch's from the two pages' summaries; at the first page's
+    confidence level."""
+    (ours, confidence), (theirs, _) = page_row(first, folder), page_row(second, folder)
+    lines = [f"{first} minus {second} ({confidence:.0%} intervals):"]
+    for metric in COMPARED:
+        seeds = paired_seeds(ours, theirs, metric)
+        how = f"paired over seeds {', '.join(seeds)}" if len(seeds) >= 2 else "Welch, from the two summaries"
+        lines.append(f"  {metric}: {figure(ours, metric)} vs {figure(theirs, metric)}: "
+                     f"{versus_best(ours, theirs, metric, confidence)} ({how})")
+    return "\n".join(lines)
+
+
+def device_text(meta: dict) -> str:
     """The device a page's runs used; with the CPU's identity where the run recorded it (pages
     from before 2026-12-04 did not)."""
-    return f"- device: {meta['device']}" + (f" ({meta['cpu']})" if meta.get("cpu") else "")
+    return meta["device"] + (f" ({meta['cpu']})" if meta.get("cpu") else "")
+
+
+def comparison(data: dict) -> str:
+    """How the page's *vs best* intervals are drawn: paired where it keeps each seed's figures."""
+    if all(row.get("per_seed") for entry in data["datasets"].values() for row in entry["recipes"].values()):
+        return ("Student-t interval of the per-seed differences over the seeds both ran (paired: a seed's runs share "
+                "the split), or Welch's from the two summaries where they share fewer than two seeds")
+    return ("Welch interval from the two recipes' means and spreads (unpaired: this page keeps each recipe's "
+            "summary, not its seeds' runs)")
 
 
 def results_markdown(data: dict) -> str:
@@ -264,12 +343,11 @@ def results_markdown(data: dict) -> str:
              *([f"- uncommitted at the run: {', '.join(meta['uncommitted'])}"] if meta.get("uncommitted") else []),
              *([f"- params.yaml: as the command above writes it (md5 {meta['params_md5']})"]
                if data.get("params_as_command") else []),
-             device_line(meta),
+             f"- device: {device_text(meta)}",
              f"- python {meta['python']}; {libraries}", "",
              f"± is the half-width of the {data['confidence']:.0%} Student-t interval over seeds (no interval from one seed). "
              f"{NOT_TEST_NOISE} *vs best*: the difference to the table's first recipe (best mean accuracy), with its "
-             f"{data['confidence']:.0%} Welch interval from the two recipes' means and spreads (unpaired: this page keeps "
-             "each recipe's summary, not its seeds' runs); *above* or *below* when the interval excludes 0, else "
+             f"{data['confidence']:.0%} {comparison(data)}; *above* or *below* when the interval excludes 0, else "
              "*within noise*.",
              ""]
     for dataset, entry in data["datasets"].items():
@@ -425,7 +503,7 @@ def render_headline(folder: Path = RESULTS) -> str:
     devices: dict[str, list[str]] = {}
     for name, data in studies.items():
         if name in cited:
-            devices.setdefault(data["metadata"]["device"], []).append(name)
+            devices.setdefault(device_text(data["metadata"]), []).append(name)
     ran_on = " ".join(f"{'Studies' if len(names) > 1 else 'Study'} {', '.join(names)} ran on {device}."
                       for device, names in devices.items())
     lines += ["", *textwrap.wrap(ran_on, width=120, break_long_words=False, break_on_hyphens=False)]  # README's width
@@ -541,7 +619,13 @@ def main(argv=None) -> None:
     pool.add_argument("study", metavar="NAME")
     pool.add_argument("--from", dest="sources", nargs="+", required=True, metavar="STUDY",
                       help="committed results pages (docs/results/STUDY.json) of the same recipes, other seeds")
+    compare = sub.add_parser("compare", help="print one recipe of a committed page minus another's, with the interval")
+    compare.add_argument("first", metavar="STUDY:RECIPE", help="or STUDY:DATASET:RECIPE")
+    compare.add_argument("second", metavar="STUDY:RECIPE")
     args = parser.parse_args(argv)
+    if args.command == "compare":  # reads the committed pages, writes nothing
+        print(compare_text(args.first, args.second))
+        return
     if args.command in ("results", "pool") and not re.fullmatch(r"\w+", args.study):
         raise UserError(f"a study name holds only letters, digits and '_' (got {args.study!r})")
     if args.command == "results":

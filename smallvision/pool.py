@@ -181,7 +181,7 @@ def pooled_results(name: str, sources: list[str], folder: Path, repo: Path = Pat
 
 def pooled_header(data: dict) -> list[str]:
     """The top of a pooled page: what it pools and how to redo it."""
-    from smallvision.docs import device_line
+    from smallvision.docs import device_text
 
     meta = data["metadata"]
     libraries = ", ".join(f"{k} {v}" for k, v in meta["libraries"].items())
@@ -195,4 +195,4 @@ def pooled_header(data: dict) -> list[str]:
     for source in data["pooled_from"]:
         lines.append(f"| [{source['study']}]({source['study']}.md) | {', '.join(map(str, source['seeds']))} | "
                      f"{source['commit']} | {source['date']} |")
-    return lines + ["", device_line(meta), f"- python {meta['python']}; {libraries}", ""]
+    return lines + ["", f"- device: {device_text(meta)}", f"- python {meta['python']}; {libraries}", ""]

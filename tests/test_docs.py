@@ -252,6 +252,12 @@ def test_headline_keeps_the_best_study_of_each_dataset_and_metric(tmp_path):
     assert "[pets_small]:" not in headline
     # the machines line names the cited studies only, for the same reason
     assert "Studies baselines, pets ran on CPU." in headline and "pets_small ran" not in headline
+    # two CPUs of one name, told apart where their runs recorded which
+    data = study("pets_small", {"pets": ("mlp", 0.95)})
+    data["metadata"]["cpu"] = "cpu family 25, model 17"
+    (tmp_path / "pets_small.json").write_text(json.dumps(data))
+    assert "Study baselines ran on CPU. Study pets_small ran on CPU (cpu family 25, model 17)." in \
+        docs.render_headline(tmp_path)
 
 
 def test_results_page_sets_ours_beside_a_published_figure_on_its_own_metric():
@@ -290,6 +296,78 @@ def test_results_page_says_which_recipes_are_within_noise_of_the_best():
     assert "| -0.100 (no interval) |" in lines["| `once`"]
     assert "| -0.050 ± 0.025, below |" in lines["| `fixed`"]  # the best's spread alone
     assert "| -0.050 (identical over seeds) |" in lines["| `fixed_too`"]  # no spread on either side
+
+
+def test_results_page_pairs_the_seeds_whose_figures_it_keeps():
+    """Runs of one seed share the split, so a page that keeps each seed's figures compares two
+    recipes by their per-seed differences: a difference that is the same on every seed is clear
+    even where the seeds move both recipes a lot (Welch's interval from the summaries would call it
+    noise). Recipes that share fewer than two seeds fall back to Welch's."""
+    from smallvision.report.stats import interval
+
+    def row(by_seed: dict[int, float]) -> dict:
+        mean, std, n, low, high = interval(list(by_seed.values()))
+        return {"accuracy": mean, "accuracy_std": std, "accuracy_n": n, "accuracy_ci_low": low,
+                "accuracy_ci_high": high, "n_seeds": n, "seeds": list(by_seed), "train_seconds": 1.0,
+                "published": None, "per_seed": {"accuracy": {str(seed): value for seed, value in by_seed.items()}}}
+    recipes = {"best": row({0: 0.90, 1: 0.80, 2: 0.85}), "steady": row({0: 0.88, 1: 0.785, 2: 0.825}),
+               "shifted": row({0: 0.87, 1: 0.77, 2: 0.82}), "elsewhere": row({1: 0.79, 3: 0.70, 4: 0.75})}
+    data = {"study": "x", "command": "c", "confidence": 0.95,
+            "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC", "git_commit": "abc", "python": "3.11",
+                         "libraries": {}},
+            "datasets": {"d": {"seed_dataset": None, "recipes": recipes}}}
+    page = docs.results_markdown(data)
+    lines = {line.split(" | ")[0]: line for line in page.splitlines() if line.startswith("| `")}
+    assert "| -0.020 ± 0.012, below |" in lines["| `steady`"]  # differences -0.020, -0.015, -0.025
+    assert "| -0.030 (the same difference on every seed) |" in lines["| `shifted`"]
+    welch = docs.versus_best({k: v for k, v in recipes["elsewhere"].items() if k != "per_seed"}, recipes["best"],
+                             "accuracy", 0.95)
+    assert docs.versus_best(recipes["elsewhere"], recipes["best"], "accuracy", 0.95) == welch  # one seed shared
+    assert "per-seed differences" in page and "Welch interval from the two recipes' means" not in page
+    for recipe in recipes.values():  # a page from before 2026-12-05: summaries only, so Welch's, and says so
+        del recipe["per_seed"]
+    summaries_only = docs.results_markdown(data)
+    assert "| -0.020 ± 0.111, within noise |" in summaries_only  # Welch: [-0.131, 0.091]
+    assert "Welch interval from the two recipes' means" in summaries_only
+
+
+def test_compare_sets_a_recipe_of_one_page_against_another_pages(tmp_path):
+    """Paired over the seeds both pages keep (a seed's runs share the split), Welch's from the
+    summaries where one page keeps none; a recipe named ambiguously or not at all is refused."""
+    def page(study: str, by_dataset: dict) -> dict:
+        recipes = {}
+        for dataset, (recipe, by_seed) in by_dataset.items():
+            mean, std, n = sum(by_seed) / len(by_seed), 0.01, len(by_seed)
+            recipes[dataset] = {"seed_dataset": None, "recipes": {recipe: {
+                "accuracy": mean, "accuracy_std": std, "accuracy_n": n, "accuracy_ci_low": mean - 0.02,
+                "accuracy_ci_high": mean + 0.02, "n_seeds": n, "seeds": list(range(n)),
+                "per_seed": {"accuracy": {str(seed): value for seed, value in enumerate(by_seed)}}}}}
+        (tmp_path / f"{study}.json").write_text(json.dumps({"study": study, "confidence": 0.95, "datasets": recipes}))
+
+    page("new", {"cars": ("hires", [0.71, 0.72, 0.70])})
+    page("old", {"cars": ("hires", [0.70, 0.70, 0.68]), "cars_small": ("hires", [0.6, 0.6, 0.6])})
+    text = docs.compare_text("new:hires", "old:cars:hires", tmp_path)
+    assert "accuracy: 0.710 ± 0.020 (n=3) vs 0.693 ± 0.020 (n=3): +0.017 ± 0.014, above (paired over seeds 0, 1, 2)" in text
+    old = json.loads((tmp_path / "old.json").read_text())
+    del old["datasets"]["cars"]["recipes"]["hires"]["per_seed"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert "+0.017 ± 0.023, within noise (Welch, from the two summaries)" in \
+        docs.compare_text("new:hires", "old:cars:hires", tmp_path)
+    for spec, problem in (("old:hires", "ran hires on cars, cars_small: name one"), ("old:cars:lowres", "no recipe lowres"),
+                          ("gone:hires", "expected STUDY:RECIPE or STUDY:DATASET:RECIPE of a committed page")):
+        with pytest.raises(UserError, match=problem):
+            docs.compare_text("new:hires", spec, tmp_path)
+
+
+def test_results_data_keeps_each_seeds_figures_from_its_evaluation(tmp_path):
+    for seed, accuracy in ((0, 0.5), (2, 0.625)):
+        folder = tmp_path / "reports" / "eval" / "d" / "r" / f"s{seed}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "macro_f1": accuracy / 2, "log_loss": 1}))
+    assert docs.seed_figures(tmp_path, "d", "r", [0, 2]) == \
+        {"accuracy": {"0": 0.5, "2": 0.625}, "macro_f1": {"0": 0.25, "2": 0.3125}}
+    with pytest.raises(UserError, match=r"reports/eval/d/r/s1/metrics.json not found: run `dvc repro`"):
+        docs.seed_figures(tmp_path, "d", "r", [0, 1])
 
 
 def test_results_page_times_each_recipe_to_the_seeds_figure():
