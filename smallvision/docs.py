@@ -243,10 +243,11 @@ def figure(row: dict, metric: str) -> str:
 
 
 def paired_seeds(row: dict, best: dict, metric: str) -> list[str]:
-    """The seeds whose figure on `metric` the page keeps for both recipes (none on pages from
-    before 2026-12-05, which kept summaries only)."""
+    """The seeds whose figure on `metric` the page keeps for both recipes, where there are two or
+    more to pair; else none (as on pages from before 2026-12-05, which kept summaries only)."""
     theirs = best.get("per_seed", {}).get(metric, {})
-    return [seed for seed in row.get("per_seed", {}).get(metric, {}) if seed in theirs]
+    seeds = [seed for seed in row.get("per_seed", {}).get(metric, {}) if seed in theirs]
+    return seeds if len(seeds) >= 2 else []
 
 
 def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
@@ -261,7 +262,7 @@ def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
         return ""
     nan = float("nan")
     seeds = paired_seeds(row, best, metric)
-    if len(seeds) >= 2:
+    if seeds:
         ours, theirs = row["per_seed"][metric], best["per_seed"][metric]
         difference, _, _, low, high = interval([ours[seed] - theirs[seed] for seed in seeds], confidence)
     else:
@@ -272,7 +273,7 @@ def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
     if math.isnan(low):
         return f"{difference:+.3f} (no interval)"
     if high == low:  # no spread: each recipe gave one figure on every seed, or they differ alike on each
-        return f"{difference:+.3f} ({IDENTICAL if len(seeds) < 2 else 'the same difference on every seed'})"
+        return f"{difference:+.3f} ({'the same difference on every seed' if seeds else IDENTICAL})"
     verdict = "above" if low > 0 else "below" if high < 0 else "within noise"
     return f"{difference:+.3f} ± {(high - low) / 2:.3f}, {verdict}"
 
@@ -303,7 +304,7 @@ def compare_text(first: str, second: str, folder: Path = RESULTS) -> str:
     lines = [f"{first} minus {second} ({confidence:.0%} intervals):"]
     for metric in COMPARED:
         seeds = paired_seeds(ours, theirs, metric)
-        how = f"paired over seeds {', '.join(seeds)}" if len(seeds) >= 2 else "Welch, from the two summaries"
+        how = f"paired over seeds {', '.join(seeds)}" if seeds else "Welch, from the two summaries"
         lines.append(f"  {metric}: {figure(ours, metric)} vs {figure(theirs, metric)}: "
                      f"{versus_best(ours, theirs, metric, confidence)} ({how})")
     return "\n".join(lines)
