@@ -39,6 +39,7 @@ SSL_DOC = DOCS / "ssl.md"
 STUDIES = Path("studies")
 REGENERATE = "python -m smallvision.docs"
 COMPARED = ("accuracy", "macro_f1")  # what a results page compares with its best recipe, seed by seed
+WITHOUT_TTA = "{}_without_tta"  # the evaluation's figure of a test-time-augmented recipe without the augmentation
 
 
 def reproduce_command(study: str, seeds: list[int], studies: Path = STUDIES) -> str:
@@ -183,13 +184,14 @@ def seed_figures(workspace: Path, dataset: str, recipe: str, seeds: list[int]) -
     from smallvision.io import read_json
     from smallvision.paths import eval_dir
 
-    figures: dict[str, dict[str, float]] = {metric: {} for metric in COMPARED}
+    kept = COMPARED + tuple(WITHOUT_TTA.format(metric) for metric in COMPARED)
+    figures: dict[str, dict[str, float]] = {metric: {} for metric in kept}
     for seed in seeds:
         path = workspace / eval_dir(dataset, recipe, seed) / "metrics.json"
         if not path.exists():
             raise UserError(f"{path} not found: run `dvc repro` to evaluate every run first")
         run = read_json(path)
-        for metric in COMPARED:
+        for metric in kept:
             if metric in run:
                 figures[metric][str(seed)] = run[metric]  # JSON's keys are text
     return {metric: by_seed for metric, by_seed in figures.items() if by_seed}
@@ -254,7 +256,7 @@ def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
     """'-0.012 ± 0.030, within noise': row minus the best recipe on `metric`; the Student-t
     interval of the per-seed differences where the page keeps both recipes' figures on two seeds
     or more (the seeds share the split), else Welch's interval from the two summaries."""
-    from smallvision.report.stats import IDENTICAL, interval, welch_difference
+    from smallvision.report.stats import interval, welch_difference
 
     if row is best:
         return "best"
@@ -270,12 +272,43 @@ def versus_best(row: dict, best: dict, metric: str, confidence: float) -> str:
             *((summary[metric], summary.get(f"{metric}_std", nan),
                summary.get(f"{metric}_n", summary.get("n_seeds", 0))) for summary in (row, best)),
             confidence=confidence)
+    return difference_text(difference, low, high, paired=bool(seeds))
+
+
+def difference_text(difference: float, low: float, high: float, paired: bool) -> str:
+    """'+0.012 ± 0.010, above': a difference, its interval's half-width and whether it holds 0."""
+    from smallvision.report.stats import IDENTICAL
+
     if math.isnan(low):
         return f"{difference:+.3f} (no interval)"
     if high == low:  # no spread: each recipe gave one figure on every seed, or they differ alike on each
-        return f"{difference:+.3f} ({'the same difference on every seed' if seeds else IDENTICAL})"
+        return f"{difference:+.3f} ({'the same difference on every seed' if paired else IDENTICAL})"
     verdict = "above" if low > 0 else "below" if high < 0 else "within noise"
     return f"{difference:+.3f} ± {(high - low) / 2:.3f}, {verdict}"
+
+
+def tta_lines(rows: list[tuple[str, dict]], confidence: float) -> list[str]:
+    """For each recipe scored with test-time augmentation, its share: each seed's figure with it
+    minus the same weights' figure without it, paired over the seeds."""
+    from smallvision.report.stats import interval
+
+    lines = []
+    for recipe, row in rows:
+        per_seed = row.get("per_seed", {})
+        shares = []
+        for metric in COMPARED:
+            with_it, without = per_seed.get(metric, {}), per_seed.get(WITHOUT_TTA.format(metric), {})
+            seeds = [seed for seed in without if seed in with_it]
+            if seeds:
+                difference, _, _, low, high = interval([with_it[seed] - without[seed] for seed in seeds], confidence)
+                shares.append(f"{metric.replace('_', ' ')} {difference_text(difference, low, high, paired=True)} "
+                              f"(seeds {', '.join(seeds)})")
+        if shares:
+            lines.append(f"- `{recipe}`: {'; '.join(shares)}")
+    if not lines:
+        return []
+    return ["Test-time augmentation's share: each seed's test figure minus the same weights' figure on the plain "
+            f"test images, {confidence:.0%} Student-t interval over the seeds.", "", *lines, ""]
 
 
 def page_row(spec: str, folder: Path = RESULTS) -> tuple[dict, float]:
@@ -370,7 +403,7 @@ def results_markdown(data: dict) -> str:
                          f"{versus_best(row, best, 'accuracy', data['confidence'])} | {figure(row, 'macro_f1')} | "
                          f"{versus_best(row, best, 'macro_f1', data['confidence'])} | "
                          f"{row.get('train_seconds', float('nan')):.1f} | {ref_text} |{reached}")
-        lines.append("")
+        lines += ["", *tta_lines(rows, data["confidence"])]
     return "\n".join(lines + ssl_section(data))
 
 

@@ -1,7 +1,8 @@
 """Evaluate one trained run (recipe, dataset, seed) on its dataset's test split.
 
 reports/eval/<dataset>/<recipe>/s<seed>/
-  metrics.json      scalar metrics, train seconds, parameters, inference images/s
+  metrics.json      scalar metrics (and, with test-time augmentation, accuracy and macro F1
+                    without it), train seconds, parameters, inference images/s
   per_class.csv     precision, recall, F1 and support per class
   confusion.json    the confusion matrix (rows: true class, columns: predicted)
   predictions.csv   one row per test image: file, actual, predicted, confidence, top-k
@@ -10,6 +11,7 @@ reports/eval/<dataset>/<recipe>/s<seed>/
 from __future__ import annotations
 
 import time
+from copy import copy
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pandas as pd
 from smallvision.config import EvaluateConfig
 from smallvision.data.prepared import PreparedData
 from smallvision.errors import UserError
-from smallvision.inference import KnnPredictor, load_predictor
+from smallvision.inference import KnnPredictor, load_predictor, plain
 from smallvision.io import atomic_dir, read_json, write_json
 from smallvision.metrics import (
     classification_metrics,
@@ -65,6 +67,18 @@ def predictions_table(data: PreparedData, scores: np.ndarray, top_k: int) -> pd.
     })
 
 
+def without_tta(predictor, test, score, batch_size: int) -> dict:
+    """Where the recipe averages augmented views at test time, the same weights scored on the
+    plain images as well, so that a study can tell the augmentation's share of a gain from the
+    training's, seed by seed. One more pass over the test split."""
+    if getattr(predictor, "tta", plain) is plain:
+        return {}
+    untransformed = copy(predictor)  # shares the model; only its test-time function differs
+    untransformed.tta = plain
+    figures = score(test.labels, untransformed.scores(test.images, batch_size))
+    return {f"{name}_without_tta": figures[name] for name in ("accuracy", "macro_f1") if name in figures}
+
+
 def knn_per_k(predictor: KnnPredictor, data: PreparedData, score) -> dict:
     """Test metrics for every k, and the k chosen on the validation split for the headline."""
     out = {}
@@ -90,7 +104,7 @@ def evaluate_recipe(recipe, data: PreparedData, cfg: EvaluateConfig, model_folde
     score = multilabel_metrics if data.multilabel else partial(classification_metrics, top_k=cfg.top_k)
     extra = knn_per_k(predictor, data, score) if isinstance(predictor, KnnPredictor) else {}
     scores, images_per_second = timed_scores(predictor, test.images, cfg)
-    metrics = {**score(test.labels, scores), **extra}
+    metrics = {**score(test.labels, scores), **extra, **without_tta(predictor, test, score, cfg.batch_size)}
     train = read_json(train_log / "train.json")
     metrics.update({
         "train_seconds": train["train_seconds"],

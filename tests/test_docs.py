@@ -363,12 +363,34 @@ def test_results_data_keeps_each_seeds_figures_from_its_evaluation(tmp_path):
     for seed, accuracy in ((0, 0.5), (2, 0.625)):
         folder = tmp_path / "reports" / "eval" / "d" / "r" / f"s{seed}"
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "macro_f1": accuracy / 2, "log_loss": 1}))
+        (folder / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "macro_f1": accuracy / 2, "log_loss": 1,
+                                                         "accuracy_without_tta": accuracy - 0.125}))
     assert docs.seed_figures(tmp_path, "d", "r", [0, 2]) == \
-        {"accuracy": {"0": 0.5, "2": 0.625}, "macro_f1": {"0": 0.25, "2": 0.3125}}
+        {"accuracy": {"0": 0.5, "2": 0.625}, "macro_f1": {"0": 0.25, "2": 0.3125},
+         "accuracy_without_tta": {"0": 0.375, "2": 0.5}}
     with pytest.raises(UserError, match=r"reports/eval/d/r/s1/metrics.json not found: run `dvc repro`"):
         docs.seed_figures(tmp_path, "d", "r", [0, 1])
 
+
+def test_results_page_gives_test_time_augmentations_share_paired_over_seeds():
+    """A recipe scored with and without its test-time augmentation gets the difference on the same
+    weights, seed by seed; a recipe without it gets no line."""
+    def row(accuracy: dict, without: dict | None) -> dict:
+        per_seed = {"accuracy": accuracy, **({"accuracy_without_tta": without} if without else {})}
+        mean = sum(accuracy.values()) / len(accuracy)
+        return {"accuracy": mean, "accuracy_ci_low": mean - 0.01, "accuracy_ci_high": mean + 0.01, "accuracy_n": 3,
+                "n_seeds": 3, "train_seconds": 1.0, "seeds": [0, 1, 2], "published": None, "per_seed": per_seed}
+
+    data = {"study": "x", "command": "c", "confidence": 0.95,
+            "metadata": {"device": "CPU", "date": "d", "git_commit": "abc", "python": "3.11", "libraries": {}},
+            "datasets": {"cars": {"seed_dataset": None, "recipes": {
+                "mirrored": row({"0": 0.72, "1": 0.73, "2": 0.71}, {"0": 0.71, "1": 0.72, "2": 0.69}),
+                "plain": row({"0": 0.70, "1": 0.71, "2": 0.69}, None)}}}}
+    page = docs.results_markdown(data)
+    assert "- `mirrored`: accuracy +0.013 ± 0.014, within noise (seeds 0, 1, 2)" in page  # 0.01, 0.01, 0.02
+    assert "`plain`:" not in page
+    del data["datasets"]["cars"]["recipes"]["mirrored"]["per_seed"]["accuracy_without_tta"]
+    assert "Test-time augmentation's share" not in docs.results_markdown(data)
 
 def test_results_page_times_each_recipe_to_the_seeds_figure():
     """Beside the seed's figure, how soon each recipe first reached it on val, against the seed's own time."""

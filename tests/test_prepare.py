@@ -37,6 +37,17 @@ def test_folder_is_split_per_class_and_reproducibly(image_folder, tmp_path):
     assert other["images"] == 48
 
 
+
+def test_without_a_validation_split_the_same_test_images_and_train_takes_val(image_folder, tmp_path):
+    """A study that trains on train + val (val_fraction 0) is compared with runs on the default
+    split: that holds only if the test images are the same ones."""
+    prepare_dataset("demo", config(image_folder), tmp_path / "split")
+    assert prepare_dataset("demo", config(image_folder, val_fraction=0), tmp_path / "joined")["split_sizes"] == {
+        "train": 40, "val": 0, "test": 8}
+    split, joined = (load_prepared("demo", folder=tmp_path / name).files for name in ("split", "joined"))
+    assert joined["test"] == split["test"]
+    assert sorted(joined["train"]) == sorted(split["train"] + split["val"])
+
 def test_train_test_layout_is_respected(tmp_path):
     make_image_folder(tmp_path / "root" / "train", {"a": 10, "b": 10})
     make_image_folder(tmp_path / "root" / "test", {"a": 3, "b": 4}, seed=1)

@@ -124,3 +124,20 @@ def test_evaluation_refuses_a_run_that_did_not_finish(tmp_path, monkeypatch):
         evaluate_recipe(recipe, load_prepared("demo", folder=folder), EvaluateConfig(timing_repeats=1),
                         paths.model_dir, paths.log_dir, tmp_path / "reports/eval/demo/done2")
     assert not (tmp_path / "reports/eval/demo/done2").exists()
+
+
+def test_a_recipe_with_test_time_augmentation_is_also_scored_without_it(tmp_path, monkeypatch):
+    """Its metrics hold accuracy and macro F1 of the same weights on the plain test images: what
+    a study needs to tell the augmentation's share of a gain from the training's."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    images = np.stack([class_image(int(label), rng, 16).transpose(2, 0, 1) for label in labels])
+    folder = write_prepared(tmp_path / "prepared", images, labels, ["a", "b", "c"])
+    spec = {**CNN, "epochs": 2, "tta": "hflip"}
+    mirrored = run_recipe(tmp_path, monkeypatch, "mirrored", spec, folder)
+    paths = run_paths("demo", "mirrored", 0)
+    recipe = _recipe("mirrored", {"train": TRAIN_DEFAULTS, "sklearn": {}}, {**spec, "tta": "none"})
+    plain = evaluate_recipe(recipe, load_prepared("demo", folder=folder), EvaluateConfig(timing_repeats=1),
+                            paths.model_dir, paths.log_dir, tmp_path / "reports/eval/demo/plain")
+    assert "accuracy_without_tta" not in plain
+    assert (mirrored["accuracy_without_tta"], mirrored["macro_f1_without_tta"]) == (plain["accuracy"], plain["macro_f1"])
