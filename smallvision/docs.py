@@ -39,6 +39,7 @@ SSL_DOC = DOCS / "ssl.md"
 STUDIES = Path("studies")
 REGENERATE = "python -m smallvision.docs"
 COMPARED = ("accuracy", "macro_f1")  # what a results page compares with its best recipe, seed by seed
+LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1"}
 WITHOUT_TTA = "{}_without_tta"  # the evaluation's figure of a test-time-augmented recipe without the augmentation
 
 
@@ -301,7 +302,7 @@ def tta_lines(rows: list[tuple[str, dict]], confidence: float) -> list[str]:
             seeds = [seed for seed in without if seed in with_it]
             if seeds:
                 difference, _, _, low, high = interval([with_it[seed] - without[seed] for seed in seeds], confidence)
-                shares.append(f"{metric.replace('_', ' ')} {difference_text(difference, low, high, paired=True)} "
+                shares.append(f"{LABELS[metric]} {difference_text(difference, low, high, paired=True)} "
                               f"(seeds {', '.join(seeds)})")
         if shares:
             lines.append(f"- `{recipe}`: {'; '.join(shares)}")

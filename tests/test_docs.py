@@ -191,7 +191,10 @@ def test_recipes_page_is_up_to_date():
 def test_readme_is_short():
     lines = README.read_text().splitlines()
     assert len(lines) <= 220
-    long = [(number, len(line)) for number, line in enumerate(lines, 1) if len(line) > 160]
+    start, end = lines.index("<!-- headline:start -->"), lines.index("<!-- headline:end -->")
+    # The headline block's table rows are generated (a row cannot wrap); its prose wraps, and is held to the limit too.
+    long = [(number, len(line)) for number, line in enumerate(lines, 1) if len(line) > 160
+            and not (start < number - 1 < end and line.startswith("|"))]
     assert not long, f"lines over 160 characters (line, length): {long}"
 
 
