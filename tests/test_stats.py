@@ -265,19 +265,22 @@ def test_accuracy_vs_time_keeps_every_recipe_name_inside_the_axes():
     assert all(text.get_window_extent().x1 <= right_edge for text in names)
 
 
-def test_accuracy_vs_time_legend_of_a_study_with_many_recipes_fits_the_figure():
+@pytest.mark.parametrize("recipes, name", [(36, "recipe_{}"), (90, "cars_effnet_lite2_finetune_b32_trainval_cpu_{}")])
+def test_accuracy_vs_time_legend_of_a_study_with_many_recipes_fits_the_figure(recipes, name):
     """The `full` study puts 30 recipes in one legend: in one column it ran off the figure's
-    height and tight_layout gave up (a UserWarning, and a cut legend)."""
+    height and tight_layout gave up (a UserWarning, and a cut legend). The tests' study of every
+    recipe, long names in several columns, ran off its width the same way."""
     from smallvision.report.figures import accuracy_vs_time
 
-    leaderboard = pd.DataFrame({"dataset": np.repeat(["a", "b", "c"], 12), "recipe": [f"recipe_{i}" for i in range(36)],
-                                "train_seconds": np.linspace(2, 400, 36), "accuracy": np.linspace(0.2, 0.9, 36)})
+    leaderboard = pd.DataFrame({"dataset": np.repeat(["a", "b", "c"], recipes // 3),
+                                "recipe": [name.format(i) for i in range(recipes)],
+                                "train_seconds": np.linspace(2, 400, recipes), "accuracy": np.linspace(0.2, 0.9, recipes)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = accuracy_vs_time(leaderboard)
         fig.canvas.draw()
     legend = fig.axes[0].get_legend().get_window_extent()
-    assert legend.y0 >= 0 and legend.y1 <= fig.bbox.height
+    assert legend.y0 >= 0 and legend.y1 <= fig.bbox.height and legend.x1 <= fig.bbox.width
 
 
 def test_learning_curves_of_a_study_with_many_recipes_share_one_legend_that_fits():

@@ -24,6 +24,12 @@ def legend_columns(entries: int, height_inches: float) -> int:
     rows = max(1, int(LEGEND_ROWS_PER_INCH * height_inches))
     return max(1, -(-entries // rows))
 
+
+def legend_column_inches(labels: list[str]) -> float:
+    """Width of one legend column at fontsize 8: the marker plus the longest label (about 0.06
+    inch a character), so a figure can grow by its legend's columns instead of squeezing its axes."""
+    return 0.5 + 0.06 * max(map(len, labels), default=0)
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -66,8 +72,11 @@ def accuracy_vs_time(leaderboard: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy vs training time (dashed: Pareto front)")
-    entries = len(ax.get_legend_handles_labels()[1])
-    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left", ncol=legend_columns(entries, 4.5))
+    labels = ax.get_legend_handles_labels()[1]
+    columns = legend_columns(len(labels), 4.5)
+    # The legend sits right of the axes: the figure widens with it, or tight_layout gives up.
+    fig.set_size_inches(5.5 + columns * legend_column_inches(labels), 4.5)
+    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left", ncol=columns)
     fig.tight_layout()
     return fig
 
