@@ -439,6 +439,7 @@ def write_results(data: dict, folder: Path = RESULTS) -> tuple[Path, Path]:
 class HeadlineRow(NamedTuple):
     dataset: str  # as the table names it, e.g. "pokemon150_128 (for pokemon150)"
     metric: str
+    stands_for: str  # the seed's dataset the row is measured on or stands in for, e.g. "pokemon150"
     ours: float  # our best recipe's mean, to keep the best row of several studies
     text: str  # the table row
     study: str  # whose results page the row links to
@@ -463,11 +464,12 @@ def headline_rows(data: dict) -> list[HeadlineRow]:
         ours = sorted((item for item in entry["recipes"].items() if metric in item[1]),
                       key=lambda item: (-item[1][metric], item[0]))
         theirs_text = f"{theirs[0]:.3f} ({report_name(theirs[1])})" if theirs else "none"
+        stands_for = entry.get("seed_dataset") or dataset
         if entry.get("seed_dataset"):
             dataset = f"{dataset} (for {entry['seed_dataset']})"
         ours_text = f"`{ours[0][0]}` {figure(ours[0][1], metric)}" if ours else "n/a"
         label = metric.replace("_", " ")
-        rows.append(HeadlineRow(dataset, label, ours[0][1][metric] if ours else float("-inf"),
+        rows.append(HeadlineRow(dataset, label, stands_for, ours[0][1][metric] if ours else float("-inf"),
                                 f"| {dataset} | {label} | {theirs_text} | {ours_text} | {meta['date'][:10]} | "
                                 f"[{data['study']}] |", data["study"]))
     return rows
@@ -487,23 +489,28 @@ def ssl_headline_rows(data: dict) -> list[HeadlineRow]:
             continue
         seed = data["ssl"].get("seed_figures", {}).get(dataset)
         theirs = f"{seed['value']:.3f} ({report_name(seed['source'])})" if seed else "none"
-        rows.append(HeadlineRow(dataset, "SSL fine-tune accuracy", float(best[1].finetune_accuracy.mean()),
-                                f"| {dataset} | SSL fine-tune accuracy | {theirs} | `{best[0]}` "
+        stands_for = data.get("datasets", {}).get(dataset, {}).get("seed_dataset")
+        label = f"{dataset} (for {stands_for})" if stands_for else dataset
+        rows.append(HeadlineRow(label, "SSL fine-tune accuracy", stands_for or dataset,
+                                float(best[1].finetune_accuracy.mean()),
+                                f"| {label} | SSL fine-tune accuracy | {theirs} | `{best[0]}` "
                                 f"{finetune_text(best[1], data['confidence'])} | {date} | [{data['study']}] |",
                                 data["study"]))
     return rows
 
 
 def best_of_studies(rows: list[HeadlineRow]) -> list[HeadlineRow]:
-    """Of the rows that several studies give one dataset and metric, the one with our best figure
-    (the first study's on a tie): a study of baselines does not headline a dataset that another
-    study does better on."""
+    """Of the rows that several studies or stand-ins give one seed dataset and metric, the one with
+    our best figure (the first's on a tie): a study of baselines does not headline a dataset that
+    another study does better on, and the README shows each seed's figure once, beside our best on
+    its data at any resolution or split (the others are on their results pages), not the history
+    of every stand-in."""
     best: dict[tuple[str, str], HeadlineRow] = {}
     for row in rows:
-        key = (row.dataset, row.metric)
+        key = (row.stands_for, row.metric)
         if key not in best or row.ours > best[key].ours:
             best[key] = row
-    return [row for row in rows if best[(row.dataset, row.metric)] is row]
+    return [row for row in rows if best[(row.stands_for, row.metric)] is row]
 
 
 def ssl_seeds(data: dict) -> int:

@@ -222,6 +222,25 @@ def test_headline_row_compares_like_with_like():
          "metadata": {**data["metadata"], "git_commit": "abc", "python": "3.11", "libraries": {}}})
 
 
+def test_headline_shows_each_seed_dataset_once_at_its_best_stand_in(tmp_path):
+    """Stand-ins for one seed dataset (other resolutions, splits) share its row: the README gives the
+    seed's figure once, beside our best on its data, not a row for every stand-in ever run."""
+    def study(name: str, datasets: dict) -> dict:
+        row = {"accuracy_ci_low": 0.1, "accuracy_ci_high": 0.2, "accuracy_n": 3, "seeds": [0, 1, 2], "published": None}
+        return {"study": name, "metadata": {"device": "CPU", "date": "2026-01-02 03:04 UTC"}, "datasets": {
+            dataset: {"seed_dataset": seed, "recipes": {recipe: {**row, "accuracy": value}}}
+            for dataset, (seed, recipe, value) in datasets.items()}}
+
+    (tmp_path / "cars.json").write_text(json.dumps(study("cars", {"cars": (None, "seeds_head", 0.4),
+                                                                  "cars_192": ("cars", "ours", 0.7)})))
+    (tmp_path / "cars_big.json").write_text(json.dumps(study("cars_big", {"cars_224": ("cars", "ours", 0.8)})))
+    (tmp_path / "pets.json").write_text(json.dumps(study("pets", {"pets_64": ("pets", "ours", 0.6)})))
+    headline = docs.render_headline(tmp_path)
+    rows = [line for line in headline.splitlines() if line.startswith("| ") and "| metric |" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| cars_224 (for cars)", "| pets_64 (for pets)"]
+    assert "[cars]:" not in headline and "[cars_big]: docs/results/cars_big.md" in headline
+
+
 def test_headline_sets_the_seeds_best_figure_even_from_a_recipe_not_run():
     """A CPU study runs the seed's CNN (0.714) but not its ResNet18 fine-tune (0.78, a download):
     the headline still sets the seed's best beside ours."""
