@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import re
 import subprocess
 import textwrap
@@ -215,10 +216,22 @@ def check_params_reproduce(study: str, seeds: list[int], params_file: Path) -> N
     if actual != expected:
         line = next((n for n, (a, e) in enumerate(zip(actual, expected)) if a != e), min(len(actual), len(expected)))
         found, wanted = (lines[line] if line < len(lines) else "(end of file)" for lines in (actual, expected))
+        unset = unset_folder_variables(study)
         raise UserError(f"{params_file} is not what `python -m smallvision.profile {study} --seeds "
                         f"{' '.join(map(str, seeds))}` writes from the committed params.yaml (line {line + 1}: "
                         f"{found!r}, expected {wanted!r}), so the page's command would not reproduce the run. Set the "
-                        "study's folder variables as for the run, or apply the study again and rerun `dvc repro`")
+                        "study's folder variables as for the run" + (f" ({'; '.join(unset)})" if unset else "")
+                        + ", or apply the study again and rerun `dvc repro`")
+
+
+def unset_folder_variables(study: str) -> list[str]:
+    """The study's `$VAR|fallback` folders whose VAR this shell lacks, e.g. "$CARS196 unset here, so
+    data/raw/cars196": the likeliest reason that the run's params.yaml (written where VAR was set)
+    differs from the one rewritten here."""
+    from smallvision.profile import STUDIES
+
+    found = re.findall(r"\$(\w+)\|([^\s,}]+)", (STUDIES / f"{study}.yaml").read_text())
+    return [f"${name} unset here, so {fallback}" for name, fallback in dict.fromkeys(found) if name not in os.environ]
 
 
 def pretrained_results(params, params_file: Path, reports: Path) -> dict:

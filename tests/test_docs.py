@@ -448,6 +448,9 @@ def test_a_results_page_needs_params_its_command_rebuilds(tmp_path, monkeypatch)
     monkeypatch.setenv("POKEMON150", "/elsewhere")
     with pytest.raises(UserError, match="/data/pokemon150.*expected .*/elsewhere.*folder variables"):
         docs.check_params_reproduce("pokemon150_ssl", [0, 1], run_params)
+    monkeypatch.delenv("POKEMON150")  # the run's shell set it, this one did not: the message says so
+    with pytest.raises(UserError, match=r"as for the run \(\$POKEMON150 unset here, so data/raw/pokemon150\)"):
+        docs.check_params_reproduce("pokemon150_ssl", [0, 1], run_params)
     monkeypatch.setenv("POKEMON150", "/data/pokemon150")
     run_params.write_text(run_params.read_text().replace("\n  epochs: 20\n", "\n  epochs: 3\n", 1))
     with pytest.raises(UserError, match="'  epochs: 3', expected '  epochs: 20'"):
