@@ -450,7 +450,6 @@ def write_results(data: dict, folder: Path = RESULTS) -> tuple[Path, Path]:
 # ---- the README's headline block ----------------------------------------------------------------
 
 class HeadlineRow(NamedTuple):
-    dataset: str  # as the table names it, e.g. "pokemon150_128 (for pokemon150)"
     metric: str
     stands_for: str  # the seed's dataset the row is measured on or stands in for, e.g. "pokemon150"
     ours: float  # our best recipe's mean, to keep the best row of several studies
@@ -482,7 +481,7 @@ def headline_rows(data: dict) -> list[HeadlineRow]:
             dataset = f"{dataset} (for {entry['seed_dataset']})"
         ours_text = f"`{ours[0][0]}` {figure(ours[0][1], metric)}" if ours else "n/a"
         label = metric.replace("_", " ")
-        rows.append(HeadlineRow(dataset, label, stands_for, ours[0][1][metric] if ours else float("-inf"),
+        rows.append(HeadlineRow(label, stands_for, ours[0][1][metric] if ours else float("-inf"),
                                 f"| {dataset} | {label} | {theirs_text} | {ours_text} | {meta['date'][:10]} | "
                                 f"[{data['study']}] |", data["study"]))
     return rows
@@ -504,8 +503,7 @@ def ssl_headline_rows(data: dict) -> list[HeadlineRow]:
         theirs = f"{seed['value']:.3f} ({report_name(seed['source'])})" if seed else "none"
         stands_for = data.get("datasets", {}).get(dataset, {}).get("seed_dataset")
         label = f"{dataset} (for {stands_for})" if stands_for else dataset
-        rows.append(HeadlineRow(label, "SSL fine-tune accuracy", stands_for or dataset,
-                                float(best[1].finetune_accuracy.mean()),
+        rows.append(HeadlineRow("SSL fine-tune accuracy", stands_for or dataset, float(best[1].finetune_accuracy.mean()),
                                 f"| {label} | SSL fine-tune accuracy | {theirs} | `{best[0]}` "
                                 f"{finetune_text(best[1], data['confidence'])} | {date} | [{data['study']}] |",
                                 data["study"]))
