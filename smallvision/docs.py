@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import re
 import subprocess
 import textwrap
@@ -228,10 +227,10 @@ def unset_folder_variables(study: str) -> list[str]:
     """The study's `$VAR|fallback` folders whose VAR this shell lacks, e.g. "$CARS196 unset here, so
     data/raw/cars196": the likeliest reason that the run's params.yaml (written where VAR was set)
     differs from the one rewritten here."""
-    from smallvision.profile import STUDIES
+    from smallvision.profile import STUDIES, unset_fallbacks
 
-    found = re.findall(r"\$(\w+)\|([^\s,}]+)", (STUDIES / f"{study}.yaml").read_text())
-    return [f"${name} unset here, so {fallback}" for name, fallback in dict.fromkeys(found) if name not in os.environ]
+    written = read_yaml_file(STUDIES / f"{study}.yaml", "study keys")
+    return [f"${name} unset here, so {fallback}" for name, fallback in dict.fromkeys(unset_fallbacks(written))]
 
 
 def pretrained_results(params, params_file: Path, reports: Path) -> dict:

@@ -31,6 +31,7 @@ from smallvision.errors import UserError, exits_cleanly
 from smallvision.registry import did_you_mean
 
 STUDIES = Path("studies")
+WITH_FALLBACK = re.compile(r"\$(\w+)\|(.+)")  # `$VAR|fallback`: VAR's folder where it is set, else the fallback
 SECTIONS = ("sources", "datasets", "ssl")
 DVC_WIDTH = 80  # the line width of DVC's YAML writer: written as it would, a -S rewrite changes one line
 STUDY_KEYS = {"about", "estimate", "seeds", "sources", "datasets", "runs", "ssl"}
@@ -70,7 +71,7 @@ def expand(value, study: str):
     if isinstance(value, list):
         return [expand(item, study) for item in value]
     if isinstance(value, str):
-        with_fallback = re.fullmatch(r"\$(\w+)\|(.+)", value)
+        with_fallback = WITH_FALLBACK.fullmatch(value)
         if with_fallback:
             return os.environ.get(with_fallback[1], with_fallback[2])
         for name in re.findall(r"\$(\w+)", value):
@@ -78,6 +79,17 @@ def expand(value, study: str):
                 raise UserError(f"study {study} needs ${name}: set it to a folder on this machine")
         return os.path.expandvars(value)
     return value
+
+
+def unset_fallbacks(value) -> list[tuple[str, str]]:
+    """(VAR, fallback) of each `$VAR|fallback` in a study as written whose VAR this shell lacks:
+    where `expand` takes the fallback."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [pair for item in value for pair in unset_fallbacks(item)]
+    with_fallback = WITH_FALLBACK.fullmatch(value) if isinstance(value, str) else None
+    return [(with_fallback[1], with_fallback[2])] if with_fallback and with_fallback[1] not in os.environ else []
 
 
 def run_entries(study: dict, methods: dict[str, str]) -> dict[str, dict]:
