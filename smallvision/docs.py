@@ -40,7 +40,14 @@ STUDIES = Path("studies")
 REGENERATE = "python -m smallvision.docs"
 COMPARED = ("accuracy", "macro_f1")  # what a results page compares with its best recipe, seed by seed
 LABELS = {"accuracy": "accuracy", "macro_f1": "macro F1"}
-WITHOUT_TTA = "{}_without_tta"  # the evaluation's figure of a test-time-augmented recipe without the augmentation
+# The evaluation's figures of the same weights with one test-time setting undone (smallvision.evaluate.test_time_shares),
+# and what a page says of each setting's share: each seed's figure minus the undone one.
+SHARES = {
+    "{}_without_tta": "Test-time augmentation's share: each seed's test figure minus the same weights' figure on the "
+                      "plain test images",
+    "{}_at_train_size": "The test size's share (evaluate.test_size_scale): each seed's test figure minus the same "
+                        "weights' figure at the side they trained at",
+}
 
 
 def reproduce_command(study: str, seeds: list[int], studies: Path = STUDIES) -> str:
@@ -185,7 +192,7 @@ def seed_figures(workspace: Path, dataset: str, recipe: str, seeds: list[int]) -
     from smallvision.io import read_json
     from smallvision.paths import eval_dir
 
-    kept = COMPARED + tuple(WITHOUT_TTA.format(metric) for metric in COMPARED)
+    kept = COMPARED + tuple(undone.format(metric) for undone in SHARES for metric in COMPARED)
     figures: dict[str, dict[str, float]] = {metric: {} for metric in kept}
     for seed in seeds:
         path = workspace / eval_dir(dataset, recipe, seed) / "metrics.json"
@@ -300,9 +307,10 @@ def difference_text(difference: float, low: float, high: float, paired: bool) ->
     return f"{difference:+.3f} ± {(high - low) / 2:.3f}, {verdict}"
 
 
-def tta_lines(rows: list[tuple[str, dict]], confidence: float) -> list[str]:
-    """For each recipe scored with test-time augmentation, its share: each seed's figure with it
-    minus the same weights' figure without it, paired over the seeds."""
+def share_lines(rows: list[tuple[str, dict]], confidence: float, undone: str) -> list[str]:
+    """For each recipe whose evaluation also undid a test-time setting (`undone`, a key of SHARES),
+    that setting's share: each seed's figure minus the same weights' figure without it, paired
+    over the seeds."""
     from smallvision.report.stats import interval
 
     lines = []
@@ -310,18 +318,18 @@ def tta_lines(rows: list[tuple[str, dict]], confidence: float) -> list[str]:
         per_seed = row.get("per_seed", {})
         shares = []
         for metric in COMPARED:
-            with_it, without = per_seed.get(metric, {}), per_seed.get(WITHOUT_TTA.format(metric), {})
+            with_it, without = per_seed.get(metric, {}), per_seed.get(undone.format(metric), {})
             seeds = [seed for seed in without if seed in with_it]
             if seeds:
                 difference, _, _, low, high = interval([with_it[seed] - without[seed] for seed in seeds], confidence)
                 shares.append(f"{LABELS[metric]} {difference_text(difference, low, high, paired=True)} "
                               f"(seeds {', '.join(seeds)})")
+        sizes = f" (trained at {row['train_size']:.0f} px, tested at {row['test_size']:.0f})" if "test_size" in row else ""
         if shares:
-            lines.append(f"- `{recipe}`: {'; '.join(shares)}")
+            lines.append(f"- `{recipe}`{sizes}: {'; '.join(shares)}")
     if not lines:
         return []
-    return ["Test-time augmentation's share: each seed's test figure minus the same weights' figure on the plain "
-            f"test images, {confidence:.0%} Student-t interval over the seeds.", "", *lines, ""]
+    return [f"{SHARES[undone]}, {confidence:.0%} Student-t interval over the seeds.", "", *lines, ""]
 
 
 def page_row(spec: str, folder: Path = RESULTS) -> tuple[dict, float]:
@@ -416,7 +424,9 @@ def results_markdown(data: dict) -> str:
                          f"{versus_best(row, best, 'accuracy', data['confidence'])} | {figure(row, 'macro_f1')} | "
                          f"{versus_best(row, best, 'macro_f1', data['confidence'])} | "
                          f"{row.get('train_seconds', float('nan')):.1f} | {ref_text} |{reached}")
-        lines += ["", *tta_lines(rows, data["confidence"])]
+        lines.append("")
+        for undone in SHARES:
+            lines += share_lines(rows, data["confidence"], undone)
     return "\n".join(lines + ssl_section(data))
 
 

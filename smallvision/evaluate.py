@@ -1,8 +1,9 @@
 """Evaluate one trained run (recipe, dataset, seed) on its dataset's test split.
 
 reports/eval/<dataset>/<recipe>/s<seed>/
-  metrics.json      scalar metrics (and, with test-time augmentation, accuracy and macro F1
-                    without it), train seconds, parameters, inference images/s
+  metrics.json      scalar metrics (and, with test-time augmentation or a test size other than
+                    the training size, accuracy and macro F1 without it), train seconds, parameters,
+                    inference images/s
   per_class.csv     precision, recall, F1 and support per class
   confusion.json    the confusion matrix (rows: true class, columns: predicted)
   predictions.csv   one row per test image: file, actual, predicted, confidence, top-k
@@ -21,7 +22,7 @@ import pandas as pd
 from smallvision.config import EvaluateConfig
 from smallvision.data.prepared import PreparedData
 from smallvision.errors import UserError
-from smallvision.inference import KnnPredictor, load_predictor, plain
+from smallvision.inference import KnnPredictor, TorchPredictor, load_predictor, plain
 from smallvision.io import atomic_dir, read_json, write_json
 from smallvision.metrics import (
     classification_metrics,
@@ -30,6 +31,7 @@ from smallvision.metrics import (
     per_class_table,
     predicted_labels,
 )
+from smallvision.models.classifier import Classifier
 from smallvision.progress import log
 from smallvision.train.log import run_complete
 
@@ -67,16 +69,40 @@ def predictions_table(data: PreparedData, scores: np.ndarray, top_k: int) -> pd.
     })
 
 
-def without_tta(predictor, test, score, batch_size: int) -> dict:
-    """Where the recipe averages augmented views at test time, the same weights scored on the
-    plain images as well, so that a study can tell the augmentation's share of a gain from the
-    training's, seed by seed. One more pass over the test split."""
-    if getattr(predictor, "tta", plain) is plain:
+def rescored(predictor, test, score, batch_size: int, suffix: str, **setting) -> dict:
+    """Accuracy and macro F1 of the same weights with one test-time setting undone (`setting`: the
+    predictor's attribute and the value that undoes it), as `<metric>_<suffix>`: what lets a study
+    tell that setting's share of a figure from the training's, seed by seed. One more pass."""
+    variant = copy(predictor)  # shares the model; only the test-time setting differs
+    for name, value in setting.items():
+        setattr(variant, name, value)
+    figures = score(test.labels, variant.scores(test.images, batch_size))
+    return {f"{name}_{suffix}": figures[name] for name in ("accuracy", "macro_f1") if name in figures}
+
+
+def test_time_shares(predictor, test, score, batch_size: int) -> dict:
+    """The figures without test-time augmentation, and at the training size, where the evaluation used them."""
+    shares = {}
+    if getattr(predictor, "tta", plain) is not plain:
+        shares |= rescored(predictor, test, score, batch_size, "without_tta", tta=plain)
+    if getattr(predictor, "test_size", None):
+        shares |= rescored(predictor, test, score, batch_size, "at_train_size", test_size=None)
+    return shares
+
+
+def set_test_size(predictor, data: PreparedData, scale: float, recipe_name: str) -> dict:
+    """Makes `predictor` score test images at `scale` x the side its model trained at; the
+    metrics that record it ({} at scale 1)."""
+    if scale == 1:
         return {}
-    untransformed = copy(predictor)  # shares the model; only its test-time function differs
-    untransformed.tta = plain
-    figures = score(test.labels, untransformed.scores(test.images, batch_size))
-    return {f"{name}_without_tta": figures[name] for name in ("accuracy", "macro_f1") if name in figures}
+    model = getattr(predictor, "model", None)
+    if type(predictor) is not TorchPredictor or not isinstance(model, Classifier) or model.head.pool_layers != 2:
+        raise UserError(f"evaluate.test_size_scale is {scale}, but recipe '{recipe_name}' is not a torch classifier "
+                        "that pools its features (kNN, logreg and flattening heads see one size only): "
+                        "set evaluate.test_size_scale: 1.0, or leave this recipe out of the runs")
+    trained = model.input_size or data.image_size
+    predictor.test_size = round(trained * scale)
+    return {"train_size": trained, "test_size": predictor.test_size}
 
 
 def knn_per_k(predictor: KnnPredictor, data: PreparedData, score) -> dict:
@@ -100,11 +126,12 @@ def evaluate_recipe(recipe, data: PreparedData, cfg: EvaluateConfig, model_folde
         raise UserError(f"{train_log}: the training run did not finish (its metrics.json says complete: false); "
                         "rerun its train stage (`dvc repro` resumes it)")
     predictor = load_predictor(recipe, data, model_folder)
+    sizes = set_test_size(predictor, data, cfg.test_size_scale, model_folder.parent.name)
     test = data["test"]
     score = multilabel_metrics if data.multilabel else partial(classification_metrics, top_k=cfg.top_k)
     extra = knn_per_k(predictor, data, score) if isinstance(predictor, KnnPredictor) else {}
     scores, images_per_second = timed_scores(predictor, test.images, cfg)
-    metrics = {**score(test.labels, scores), **extra, **without_tta(predictor, test, score, cfg.batch_size)}
+    metrics = {**score(test.labels, scores), **extra, **test_time_shares(predictor, test, score, cfg.batch_size), **sizes}
     train = read_json(train_log / "train.json")
     metrics.update({
         "train_seconds": train["train_seconds"],

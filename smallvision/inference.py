@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +29,17 @@ class TorchPredictor:
         self.multilabel = data.multilabel
         self.parameters = parameter_count(self.model)["parameters"]
         self.tta = TTA[getattr(recipe, "tta", "none")]
+        self.test_size: int | None = None  # the side the model's stem resizes test images to; None: its training side
 
     @torch.no_grad()
     def scores(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (softmax; sigmoid per class for multilabel)."""
         out = []
-        for i in range(0, len(images), batch_size):
-            x = to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device))
-            logits = self.tta(self.model, x)
-            out.append((torch.sigmoid(logits) if self.multilabel else logits.softmax(1)).cpu().numpy())
+        with resized_to(self.model, self.test_size):
+            for i in range(0, len(images), batch_size):
+                x = to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device))
+                logits = self.tta(self.model, x)
+                out.append((torch.sigmoid(logits) if self.multilabel else logits.softmax(1)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     @torch.no_grad()
@@ -44,6 +47,20 @@ class TorchPredictor:
         out = [self.model.embed(to_float_images(torch.as_tensor(images[i:i + batch_size], device=self.device)))
                .float().cpu().numpy() for i in range(0, len(images), batch_size)]
         return np.concatenate(out)
+
+
+@contextmanager
+def resized_to(model, side: int | None):
+    """The model's stem resizing its input to `side` instead of its own `input_size` (None: as trained).
+    A setting of the call, not of the model: predictors sharing one model may test at different sizes."""
+    if side is None:
+        yield
+        return
+    trained, model.input_size = model.input_size, side
+    try:
+        yield
+    finally:
+        model.input_size = trained
 
 
 def plain(model, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from smallvision.config import NAME_PATTERN, PARAMS_FILE, RAW_DIR, load_params, run_name
+from smallvision.config import NAME_PATTERN, EvaluateConfig, PARAMS_FILE, RAW_DIR, load_params, run_name
 from smallvision.errors import UserError, exits_cleanly
 from smallvision.registry import did_you_mean
 
@@ -34,7 +34,10 @@ STUDIES = Path("studies")
 WITH_FALLBACK = re.compile(r"\$(\w+)\|(.+)")  # `$VAR|fallback`: VAR's folder where it is set, else the fallback
 SECTIONS = ("sources", "datasets", "ssl")
 DVC_WIDTH = 80  # the line width of DVC's YAML writer: written as it would, a -S rewrite changes one line
-STUDY_KEYS = {"about", "estimate", "seeds", "sources", "datasets", "runs", "ssl"}
+STUDY_KEYS = {"about", "estimate", "seeds", "sources", "datasets", "runs", "ssl", "evaluate"}
+# The evaluation settings that are a study's design: each study sets them, to its value or the
+# default, so that a study run after another does not inherit them.
+STUDY_EVALUATE_KEYS = ("test_size_scale",)
 
 
 def read_study(name: str, seeds: list[int] | None = None) -> dict:
@@ -46,6 +49,10 @@ def read_study(name: str, seeds: list[int] | None = None) -> dict:
     unknown = set(study) - STUDY_KEYS
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(STUDY_KEYS))}")
+    unknown = set(study.get("evaluate") or {}) - set(STUDY_EVALUATE_KEYS)
+    if unknown:
+        raise UserError(f"{path}: evaluate.{', evaluate.'.join(sorted(unknown))} is not a study's to set; "
+                        f"a study may set evaluate.{', evaluate.'.join(STUDY_EVALUATE_KEYS)}")
     study = expand(study, name)
     if seeds is not None:
         study["seeds"] = seeds
@@ -139,6 +146,11 @@ def rewritten(study: dict, params_text: str, recipes_file: Path) -> str:
     for section in ("runs", *SECTIONS):
         if section in study and as_plain(params.get(section)) != study[section]:
             params[section] = styled(study[section])
+    for key in STUDY_EVALUATE_KEYS:
+        default = EvaluateConfig.model_fields[key].default
+        value = (study.get("evaluate") or {}).get(key, default)
+        if (params.get("evaluate") or {}).get(key, default) != value:
+            params.setdefault("evaluate", {})[key] = value
     out = io.StringIO()
     editor.dump(params, out)
     return out.getvalue()

@@ -260,3 +260,29 @@ def test_every_study_gives_valid_params(tmp_path, monkeypatch, study):
         assert params.ssl.seeds == declared["seeds"]
     profile.apply(profile.read_study(study, seeds=[0, 1]), tmp_path / "params.yaml")  # --seeds 0 1
     assert load_params(tmp_path / "params.yaml").ssl.seeds == ([0, 1] if declared.get("ssl") else [0])
+
+
+def test_a_studys_test_size_reaches_params_and_is_not_inherited_by_the_next(tmp_path, monkeypatch):
+    """`evaluate.test_size_scale` is a study's design: applied, it changes that one line of
+    params.yaml; a study without it sets the default back; other evaluate keys are not a study's."""
+    for name in ("params.yaml", "recipes.yaml", "catalogue.yaml", "ssl.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "studies").mkdir()
+    base = {"seeds": [0], "sources": {"digits": {"kind": "sklearn_digits"}},
+            "datasets": {"digits": {"root": "data/raw/digits"}}, "runs": {"digits": ["cnn"]}}
+    for name, study in {"larger": {**base, "evaluate": {"test_size_scale": 1.25}}, "plain": base,
+                        "bad": {**base, "evaluate": {"batch_size": 8}}}.items():
+        (tmp_path / "studies" / f"{name}.yaml").write_text(yaml.safe_dump(study))
+    monkeypatch.chdir(tmp_path)
+    profile.apply(profile.read_study("plain"))
+    before = (tmp_path / "params.yaml").read_text().splitlines()
+    profile.apply(profile.read_study("larger"))
+    after = (tmp_path / "params.yaml").read_text().splitlines()
+    changed = [(old, new) for old, new in zip(before, after) if old != new]
+    assert len(before) == len(after) and len(changed) == 1, changed
+    assert changed[0][1].startswith("  test_size_scale: 1.25 ") and "# test at this multiple" in changed[0][1]
+    assert load_params(tmp_path / "params.yaml").evaluate.test_size_scale == 1.25
+    profile.apply(profile.read_study("plain"))
+    assert load_params(tmp_path / "params.yaml").evaluate.test_size_scale == 1.0
+    with pytest.raises(UserError, match="evaluate.batch_size is not a study's to set"):
+        profile.read_study("bad")

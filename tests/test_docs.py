@@ -386,19 +386,20 @@ def test_results_data_keeps_each_seeds_figures_from_its_evaluation(tmp_path):
         folder = tmp_path / "reports" / "eval" / "d" / "r" / f"s{seed}"
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "macro_f1": accuracy / 2, "log_loss": 1,
-                                                         "accuracy_without_tta": accuracy - 0.125}))
+                                                         "accuracy_without_tta": accuracy - 0.125,
+                                                         "accuracy_at_train_size": accuracy - 0.25}))
     assert docs.seed_figures(tmp_path, "d", "r", [0, 2]) == \
         {"accuracy": {"0": 0.5, "2": 0.625}, "macro_f1": {"0": 0.25, "2": 0.3125},
-         "accuracy_without_tta": {"0": 0.375, "2": 0.5}}
+         "accuracy_without_tta": {"0": 0.375, "2": 0.5}, "accuracy_at_train_size": {"0": 0.25, "2": 0.375}}
     with pytest.raises(UserError, match=r"reports/eval/d/r/s1/metrics.json not found: run `dvc repro`"):
         docs.seed_figures(tmp_path, "d", "r", [0, 1])
 
 
 def test_results_page_gives_test_time_augmentations_share_paired_over_seeds():
-    """A recipe scored with and without its test-time augmentation gets the difference on the same
-    weights, seed by seed; a recipe without it gets no line."""
-    def row(accuracy: dict, without: dict | None) -> dict:
-        per_seed = {"accuracy": accuracy, **({"accuracy_without_tta": without} if without else {})}
+    """A recipe scored with and without its test-time augmentation (or at a test size and at its
+    training size) gets the difference on the same weights, seed by seed; a recipe without it gets no line."""
+    def row(accuracy: dict, without: dict | None, undone: str = "accuracy_without_tta") -> dict:
+        per_seed = {"accuracy": accuracy, **({undone: without} if without else {})}
         mean = sum(accuracy.values()) / len(accuracy)
         return {"accuracy": mean, "accuracy_ci_low": mean - 0.01, "accuracy_ci_high": mean + 0.01, "accuracy_n": 3,
                 "n_seeds": 3, "train_seconds": 1.0, "seeds": [0, 1, 2], "published": None, "per_seed": per_seed}
@@ -407,10 +408,15 @@ def test_results_page_gives_test_time_augmentations_share_paired_over_seeds():
             "metadata": {"device": "CPU", "date": "d", "git_commit": "abc", "python": "3.11", "libraries": {}},
             "datasets": {"cars": {"seed_dataset": None, "recipes": {
                 "mirrored": row({"0": 0.72, "1": 0.73, "2": 0.71}, {"0": 0.71, "1": 0.72, "2": 0.69}),
-                "plain": row({"0": 0.70, "1": 0.71, "2": 0.69}, None)}}}}
+                "plain": row({"0": 0.70, "1": 0.71, "2": 0.69}, None),
+                "larger": {**row({"0": 0.74, "1": 0.75, "2": 0.76}, {"0": 0.72, "1": 0.73, "2": 0.74},
+                                 "accuracy_at_train_size"), "train_size": 192.0, "test_size": 224.0}}}}}
     page = docs.results_markdown(data)
     assert "- `mirrored`: accuracy +0.013 ± 0.014, within noise (seeds 0, 1, 2)" in page  # 0.01, 0.01, 0.02
     assert "`plain`:" not in page
+    sizes = page[page.index("The test size's share"):]
+    assert "- `larger` (trained at 192 px, tested at 224): accuracy +0.020 (the same difference on every seed)" in sizes
+    assert "`mirrored`" not in sizes
     del data["datasets"]["cars"]["recipes"]["mirrored"]["per_seed"]["accuracy_without_tta"]
     assert "Test-time augmentation's share" not in docs.results_markdown(data)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -141,3 +142,31 @@ def test_a_recipe_with_test_time_augmentation_is_also_scored_without_it(tmp_path
                             paths.model_dir, paths.log_dir, tmp_path / "reports/eval/demo/plain")
     assert "accuracy_without_tta" not in plain
     assert (mirrored["accuracy_without_tta"], mirrored["macro_f1_without_tta"]) == (plain["accuracy"], plain["macro_f1"])
+
+
+def test_a_test_size_scale_scores_larger_test_images_and_the_training_size_too(tmp_path, monkeypatch):
+    """evaluate.test_size_scale 1.5 on 16 px images: the model's stem sees 24 px test images,
+    the metrics name both sides, and the figures at the training side are a plain evaluation's.
+    A recipe that sees one size only (logreg) is refused with the setting to change, and no output."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    images = np.stack([class_image(int(label), rng, 16).transpose(2, 0, 1) for label in labels])
+    folder = write_prepared(tmp_path / "prepared", images, labels, ["a", "b", "c"])
+    plain = run_recipe(tmp_path, monkeypatch, "cnn", {**CNN, "epochs": 2}, folder)
+    paths, data = run_paths("demo", "cnn", 0), load_prepared("demo", folder=folder)
+    recipe = _recipe("cnn", {"train": TRAIN_DEFAULTS, "sklearn": {}}, {**CNN, "epochs": 2})
+    larger = evaluate_recipe(recipe, data, EvaluateConfig(timing_repeats=1, test_size_scale=1.5),
+                             paths.model_dir, paths.log_dir, tmp_path / "reports/eval/demo/larger")
+    assert (larger["train_size"], larger["test_size"]) == (16, 24) and "test_size" not in plain
+    assert (larger["accuracy_at_train_size"], larger["macro_f1_at_train_size"]) == (plain["accuracy"], plain["macro_f1"])
+    confidence = {name: pd.read_csv(tmp_path / f"reports/eval/demo/{name}/predictions.csv")["confidence"]
+                  for name in ("cnn", "larger")}
+    assert not np.allclose(confidence["cnn"], confidence["larger"])  # another input size, other outputs
+
+    run_recipe(tmp_path, monkeypatch, "logreg", {"method": "logreg", "C": 0.1}, folder)
+    paths = run_paths("demo", "logreg", 0)
+    recipe = _recipe("logreg", {"train": TRAIN_DEFAULTS, "sklearn": {}}, {"method": "logreg", "C": 0.1})
+    with pytest.raises(UserError, match="test_size_scale is 1.5, but recipe 'logreg'.*set evaluate.test_size_scale: 1.0"):
+        evaluate_recipe(recipe, data, EvaluateConfig(timing_repeats=1, test_size_scale=1.5),
+                        paths.model_dir, paths.log_dir, tmp_path / "reports/eval/demo/logreg_larger")
+    assert not (tmp_path / "reports/eval/demo/logreg_larger").exists()
