@@ -127,9 +127,10 @@ class EvaluateConfig(Strict):
     batch_size: int = Field(256, ge=1)
     top_k: int = Field(5, ge=2)
     timing_repeats: int = Field(3, ge=1)
-    # Test images resized to this multiple of the side the model trained at (pooled torch
-    # classifiers only). Random-resized crops show objects larger in training than in a whole test
-    # image; a test size above the training size evens that out (FixRes, Touvron et al. 2019).
+    # Test images resized to this multiple of the side the model trained at (torch classifiers that
+    # pool their features; other recipes see one size and are tested at it). Random-resized crops
+    # show objects larger in training than in a whole test image; a test size above the training
+    # size evens that out (FixRes, Touvron et al. 2019).
     test_size_scale: float = Field(1.0, ge=0.5, le=4.0)
 
 

@@ -91,15 +91,16 @@ def test_time_shares(predictor, test, score, batch_size: int) -> dict:
 
 
 def set_test_size(predictor, data: PreparedData, scale: float, recipe_name: str) -> dict:
-    """Makes `predictor` score test images at `scale` x the side its model trained at; the
-    metrics that record it ({} at scale 1)."""
+    """Makes `predictor` score test images at `scale` x the side its model trained at; the metrics
+    that record it. {} at scale 1, and for recipes that see one size only (kNN, logreg, flattening
+    heads): those are evaluated as they trained, and their metrics name no test size."""
     if scale == 1:
         return {}
     model = getattr(predictor, "model", None)
     if type(predictor) is not TorchPredictor or not isinstance(model, Classifier) or model.head.pool_layers != 2:
-        raise UserError(f"evaluate.test_size_scale is {scale}, but recipe '{recipe_name}' is not a torch classifier "
-                        "that pools its features (kNN, logreg and flattening heads see one size only): "
-                        "set evaluate.test_size_scale: 1.0, or leave this recipe out of the runs")
+        log(f"{recipe_name}: tested at its training size (evaluate.test_size_scale applies to torch classifiers "
+            "that pool their features)")
+        return {}
     trained = model.input_size or data.image_size
     predictor.test_size = round(trained * scale)
     return {"train_size": trained, "test_size": predictor.test_size}

@@ -147,3 +147,15 @@ def test_changing_one_learning_rate_reruns_only_that_recipe(pipeline):
     assert 0 <= float(experiment[0]["headline.tiny.mlp"]) <= 1  # with its own headline figure
     plots = run(["dvc", "plots", "show", "--json"], cwd=repo)
     assert "val_accuracy" in plots.stdout and "predictions.csv" in plots.stdout
+
+
+@PIPELINE
+def test_changing_the_test_size_retrains_nothing(pipeline):
+    """evaluate.test_size_scale is read by the evaluations alone (the README says so); none of these
+    recipes pools its features, so each is tested at its one size and its metrics name no test size."""
+    repo, _, _ = pipeline
+    ran = stages_run(run(["dvc", "exp", "run", "-S", "evaluate.test_size_scale=1.25"], cwd=repo).stdout)
+    assert {f"evaluate@tiny-{recipe}-s0" for recipe in PIPELINE_RECIPES} <= ran
+    assert {stage.split("@")[0] for stage in ran} <= {"validate", "evaluate", "report"}, ran
+    for recipe in PIPELINE_RECIPES:
+        assert "test_size" not in json.loads((repo / f"reports/eval/tiny/{recipe}/s0/metrics.json").read_text())
