@@ -22,7 +22,7 @@ import pandas as pd
 from smallvision.config import EvaluateConfig
 from smallvision.data.prepared import PreparedData
 from smallvision.errors import UserError
-from smallvision.inference import KnnPredictor, TorchPredictor, load_predictor, plain
+from smallvision.inference import KnnPredictor, load_predictor, plain
 from smallvision.io import atomic_dir, read_json, write_json
 from smallvision.metrics import (
     classification_metrics,
@@ -31,7 +31,6 @@ from smallvision.metrics import (
     per_class_table,
     predicted_labels,
 )
-from smallvision.models.classifier import Classifier
 from smallvision.progress import log
 from smallvision.train.log import run_complete
 
@@ -90,22 +89,6 @@ def test_time_shares(predictor, test, score, batch_size: int) -> dict:
     return shares
 
 
-def set_test_size(predictor, data: PreparedData, scale: float, recipe_name: str) -> dict:
-    """Makes `predictor` score test images at `scale` x the side its model trained at; the metrics
-    that record it. {} at scale 1, and for recipes that see one size only (kNN, logreg, flattening
-    heads): those are evaluated as they trained, and their metrics name no test size."""
-    if scale == 1:
-        return {}
-    model = getattr(predictor, "model", None)
-    if type(predictor) is not TorchPredictor or not isinstance(model, Classifier) or model.head.pool_layers != 2:
-        log(f"{recipe_name}: tested at its training size (evaluate.test_size_scale applies to torch classifiers "
-            "that pool their features)")
-        return {}
-    trained = model.input_size or data.image_size
-    predictor.test_size = round(trained * scale)
-    return {"train_size": trained, "test_size": predictor.test_size}
-
-
 def knn_per_k(predictor: KnnPredictor, data: PreparedData, score) -> dict:
     """Test metrics for every k, and the k chosen on the validation split for the headline."""
     out = {}
@@ -126,8 +109,9 @@ def evaluate_recipe(recipe, data: PreparedData, cfg: EvaluateConfig, model_folde
     if not run_complete(train_log):
         raise UserError(f"{train_log}: the training run did not finish (its metrics.json says complete: false); "
                         "rerun its train stage (`dvc repro` resumes it)")
-    predictor = load_predictor(recipe, data, model_folder)
-    sizes = set_test_size(predictor, data, cfg.test_size_scale, model_folder.parent.name)
+    predictor = load_predictor(recipe, data, model_folder, cfg.test_size_scale)
+    test_size = getattr(predictor, "test_size", None)
+    sizes = {"train_size": predictor.train_size, "test_size": test_size} if test_size else {}
     test = data["test"]
     score = multilabel_metrics if data.multilabel else partial(classification_metrics, top_k=cfg.top_k)
     extra = knn_per_k(predictor, data, score) if isinstance(predictor, KnnPredictor) else {}

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from smallvision.data.prepared import PreparedData
 from smallvision.errors import UserError
-from smallvision.models.classifier import parameter_count
+from smallvision.models.classifier import Classifier, parameter_count
+from smallvision.progress import log
 from smallvision.recipes import METHODS, KnnRecipe, TorchRecipe
 from smallvision.train.device import resolve_device, to_float_images
 from smallvision.models.build import build_for_data
@@ -29,7 +30,8 @@ class TorchPredictor:
         self.multilabel = data.multilabel
         self.parameters = parameter_count(self.model)["parameters"]
         self.tta = TTA[getattr(recipe, "tta", "none")]
-        self.test_size: int | None = None  # the side the model's stem resizes test images to; None: its training side
+        self.train_size = self.model.input_size or data.image_size  # the side the model's stem trained at
+        self.test_size: int | None = None  # the side it resizes test images to; None: the training side
 
     @torch.no_grad()
     def scores(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -110,12 +112,26 @@ class KnnPredictor(TorchPredictor):
         return by_k
 
 
-def load_predictor(recipe, data: PreparedData, folder: Path):
-    """The predictor of a trained run whose model is in `folder` (data/models/<dataset>/<recipe>/s<seed>)."""
+def load_predictor(recipe, data: PreparedData, folder: Path, test_size_scale: float = 1.0):
+    """The predictor of a trained run whose model is in `folder` (data/models/<dataset>/<recipe>/s<seed>),
+    scoring images at `test_size_scale` x the side it trained at (evaluate.test_size_scale) where it can."""
     predictor = METHODS[recipe.method].predictor()
     path = folder / predictor.WEIGHTS
     _require(path)
-    return predictor(recipe, data, path)
+    predictor = predictor(recipe, data, path)
+    if test_size_scale != 1:
+        set_test_size(predictor, test_size_scale, folder.parent.name)
+    return predictor
+
+
+def set_test_size(predictor, scale: float, recipe_name: str) -> None:
+    """Recipes that see one size only (kNN, logreg, flattening heads) keep it: tested as they trained."""
+    model = getattr(predictor, "model", None)
+    if type(predictor) is not TorchPredictor or not isinstance(model, Classifier) or model.head.pool_layers != 2:
+        log(f"{recipe_name}: tested at its training size (evaluate.test_size_scale applies to torch classifiers "
+            "that pool their features)")
+        return
+    predictor.test_size = round(predictor.train_size * scale)
 
 
 def _require(path: Path) -> None:

@@ -99,7 +99,8 @@ def predict(args) -> list[dict]:
     seed = best_seed(params, dataset, recipe_name) if args.seed is None else args.seed
     images = decode(args.images, cfg)
     data = load_prepared(dataset)
-    predictor = load_predictor(params.recipe(recipe_name, seed), data, model_dir(dataset, recipe_name, seed))
+    predictor = load_predictor(params.recipe(recipe_name, seed), data, model_dir(dataset, recipe_name, seed),
+                               params.evaluate.test_size_scale)  # as the evaluation scored it
     scores = predictor.scores(images)
     facts = dataset_facts(cfg, data.classes)
     results = []
