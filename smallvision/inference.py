@@ -125,7 +125,8 @@ def load_predictor(recipe, data: PreparedData, folder: Path, test_size_scale: fl
 
 
 def set_test_size(predictor, scale: float, recipe_name: str) -> None:
-    """Recipes that see one size only (kNN, logreg, flattening heads) keep it: tested as they trained."""
+    """Has the predictor's model resize test images to `scale` x its training side. Recipes that see
+    one size only (kNN, logreg, flattening heads) keep it: they are tested as they trained."""
     model = getattr(predictor, "model", None)
     if type(predictor) is not TorchPredictor or not isinstance(model, Classifier) or model.head.pool_layers != 2:
         log(f"{recipe_name}: tested at its training size (evaluate.test_size_scale applies to torch classifiers "

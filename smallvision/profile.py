@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from smallvision.config import NAME_PATTERN, EvaluateConfig, PARAMS_FILE, RAW_DIR, load_params, run_name
+from smallvision.config import NAME_PATTERN, PARAMS_FILE, RAW_DIR, EvaluateConfig, load_params, run_name
 from smallvision.errors import UserError, exits_cleanly
 from smallvision.registry import did_you_mean
 
