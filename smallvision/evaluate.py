@@ -112,6 +112,9 @@ def evaluate_recipe(recipe, data: PreparedData, cfg: EvaluateConfig, model_folde
     predictor = load_predictor(recipe, data, model_folder, cfg.test_size_scale)
     test_size = getattr(predictor, "test_size", None)
     sizes = {"train_size": predictor.train_size, "test_size": test_size} if test_size else {}
+    if cfg.test_size_scale != 1 and not test_size:
+        log(f"{out_dir}: tested at its training size (evaluate.test_size_scale applies to torch classifiers "
+            "that pool their features)")
     test = data["test"]
     score = multilabel_metrics if data.multilabel else partial(classification_metrics, top_k=cfg.top_k)
     extra = knn_per_k(predictor, data, score) if isinstance(predictor, KnnPredictor) else {}

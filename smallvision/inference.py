@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from smallvision.data.prepared import PreparedData
 from smallvision.errors import UserError
 from smallvision.models.classifier import Classifier, parameter_count
-from smallvision.progress import log
 from smallvision.recipes import METHODS, KnnRecipe, TorchRecipe
 from smallvision.train.device import resolve_device, to_float_images
 from smallvision.models.build import build_for_data
@@ -120,19 +119,16 @@ def load_predictor(recipe, data: PreparedData, folder: Path, test_size_scale: fl
     _require(path)
     predictor = predictor(recipe, data, path)
     if test_size_scale != 1:
-        set_test_size(predictor, test_size_scale, folder.parent.name)
+        set_test_size(predictor, test_size_scale)
     return predictor
 
 
-def set_test_size(predictor, scale: float, recipe_name: str) -> None:
+def set_test_size(predictor, scale: float) -> None:
     """Has the predictor's model resize test images to `scale` x its training side. Recipes that see
     one size only (kNN, logreg, flattening heads) keep it: they are tested as they trained."""
     model = getattr(predictor, "model", None)
-    if type(predictor) is not TorchPredictor or not isinstance(model, Classifier) or model.head.pool_layers != 2:
-        log(f"{recipe_name}: tested at its training size (evaluate.test_size_scale applies to torch classifiers "
-            "that pool their features)")
-        return
-    predictor.test_size = round(predictor.train_size * scale)
+    if type(predictor) is TorchPredictor and isinstance(model, Classifier) and model.head.pool_layers == 2:
+        predictor.test_size = round(predictor.train_size * scale)
 
 
 def _require(path: Path) -> None:

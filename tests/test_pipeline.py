@@ -159,3 +159,8 @@ def test_changing_the_test_size_retrains_nothing(pipeline):
     assert {stage.split("@")[0] for stage in ran} <= {"validate", "evaluate", "report"}, ran
     for recipe in PIPELINE_RECIPES:
         assert "test_size" not in json.loads((repo / f"reports/eval/tiny/{recipe}/s0/metrics.json").read_text())
+    # predict scores as the evaluation did, and says nothing of it on stdout, where its --json goes
+    first = next(csv.DictReader((repo / "reports/eval/tiny/logreg/s0/predictions.csv").open()))
+    image = f"{load_params(repo / 'params.yaml').dataset('tiny').root}/{first['file']}"
+    out = run(["python", "-m", "smallvision.predict", image, "--recipe", "logreg", "--json"], cwd=repo)
+    assert json.loads(out.stdout)[0]["recipe"] == "logreg"
