@@ -29,8 +29,8 @@ import textwrap
 from pathlib import Path
 from typing import NamedTuple
 
-from smallvision.errors import UserError, exits_cleanly
-from smallvision.schema import read_yaml_file
+from smallvision.core.errors import UserError, exits_cleanly
+from smallvision.options.schema import read_yaml_file
 
 DOCS = Path("docs")
 RESULTS = DOCS / "results"
@@ -137,7 +137,7 @@ def recipe_table(recipes: dict, catalogue: dict) -> list[str]:
 
 
 def render_recipes(folder: Path = Path(".")) -> str:
-    from smallvision.config import CATALOGUE_FILE, RECIPES_FILE, SSL_FILE
+    from smallvision.options.params import CATALOGUE_FILE, RECIPES_FILE, SSL_FILE
 
     return recipes_markdown(read_yaml_file(folder / RECIPES_FILE), read_yaml_file(folder / SSL_FILE)["recipes"],
                             read_yaml_file(folder / CATALOGUE_FILE))
@@ -148,8 +148,8 @@ def render_recipes(folder: Path = Path(".")) -> str:
 def study_results(study: str, reports: Path, params_file: Path) -> dict:
     """The sidecar: the run's metadata, and per dataset x recipe its seeds, the summary over them
     (means and intervals from reports/metrics.json) and the seed's published figure."""
-    from smallvision.config import load_params
-    from smallvision.io import read_json
+    from smallvision.core.io import read_json
+    from smallvision.options.params import load_params
     from smallvision.report.collect import reference_columns, seed_figure
 
     for name in ("metrics.json", "results.json"):
@@ -189,8 +189,8 @@ def study_results(study: str, reports: Path, params_file: Path) -> dict:
 def seed_figures(workspace: Path, dataset: str, recipe: str, seeds: list[int]) -> dict[str, dict[str, float]]:
     """metric -> seed -> that seed's test figure, for the page's compared metrics: what lets the
     page pair two recipes' runs of one seed (the same split) rather than compare their summaries."""
-    from smallvision.io import read_json
-    from smallvision.paths import eval_dir
+    from smallvision.core.io import read_json
+    from smallvision.core.paths import eval_dir
 
     kept = COMPARED + tuple(undone.format(metric) for undone in SHARES for metric in COMPARED)
     figures: dict[str, dict[str, float]] = {metric: {} for metric in kept}

@@ -1,8 +1,10 @@
 """Evaluate one trained run (recipe, dataset, seed) on its dataset's test split.
 
 reports/eval/<dataset>/<recipe>/s<seed>/
-  metrics.json      scalar metrics (and, with test-time augmentation or a test size other than
-                    the training size, accuracy and macro F1 without it), train seconds, parameters,
+  metrics.json      scalar metrics of the test split; val_accuracy and val_macro_f1, the same
+                    weights' figures on the validation split (what a "best" is chosen by, never
+                    the test split's); with test-time augmentation or a test size other than the
+                    training size, accuracy and macro F1 without it; train seconds, parameters,
                     inference images/s
   per_class.csv     precision, recall, F1 and support per class
   confusion.json    the confusion matrix (rows: true class, columns: predicted)
@@ -19,20 +21,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from smallvision.config import EvaluateConfig
-from smallvision.data.prepared import PreparedData
-from smallvision.errors import UserError
+from smallvision.core.errors import UserError
+from smallvision.core.io import atomic_dir, read_json, write_json
+from smallvision.core.paths import run_complete
+from smallvision.core.prepared import PreparedData
+from smallvision.core.progress import log
 from smallvision.inference import KnnPredictor, load_predictor, plain
-from smallvision.io import atomic_dir, read_json, write_json
-from smallvision.metrics import (
+from smallvision.models.metrics import (
     classification_metrics,
     confusion,
     multilabel_metrics,
     per_class_table,
     predicted_labels,
 )
-from smallvision.progress import log
-from smallvision.train.log import run_complete
+from smallvision.options.params import EvaluateConfig
 
 
 def timed_scores(predictor, images: np.ndarray, cfg: EvaluateConfig) -> tuple[np.ndarray, float]:
@@ -89,6 +91,16 @@ def test_time_shares(predictor, test, score, batch_size: int) -> dict:
     return shares
 
 
+def validation_figures(predictor, data: PreparedData, score, batch_size: int) -> dict:
+    """Accuracy and macro F1 of the validation split, scored as the test split is: what chooses an
+    arm among several (none without a validation split, e.g. a run on train + val)."""
+    val = data["val"]
+    if not len(val):
+        return {}
+    figures = score(val.labels, predictor.scores(val.images, batch_size))
+    return {f"val_{name}": figures[name] for name in ("accuracy", "macro_f1") if name in figures}
+
+
 def knn_per_k(predictor: KnnPredictor, data: PreparedData, score) -> dict:
     """Test metrics for every k, and the k chosen on the validation split for the headline."""
     out = {}
@@ -119,7 +131,8 @@ def evaluate_recipe(recipe, data: PreparedData, cfg: EvaluateConfig, model_folde
     score = multilabel_metrics if data.multilabel else partial(classification_metrics, top_k=cfg.top_k)
     extra = knn_per_k(predictor, data, score) if isinstance(predictor, KnnPredictor) else {}
     scores, images_per_second = timed_scores(predictor, test.images, cfg)
-    metrics = {**score(test.labels, scores), **extra, **test_time_shares(predictor, test, score, cfg.batch_size), **sizes}
+    metrics = {**score(test.labels, scores), **extra, **test_time_shares(predictor, test, score, cfg.batch_size), **sizes,
+               **validation_figures(predictor, data, score, cfg.batch_size)}
     train = read_json(train_log / "train.json")
     metrics.update({
         "train_seconds": train["train_seconds"],

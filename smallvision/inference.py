@@ -9,15 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from smallvision.data.prepared import PreparedData
-from smallvision.errors import UserError
-from smallvision.models.classifier import Classifier, parameter_count
-from smallvision.recipes import METHODS, KnnRecipe, TorchRecipe
-from smallvision.train.device import resolve_device, to_float_images
+from smallvision.core.errors import UserError
+from smallvision.core.paths import BEST
+from smallvision.core.prepared import PreparedData
 from smallvision.models.build import build_for_data
-from smallvision.train.resumable import BEST
+from smallvision.models.classifier import Classifier, parameter_count
+from smallvision.models.device import resolve_device, to_float_images
+from smallvision.options.recipes import PREDICTORS, KnnRecipe, TorchRecipe
 
 
+@PREDICTORS.implement("torch")
 class TorchPredictor:
     WEIGHTS = BEST  # the file in the model folder that the recipe's fit writes
 
@@ -85,6 +86,7 @@ def mirrored_and_shifted(model, x: torch.Tensor) -> torch.Tensor:
 TTA = {"none": plain, "hflip": mirrored, "hflip_translate": mirrored_and_shifted}
 
 
+@PREDICTORS.implement("knn")
 class KnnPredictor(TorchPredictor):
     """Scores = neighbour vote shares among the training split's embeddings, for k = self.k
     (the recipe's first k until `select_k` picks one on the validation split)."""
@@ -98,7 +100,7 @@ class KnnPredictor(TorchPredictor):
         self.k = recipe.ks[0]
 
     def scores(self, images: np.ndarray, batch_size: int = 256, k: int | None = None) -> np.ndarray:
-        from smallvision.retrieval import knn_scores
+        from smallvision.models.retrieval import knn_scores
 
         queries = torch.as_tensor(self.embeddings(images, batch_size), device=self.device)
         return knn_scores(self.index, self.index_labels, queries, k or self.k, self.num_classes,
@@ -111,10 +113,68 @@ class KnnPredictor(TorchPredictor):
         return by_k
 
 
+LOGREG_FILE = "logreg.npz"  # what logistic regression's fit (smallvision.train.logreg) saves
+
+
+def flat_pixels(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255
+
+
+def logreg_scores(saved, images: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class probabilities (N, num_classes) of saved logistic-regression arrays; classes absent
+    from training score 0; multilabel: a sigmoid per label."""
+    from scipy.special import expit
+    from sklearn.linear_model import LogisticRegression
+
+    x = (flat_pixels(images) - saved["mean"]) / saved["scale"]
+    if bool(saved["multilabel"]):
+        return expit(x @ saved["coef"].T + saved["intercept"])
+    model = LogisticRegression()
+    model.coef_, model.intercept_, model.classes_ = saved["coef"], saved["intercept"], saved["classes"]
+    full = np.zeros((len(images), num_classes), dtype=np.float64)
+    full[:, model.classes_] = model.predict_proba(x)
+    return full
+
+
+@PREDICTORS.implement("logreg")
+class LogRegPredictor:
+    WEIGHTS = LOGREG_FILE
+
+    def __init__(self, recipe, data: PreparedData, weights: Path):
+        with np.load(weights) as saved:
+            self.saved = dict(saved)
+        self.num_classes = data.num_classes
+        self.parameters = int(self.saved["coef"].size + self.saved["intercept"].size)
+
+    def scores(self, images: np.ndarray, batch_size: int = 0) -> np.ndarray:
+        return logreg_scores(self.saved, images, self.num_classes)
+
+
+MAJORITY_FILE = "majority.json"  # what the majority baseline's fit saves: the training split's label shares
+
+
+@PREDICTORS.implement("majority")
+class MajorityPredictor:
+    """The trivial baseline: every image gets the training split's label shares as its scores, so
+    the most common class wins (multi-label: a label is predicted where its share exceeds 0.5,
+    which for sparse labels is "no label"; the shares are the label priors)."""
+
+    WEIGHTS = MAJORITY_FILE
+
+    def __init__(self, recipe, data: PreparedData, weights: Path):
+        import json
+
+        self.shares = np.asarray(json.loads(weights.read_text())["shares"], dtype=np.float64)
+        self.parameters = 0
+
+    def scores(self, images: np.ndarray, batch_size: int = 0) -> np.ndarray:
+        return np.tile(self.shares, (len(images), 1))
+
+
 def load_predictor(recipe, data: PreparedData, folder: Path, test_size_scale: float = 1.0):
     """The predictor of a trained run whose model is in `folder` (data/models/<dataset>/<recipe>/s<seed>),
     scoring images at `test_size_scale` x the side it trained at (evaluate.test_size_scale) where it can."""
-    predictor = METHODS[recipe.method].predictor()
+    predictor = PREDICTORS.implementation(recipe.method)
     path = folder / predictor.WEIGHTS
     _require(path)
     predictor = predictor(recipe, data, path)

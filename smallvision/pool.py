@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from smallvision.errors import UserError
+from smallvision.core.errors import UserError
 
 SSL_STAGES = ("prepare", "pretrain", "ssl_evaluate")
 PARAMS_SECTIONS = ("prepare", "train", "evaluate")  # params.yaml's keys that those stages read

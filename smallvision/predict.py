@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from smallvision.config import load_params
+from smallvision.core.errors import UserError, exits_cleanly
 from smallvision.data.images import BadImage, load_image
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import UserError, exits_cleanly
+from smallvision.core.io import read_json
+from smallvision.core.paths import REPORT, eval_dir, model_dir
+from smallvision.core.prepared import load_prepared
+from smallvision.core.registry import did_you_mean
 from smallvision.inference import load_predictor
-from smallvision.io import read_json
-from smallvision.paths import REPORT, eval_dir, model_dir
-from smallvision.registry import did_you_mean
+from smallvision.options.params import load_params
 from smallvision.report.facts import dataset_facts, fact_lines
 
 

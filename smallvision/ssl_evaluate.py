@@ -17,39 +17,38 @@ from pathlib import Path
 
 import torch
 
-from smallvision.data.prepared import PreparedData
+from smallvision.core.io import atomic_dir, read_json, write_json
+from smallvision.core.paths import BEST, RunPaths, pretrained_dir, ssl_evaluation_paths
+from smallvision.core.prepared import PreparedData
+from smallvision.core.progress import log
 from smallvision.inference import TorchPredictor
-from smallvision.io import atomic_dir, read_json, write_json
-from smallvision.metrics import classification_metrics, multilabel_metrics
-from smallvision.paths import RunPaths, pretrained_dir, ssl_evaluation_paths
-from smallvision.progress import log
+from smallvision.models.build import build_for_data
+from smallvision.models.device import resolve_device
+from smallvision.models.metrics import classification_metrics, multilabel_metrics
 from smallvision.ssl.config import BACKBONE_FILE, EVALUATIONS, KnnConfig, SSLParams
 from smallvision.ssl.knn import embed_images, knn_accuracies
 from smallvision.ssl.pretrain import SUMMARY
-from smallvision.train.device import resolve_device
-from smallvision.models.build import build_for_data
-from smallvision.train.loop import train_torch
-from smallvision.train.resumable import BEST
+from smallvision.train.methods import fit
 
 
-def evaluate_pretrained(dataset: str, name: str, seed: int, ssl: SSLParams, data: PreparedData, top_k: int,
-                        out_dir: Path) -> dict:
-    pretrained = pretrained_dir(dataset, name, seed)
+def evaluate_pretrained(key: str, ssl: SSLParams, data: PreparedData, top_k: int, out_dir: Path) -> dict:
+    """SSL run `key`'s pretrained backbone on the test split: kNN, linear probe and fine-tune."""
+    run = ssl.run(key)
+    pretrained = pretrained_dir(run.dataset, run.arm, run.seed)
     backbone_init = str(pretrained / BACKBONE_FILE)
-    recipe = ssl.recipe(name)
+    recipe = ssl.run_recipe(key)
     pretraining = read_json(pretrained / SUMMARY)
     metrics = {"method": recipe.method, "backbone": recipe.backbone.name,
                "weights": getattr(recipe.backbone, "weights", "none"), "test_images": len(data["test"])}
-    metrics.update(knn_test_accuracies(ssl.evaluation_recipe(name, "probe", backbone_init, seed), data,
-                                       ssl.evaluate.knn))
+    metrics.update(knn_test_accuracies(ssl.evaluation_recipe(key, "probe", backbone_init), data, ssl.evaluate.knn))
     for evaluation in EVALUATIONS:
-        metrics.update(fit_and_test(evaluation, ssl.evaluation_recipe(name, evaluation, backbone_init, seed), data,
-                                    top_k, ssl_evaluation_paths(dataset, name, seed, evaluation)))
+        metrics.update(fit_and_test(evaluation, ssl.evaluation_recipe(key, evaluation, backbone_init), data,
+                                    top_k, ssl_evaluation_paths(run.dataset, run.arm, run.seed, evaluation)))
     metrics.update(pretraining_figures(pretraining))
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "metrics.json", metrics)
     knn = ", ".join(f"kNN@{k} {metrics[f'knn{k}_accuracy']:.4f}" for k in ssl.evaluate.knn.k)
-    log(f"{dataset}/{name} seed {seed}: {knn}, probe {metrics['probe_accuracy']:.4f}, fine-tune {metrics['finetune_accuracy']:.4f}")
+    log(f"{key}: {knn}, probe {metrics['probe_accuracy']:.4f}, fine-tune {metrics['finetune_accuracy']:.4f}")
     return metrics
 
 
@@ -63,17 +62,26 @@ def knn_test_accuracies(recipe, data: PreparedData, cfg: KnnConfig) -> dict:
     def features(split: str) -> torch.Tensor:
         return embed_images(model.embed, torch.as_tensor(data[split].images, device=device), recipe.eval_batch_size)
 
-    bank_labels = torch.as_tensor(data["train"].labels, device=device)
-    return knn_accuracies(features("train"), bank_labels, features("test"), data["test"].labels, data.num_classes,
-                          cfg.k)
+    bank, bank_labels = features("train"), torch.as_tensor(data["train"].labels, device=device)
+    figures = knn_accuracies(bank, bank_labels, features("test"), data["test"].labels, data.num_classes, cfg.k)
+    if len(data["val"]):  # what an SSL arm is chosen by, never the test split
+        val = knn_accuracies(bank, bank_labels, features("val"), data["val"].labels, data.num_classes, cfg.k)
+        figures |= {name.replace("_accuracy", "_val_accuracy"): value for name, value in val.items()}
+    return figures
 
 
 def fit_and_test(evaluation: str, recipe, data: PreparedData, top_k: int, paths: RunPaths) -> dict:
-    summary = train_torch(recipe, data, paths)
-    scores = TorchPredictor(recipe, data, paths.model_dir / BEST).scores(data["test"].images, recipe.eval_batch_size)
-    test = multilabel_metrics(data["test"].labels, scores) if data.multilabel else \
-        classification_metrics(data["test"].labels, scores, top_k)
-    return {f"{evaluation}_accuracy": test["accuracy"], f"{evaluation}_macro_f1": test["macro_f1"],
+    summary = fit(recipe, data, paths)
+    predictor = TorchPredictor(recipe, data, paths.model_dir / BEST)
+
+    def score(split: str) -> dict:
+        scores = predictor.scores(data[split].images, recipe.eval_batch_size)
+        return multilabel_metrics(data[split].labels, scores) if data.multilabel else \
+            classification_metrics(data[split].labels, scores, top_k)
+
+    test = score("test")
+    val = {f"{evaluation}_val_accuracy": score("val")["accuracy"]} if len(data["val"]) else {}
+    return {**val, f"{evaluation}_accuracy": test["accuracy"], f"{evaluation}_macro_f1": test["macro_f1"],
             f"{evaluation}_seconds": summary["train_seconds"], f"{evaluation}_epochs": summary["epochs_run"]}
 
 

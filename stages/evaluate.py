@@ -1,10 +1,10 @@
 """Stage evaluate: test-set metrics, predictions and timings of one trained run."""
 
-from smallvision.config import load_params
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import exits_cleanly
+from smallvision.core.errors import exits_cleanly
+from smallvision.core.paths import eval_dir, model_dir, train_log_dir
+from smallvision.core.prepared import load_prepared
 from smallvision.evaluate import evaluate_recipe
-from smallvision.paths import eval_dir, model_dir, train_log_dir
+from smallvision.options.params import load_params
 from stages import run_arguments
 
 

@@ -1,10 +1,10 @@
 """Stage fetch: put one source's raw data under data/raw/<source>."""
 
-from smallvision.config import load_params
-from smallvision.errors import UserError, exits_cleanly
-from smallvision.io import atomic_dir, write_json
-from smallvision.paths import RAW
-from smallvision.progress import log
+from smallvision.core.errors import UserError, exits_cleanly
+from smallvision.core.io import atomic_dir, write_json
+from smallvision.core.paths import RAW
+from smallvision.core.progress import log
+from smallvision.options.params import load_params
 from smallvision.sources import load_sources
 from stages import arguments
 

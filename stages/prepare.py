@@ -1,12 +1,12 @@
 """Stage prepare: decode one dataset once into uint8 arrays with fixed splits; its decode
 time and throughput go to reports/prepare/<dataset>/metrics.json."""
 
-from smallvision.config import load_params
+from smallvision.core.errors import exits_cleanly
+from smallvision.core.io import write_json
+from smallvision.core.paths import PREPARE_METRICS
+from smallvision.core.prepared import prepared_path
 from smallvision.data.prepare import TIMINGS, prepare_dataset
-from smallvision.data.prepared import prepared_path
-from smallvision.errors import exits_cleanly
-from smallvision.io import write_json
-from smallvision.paths import PREPARE_METRICS
+from smallvision.options.params import load_params
 from stages import arguments
 
 

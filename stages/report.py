@@ -1,7 +1,7 @@
 """Stage report: leaderboard, figures, reports/index.html and reports/README.md."""
 
-from smallvision.config import load_params
-from smallvision.errors import exits_cleanly
+from smallvision.core.errors import exits_cleanly
+from smallvision.options.params import load_params
 from smallvision.report.render import build_report
 
 

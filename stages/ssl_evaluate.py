@@ -1,10 +1,10 @@
 """Stage ssl_evaluate: kNN, linear-probe and fine-tune test accuracy of one pretrained backbone
-(one SSL recipe's, one seed's)."""
+(one run of ssl.runs)."""
 
-from smallvision.config import load_params
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import exits_cleanly
-from smallvision.paths import ssl_eval_dir
+from smallvision.core.errors import exits_cleanly
+from smallvision.core.paths import ssl_eval_dir
+from smallvision.core.prepared import load_prepared
+from smallvision.options.params import load_params
 from smallvision.ssl.config import load_ssl_params
 from smallvision.ssl_evaluate import evaluate_pretrained
 from stages import arguments
@@ -12,12 +12,12 @@ from stages import arguments
 
 @exits_cleanly
 def main() -> None:
-    args = arguments(__doc__, "dataset", "ssl_recipe", "seed")
+    key = arguments(__doc__, "run").run
     params = load_params()
     ssl = load_ssl_params()
-    ssl.check_seed(args.seed)
-    evaluate_pretrained(args.dataset, args.ssl_recipe, args.seed, ssl, load_prepared(args.dataset),
-                        params.evaluate.top_k, ssl_eval_dir(args.dataset, args.ssl_recipe, args.seed))
+    run = ssl.run(key)
+    evaluate_pretrained(key, ssl, load_prepared(run.dataset), params.evaluate.top_k,
+                        ssl_eval_dir(run.dataset, run.arm, run.seed))
 
 
 if __name__ == "__main__":

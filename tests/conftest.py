@@ -136,7 +136,7 @@ def write_prepared(folder: Path, images: np.ndarray, labels: np.ndarray, classes
     """A prepared dataset written straight from arrays (60/20/20 split), for loop-level tests."""
     from types import SimpleNamespace
 
-    from smallvision.data.prepared import save_prepared
+    from smallvision.core.prepared import save_prepared
 
     order = np.random.default_rng(seed).permutation(len(images))
     cut1, cut2 = int(0.6 * len(order)), int(0.8 * len(order))

@@ -13,7 +13,7 @@ import runpy
 import signal
 import sys
 
-from smallvision.train.resumable import ResumableRun
+from smallvision.fit.resumable import ResumableRun
 
 
 def kill_after(epochs: int) -> None:

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from smallvision import profile
-from smallvision.config import load_params
-from smallvision.errors import UserError
+from smallvision.core.errors import UserError
+from smallvision.options.params import load_params
 from tests.conftest import REPO, read_yaml, run, write_params
 
 BASE = read_yaml(REPO / "params.yaml")
@@ -140,8 +140,8 @@ def test_stage_prints_one_line_and_exits_2(tmp_path):
 
 # ---- Named options (optimizer, scheduler, loss): each kind takes its own keys ----------------
 
-from smallvision.recipes import TorchRecipe  # noqa: E402
-from smallvision.schema import deep_merge, validate  # noqa: E402
+from smallvision.options.recipes import TorchRecipe  # noqa: E402
+from smallvision.options.schema import deep_merge, validate  # noqa: E402
 
 TRAIN_DEFAULTS = {"optimizer": {"name": "adamw", "lr": 0.001, "weight_decay": 0.01, "betas": [0.9, 0.99]},
                   "scheduler": {"name": "cosine", "warmup_epochs": 1}}

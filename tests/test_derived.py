@@ -10,7 +10,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from smallvision.config import DatasetConfig, load_params
+from smallvision.core.errors import UserError
+from smallvision.core.prepared import load_prepared
 from smallvision.data.derive import (
     CompositeConfig,
     SilhouetteCropConfig,
@@ -19,8 +20,7 @@ from smallvision.data.derive import (
     with_alpha,
 )
 from smallvision.data.prepare import prepare_dataset
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import UserError
+from smallvision.options.params import DatasetConfig, load_params
 from tests.conftest import REPO, make_image_folder, shared_path, write_params
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from smallvision.config import load_params
+from smallvision.core.prepared import load_prepared
 from smallvision.data.prepare import prepare_dataset
-from smallvision.data.prepared import load_prepared
+from smallvision.options.params import load_params
 from smallvision.sources import load_sources
 from tests.conftest import REPO
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from smallvision import docs, profile
-from smallvision.errors import UserError
-from smallvision.schema import read_yaml_file
+from smallvision.core.errors import UserError
+from smallvision.options.schema import read_yaml_file
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -530,7 +530,6 @@ def test_ssl_rows_over_seeds_give_means_with_intervals_and_paired_comparisons(tm
     compared with its baseline seed by seed (seed s pretrained from initialisation s). Here the
     initialisations differ a lot but pretraining adds 0.010-0.014 to each: paired, the gain is
     clear; the two means' intervals alone (± 0.050) would call it noise."""
-    import pandas as pd
 
     base = {"dataset": "d", "backbone": "efficientnet_lite0", "weights": "none", "test_images": 1000,
             "probe_accuracy": 0.1, "embedding_spread_start": 0.2, "embedding_spread": 0.3, "pretrain_epochs": 30,

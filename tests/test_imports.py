@@ -1,5 +1,6 @@
-"""The package's import structure: no import cycles, and validating params.yaml (stages
-validate and prepare) never imports torch, lightly or the SSL package."""
+"""The package's import structure: no import cycles (an import inside a function counts), and
+validating params.yaml (stages validate and prepare) never imports torch, lightly or the SSL
+package."""
 
 from __future__ import annotations
 
@@ -27,35 +28,19 @@ def module_files() -> dict[str, Path]:
     return modules
 
 
-def import_time_statements(tree: ast.Module):
-    """The statements that run when the module is imported: the module's own and those of
-    its class bodies and top-level if/try/with blocks, but not function bodies."""
-    pending = list(tree.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        yield node
-        for field in ("body", "orelse", "finalbody", "handlers"):
-            for child in getattr(node, field, []) or []:
-                if isinstance(child, ast.stmt) or isinstance(child, ast.ExceptHandler):
-                    pending.append(child)
-
-
 def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package modules that `name` imports when it is imported.
+    """The package modules that `name` imports, wherever the import statement stands.
 
     Edges are the modules the import statements name: `from a.b import c` is an edge to a.b.c
-    when that is a module, else to a.b. Module-level imports only: an import inside a function
-    runs when the function is called, after every module involved has finished importing, so
-    it cannot meet a half-initialised module; such deferred imports are how heavy
-    dependencies (torch, lightly) are kept out of validation, and they may point back up the
-    graph. Nor is the implicit import of a module's parent package an edge: Python always
-    initialises a package before its submodules, which is only a cycle if the submodule
+    when that is a module, else to a.b. An import inside a function counts as much as one at the
+    top: deferring an import keeps a heavy dependency (torch, lightly) out of validation, but a
+    cycle hidden that way is still two modules that cannot be understood, tested or moved one
+    without the other. The implicit import of a module's parent package is not an edge: Python
+    always initialises a package before its submodules, which is only a cycle if the submodule
     imports names back from that __init__ (an explicit edge, which is counted)."""
     is_package = path.name == "__init__.py"
     edges = set()
-    for node in import_time_statements(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -111,9 +96,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_the_imports():
     graph = import_graph()
-    assert "smallvision.schema" in graph["smallvision.config"]
-    assert "smallvision.recipes" in graph["smallvision.ssl.config"]
-    assert "smallvision.config" in graph["stages.validate"]
+    assert "smallvision.options.schema" in graph["smallvision.options.params"]
+    assert "smallvision.options.recipes" in graph["smallvision.ssl.config"]
+    assert "smallvision.options.params" in graph["stages.validate"]
     assert "smallvision.sources.digits" in graph["smallvision.sources"]  # `from package import submodule`
 
 
@@ -133,7 +118,7 @@ def test_validation_imports_neither_torch_nor_the_ssl_package():
     code = (
         "import sys\n"
         "import stages.validate, stages.prepare\n"
-        "from smallvision.config import load_params\n"
+        "from smallvision.options.params import load_params\n"
         "load_params()\n"
         f"print(sorted(m for m in sys.modules if m in {HEAVY!r}))\n"
     )
@@ -142,30 +127,52 @@ def test_validation_imports_neither_torch_nor_the_ssl_package():
     assert result.stdout.strip() == "[]", f"imported: {result.stdout.strip()}"
 
 
-@pytest.mark.parametrize("registry", ["BACKBONES", "OPTIMIZERS", "SCHEDULES", "LOSSES"])
-def test_every_registered_builder_reference_resolves(registry):
-    """Builders are registered as 'module:attribute' text beside their options: each must import."""
-    from smallvision.models.config import BACKBONES
-    from smallvision.train.config import LOSSES, OPTIMIZERS, SCHEDULES
+def test_the_graph_counts_an_import_inside_a_function(tmp_path):
+    source = tmp_path / "a.py"
+    source.write_text("def f():\n    from smallvision.core import io\n")
+    assert imported_modules("x", source, module_files()) == {"smallvision.core.io"}
 
-    chosen = {"BACKBONES": BACKBONES, "OPTIMIZERS": OPTIMIZERS, "SCHEDULES": SCHEDULES, "LOSSES": LOSSES}[registry]
-    assert set(chosen.builders()) == set(chosen.names())  # every name has its builder
+
+@pytest.mark.parametrize("registry", ["BACKBONES", "OPTIMIZERS", "SCHEDULES", "LOSSES", "METHODS", "PREDICTORS"])
+def test_every_option_name_has_its_implementation(registry):
+    """The options name what params.yaml may say; the torch modules register what builds each
+    name: once imported, every name has exactly one implementation."""
+    import smallvision.fit.optim  # noqa: F401
+    import smallvision.inference  # noqa: F401  (the predictors)
+    import smallvision.models.backbones  # noqa: F401
+    import smallvision.train.losses  # noqa: F401
+    import smallvision.train.methods  # noqa: F401  (every method's fit)
+    from smallvision.options.model import BACKBONES
+    from smallvision.options.recipes import METHODS, PREDICTORS
+    from smallvision.options.train import LOSSES, OPTIMIZERS, SCHEDULES
+
+    chosen = {"BACKBONES": BACKBONES, "OPTIMIZERS": OPTIMIZERS, "SCHEDULES": SCHEDULES, "LOSSES": LOSSES,
+              "METHODS": METHODS, "PREDICTORS": PREDICTORS}[registry]
+    assert chosen.implemented() == chosen.names()
     for name in chosen.names():
-        assert callable(chosen.builder(name)), name
+        assert callable(chosen.implementation(name)), name
 
 
-def test_every_recipe_method_is_registered_once_with_its_fit_and_predictor():
+def test_the_options_name_no_implementation_module():
+    """No string in smallvision.options names a module outside it (a lazy 'module:attr' builder
+    reference would put the training code back into what validation and prepare depend on)."""
+    for path in (REPO / "smallvision/options").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not node.value.startswith("smallvision.") or node.value.startswith("smallvision.options"), \
+                    f"{path.name}: {node.value!r}"
+
+
+def test_every_recipe_method_is_registered_once_with_its_defaults_block():
     from typing import get_args
 
-    from smallvision.recipes import METHODS, Recipe
-    from smallvision.registry import resolve
+    import smallvision.inference  # noqa: F401
+    from smallvision.options.recipes import METHODS, Recipe
 
-    assert set(METHODS.names()) == {"torch", "knn", "logreg"}
+    assert set(METHODS.names()) == {"torch", "knn", "logreg", "majority"}
     for name in METHODS.names():
-        method = METHODS[name]
-        assert method.options.model_fields["method"].annotation.__args__ == (name,)
-        assert callable(resolve(method.fit_ref)) and callable(method.predictor())
-        assert isinstance(method.predictor().WEIGHTS, str)
+        assert METHODS[name].model_fields["method"].annotation.__args__ == (name,)
+        assert isinstance(smallvision.inference.PREDICTORS.implementation(name).WEIGHTS, str)
     assert {name for name in METHODS.names() if METHODS[name].defaults == "train"} == {"torch", "knn"}
     members = get_args(get_args(Recipe)[0])  # Annotated[Union[...], discriminator]
-    assert set(members) == {METHODS[name].options for name in METHODS.names()}
+    assert set(members) == {METHODS[name] for name in METHODS.names()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smallvision.metrics import classification_metrics, rates
+from smallvision.models.metrics import classification_metrics, rates
 from smallvision.report.collect import most_confused_pairs, pareto_front
 
 

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from smallvision.errors import UserError
-from smallvision.models import build_model
+from smallvision.core.errors import UserError
 from smallvision.models.backbones import (
     efficientnet_lite_imagenet_state,
     load_positionally,
 )
-from smallvision.models.classifier import ModelConfig
+from smallvision.models.classifier import ModelConfig, build_model
 
 # ImageNet classes a temple photo may be: bell cote, church, palace, dome, monastery, boathouse, pagoda...
 TEMPLE_CLASSES = {442, 497, 698, 538, 663, 449, 483, 832}

@@ -12,11 +12,11 @@ import re
 import pytest
 import torch
 
-from smallvision.config import load_params
-from smallvision.data.prepared import load_prepared
-from smallvision.train.device import seed_everything
+from smallvision.core.paths import BEST
+from smallvision.core.prepared import load_prepared
 from smallvision.models.build import build_for_data
-from smallvision.train.resumable import BEST
+from smallvision.models.device import seed_everything
+from smallvision.options.params import load_params
 from tests.conftest import (
     EVERY_RECIPE,
     PIPELINE,

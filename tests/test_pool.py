@@ -12,8 +12,14 @@ import pytest
 import yaml
 
 from smallvision import docs
-from smallvision.errors import UserError
-from smallvision.pool import check_same_inputs, commit_of, pooled_results, pooled_rows, read_pages
+from smallvision.core.errors import UserError
+from smallvision.pool import (
+    check_same_inputs,
+    commit_of,
+    pooled_results,
+    pooled_rows,
+    read_pages,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smallvision.config import DatasetConfig
+from smallvision.core.errors import UserError
 from smallvision.data.images import load_image
+from smallvision.core.prepared import load_prepared
 from smallvision.data.prepare import prepare_dataset
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import UserError
+from smallvision.options.dataset import DatasetConfig
 from tests.conftest import make_image_folder
 
 

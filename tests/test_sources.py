@@ -18,10 +18,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from smallvision.config import DatasetConfig
+from smallvision.core.errors import UserError
+from smallvision.core.prepared import load_prepared
 from smallvision.data.prepare import prepare_dataset
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import UserError
+from smallvision.options.dataset import DatasetConfig
 from smallvision.report.facts import fact_lines
 from smallvision.sources import pokeapi
 from smallvision.sources.download import download, install_image_folder, safe_extract
@@ -34,7 +34,16 @@ from smallvision.sources.pokeapi import (
 )
 from smallvision.sources.tfds import TfdsSource, write_encoded_images
 from smallvision.sources.torchvision_datasets import fetch_cifar
-from tests.conftest import REPO, class_image, copy_repo, edit_params, run, runs_for, shared_path, write_params
+from tests.conftest import (
+    REPO,
+    class_image,
+    copy_repo,
+    edit_params,
+    run,
+    runs_for,
+    shared_path,
+    write_params,
+)
 from tests.standins import StandIn, kaggle_env, serve_kaggle, zip_bytes
 
 USER, KEY = "ash", "pikachu-secret-key-0123456789"

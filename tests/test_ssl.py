@@ -15,21 +15,19 @@ import pytest
 import torch
 import yaml
 
-from smallvision.augment import gaussian_blur, hue_shift, random_resized_crop
-from smallvision.config import DatasetConfig
+from smallvision.core.errors import UserError
+from smallvision.core.paths import RunPaths, pretrain_paths, run_complete
+from smallvision.core.prepared import load_prepared
 from smallvision.data.prepare import prepare_dataset
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import UserError
-from smallvision.models import build_model
-from smallvision.models.classifier import ModelConfig
-from smallvision.paths import RunPaths, pretrain_paths
+from smallvision.fit.augment import gaussian_blur, hue_shift, random_resized_crop
+from smallvision.models.classifier import ModelConfig, build_model
+from smallvision.options.dataset import DatasetConfig
 from smallvision.ssl.base import SSL_METHODS, Step
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig, load_ssl
 from smallvision.ssl.encoder import Encoder
 from smallvision.ssl.knn import effective_rank, embedding_spread, knn_accuracies
 from smallvision.ssl.pretrain import Pretrainer
 from smallvision.ssl.views import ViewConfig, ViewMaker
-from smallvision.train.log import run_complete
 from tests.conftest import (
     REPO,
     commit,
@@ -222,8 +220,8 @@ def test_extra_unlabeled_images_join_the_training_split(demo, tmp_path):
 
 def test_three_way_evaluation_of_a_multilabel_dataset(tmp_path, monkeypatch):
     """kNN, probe and fine-tune on a multi-label dataset (the sprites' types are one)."""
-    from smallvision.ssl_evaluate import evaluate_pretrained
     from smallvision.ssl.pretrain import pretrain
+    from smallvision.ssl_evaluate import evaluate_pretrained
 
     monkeypatch.chdir(tmp_path)
     images, labels = multilabel_arrays(count=80)
@@ -318,7 +316,7 @@ def test_moco_memory_bank_larger_than_the_data_is_refused(demo, tmp_path):
 def test_pretraining_saves_its_resume_state_as_the_training_loop_does(demo, tmp_path, monkeypatch):
     """The training loop's scaffold: after every epoch but the last, or once `checkpoint_seconds`
     have passed where a recipe has that setting (SSL recipes have none yet: every epoch)."""
-    from smallvision.train.resumable import ResumableRun
+    from smallvision.fit.resumable import ResumableRun
 
     saved = []
     monkeypatch.setattr(ResumableRun, "save", lambda self, done, state: saved.append((done, sorted(state))))

@@ -10,14 +10,14 @@ import pytest
 import torch
 import yaml
 
-from smallvision.config import EvaluateConfig, _recipe
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import UserError
+from smallvision.core.errors import UserError
+from smallvision.core.paths import run_paths
+from smallvision.core.prepared import load_prepared
 from smallvision.evaluate import evaluate_recipe
-from smallvision.metrics import multilabel_metrics
-from smallvision.paths import run_paths
-from smallvision.retrieval import knn_scores
-from smallvision.recipes import METHODS
+from smallvision.models.metrics import multilabel_metrics
+from smallvision.models.retrieval import knn_scores
+from smallvision.options.params import EvaluateConfig, _recipe
+from smallvision.options.recipes import METHODS
 from tests.conftest import REPO, class_image, multilabel_arrays, write_prepared
 
 TRAIN_DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
@@ -90,7 +90,7 @@ def test_knn_recipe_reports_every_k(tmp_path, monkeypatch):
 def test_knn_on_an_untrained_backbone_has_its_seeds_weights(tmp_path, monkeypatch):
     """random_cnn_knn's features are its initialisation: the same seed gives the same weights,
     whatever ran before in the process, and another seed other weights."""
-    from smallvision.train.resumable import BEST
+    from smallvision.core.paths import BEST
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(2), 10)

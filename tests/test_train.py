@@ -11,19 +11,11 @@ import pytest
 import torch
 import yaml
 
-from smallvision.augment import AugmentConfig, Augmenter, random_translate
-from smallvision.config import DatasetConfig, load_params, run_name
+from smallvision.core.paths import RunPaths, eval_dir, run_complete, run_paths
+from smallvision.core.prepared import load_prepared
 from smallvision.data.prepare import prepare_dataset
-from smallvision.data.prepared import load_prepared
-from smallvision.paths import RunPaths, eval_dir, run_paths
-from smallvision.schema import options
-from smallvision.train import device as device_settings
-from smallvision.train.device import use_bf16
-from smallvision.train.early_stopping import EarlyStopping, EarlyStoppingConfig
-from smallvision.train.log import run_complete
-from smallvision.train.loop import Trainer
-from smallvision.train.losses import LOSSES, LossConfig, make_loss
-from smallvision.train.optim import (
+from smallvision.fit.augment import AugmentConfig, Augmenter, random_translate
+from smallvision.fit.optim import (
     OPTIMIZERS,
     SCHEDULES,
     OptimizerConfig,
@@ -31,6 +23,14 @@ from smallvision.train.optim import (
     make_optimizer,
     make_schedule,
 )
+from smallvision.models import device as device_settings
+from smallvision.models.device import use_bf16
+from smallvision.options.params import DatasetConfig, load_params, run_name
+from smallvision.options.schema import options
+from smallvision.options.train import EarlyStoppingConfig
+from smallvision.train.early_stopping import EarlyStopping
+from smallvision.train.loop import Trainer
+from smallvision.train.losses import LOSSES, LossConfig, make_loss
 from tests.conftest import REPO, make_image_folder, python_env, run
 
 RECIPE = {
@@ -253,7 +253,7 @@ def test_mixing_gives_soft_targets():
 
 FAULTS_OF_FREED_BLOCKS = """
 import json, resource, sys, torch
-from smallvision.train.device import keep_freed_memory, resolve_device
+from smallvision.models.device import keep_freed_memory, resolve_device
 if sys.argv[1] == "cpu":
     resolve_device("cpu")
 
@@ -356,8 +356,8 @@ def test_lookahead_pulls_the_weights_to_their_average_and_ends_on_it():
 
 def test_the_loop_fits_a_whitening_stem_to_the_training_images(project):
     from smallvision.models.backbones import PatchWhitening
-    from smallvision.train.device import to_float_images
     from smallvision.models.build import build_for_data, fitting_sample
+    from smallvision.models.device import to_float_images
 
     set_recipe(project, AIRBENCH_STYLE)
     recipe = load_params(project / "params.yaml").recipe("tiny")
@@ -378,7 +378,7 @@ def test_a_runs_random_streams_do_not_replay_one_another(project, tmp_path):
     """torch.manual_seed(s) and Generator().manual_seed(s) give one and the same sequence: seeded
     with the run's seed, the batch order and the augmentation would replay the random numbers of
     the initial weights and of dropout."""
-    from smallvision.train.device import stream_seed
+    from smallvision.models.device import stream_seed
 
     recipe = load_params(project / "params.yaml").recipe("tiny")
     data = load_prepared("demo", folder=project / "data/prepared/demo")
@@ -434,7 +434,7 @@ def test_the_resumable_run_saves_when_due_resumes_and_marks_its_log_complete(tmp
     """The scaffold both loops share: a checkpoint only once `checkpoint_seconds` have passed
     (never after the last epoch), a rerun with the same fingerprint resumes with the saved
     records, another fingerprint starts afresh, and metrics.json says complete only at the end."""
-    from smallvision.train.resumable import STATE, ResumableRun
+    from smallvision.fit.resumable import STATE, ResumableRun
 
     paths = RunPaths(tmp_path / "model", tmp_path / "log", tmp_path / "resume")
     metrics = tmp_path / "log" / "metrics.json"

@@ -26,12 +26,12 @@ from smallvision.bench.fresh import in_fresh_process
 from smallvision.bench.loop_efficiency import measure
 from smallvision.bench.peer import train_peer
 from smallvision.bench.target import ours_end_to_end
-from smallvision.config import DatasetConfig, load_params
+from smallvision.core.errors import UserError, exits_cleanly
+from smallvision.core.io import write_json
+from smallvision.core.prepared import load_prepared
+from smallvision.core.progress import log
 from smallvision.data.prepare import prepare_dataset
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import UserError, exits_cleanly
-from smallvision.io import write_json
-from smallvision.progress import log
+from smallvision.options.params import DatasetConfig, load_params
 
 SPRITES = Path("../shared/data/pokemon-sprites-gen1")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from smallvision.data.prepared import PreparedData
-from smallvision.paths import RunPaths
+from smallvision.core.paths import RunPaths
+from smallvision.core.prepared import PreparedData
 from smallvision.train.loop import Trainer
 
 

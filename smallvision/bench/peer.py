@@ -4,7 +4,7 @@ same model (same initial weights), with the same optimiser, schedule, loss, epoc
 so the wall-time ratio measures the data path and the loop, and the accuracies show that
 nothing was traded for the speed. Like the seeds, it trains in fp32 (no autocast) and leaves
 torch's and the C library's settings at their defaults (our loop's, bf16 on a CPU with bf16
-arithmetic for the recipes that ask for it included, are in smallvision.train.device)."""
+arithmetic for the recipes that ask for it included, are in smallvision.models.device)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
-from smallvision.data.prepared import PreparedData
-from smallvision.train.device import configure_threads, pick_device, seed_everything
-from smallvision.train.early_stopping import EarlyStopping
+from smallvision.core.prepared import PreparedData
+from smallvision.fit.optim import make_optimizer, make_schedule
 from smallvision.models.build import build_for_data
-from smallvision.train.validation import validation_metrics
+from smallvision.models.device import configure_threads, pick_device, seed_everything
+from smallvision.train.early_stopping import EarlyStopping
 from smallvision.train.losses import make_loss
-from smallvision.train.optim import make_optimizer, make_schedule
+from smallvision.train.validation import validation_metrics
 
 
 def folder_loader(root: Path, files: list[str], size: int, recipe, train: bool, workers: int):

@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from smallvision.config import DatasetConfig
 from smallvision.data.prepare import prepare_dataset
+from smallvision.options.dataset import DatasetConfig
 
 
 def bench_prepare(root: Path, image_size: int = 32, workers: int = 0) -> dict:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from smallvision.data.prepared import PreparedData, load_prepared
-from smallvision.errors import exits_cleanly
-from smallvision.paths import RunPaths
+from smallvision.core.errors import exits_cleanly
+from smallvision.core.paths import RunPaths
+from smallvision.core.prepared import PreparedData, load_prepared
 from smallvision.ssl.base import PretrainConfig, Step
 from smallvision.ssl.config import KnnConfig
 from smallvision.ssl.pretrain import Pretrainer

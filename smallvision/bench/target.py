@@ -23,17 +23,21 @@ from pathlib import Path
 
 import yaml
 
-from smallvision.config import DatasetConfig, TorchRecipe, _validate, load_params
+from smallvision.core.errors import UserError, exits_cleanly
+from smallvision.core.io import write_json
+from smallvision.core.paths import BEST, RunPaths
+from smallvision.core.prepared import load_prepared
+from smallvision.core.progress import log
 from smallvision.data.prepare import prepare_dataset
-from smallvision.data.prepared import load_prepared
-from smallvision.errors import UserError, exits_cleanly
 from smallvision.inference import TorchPredictor
-from smallvision.io import write_json
-from smallvision.metrics import accuracy
-from smallvision.paths import RunPaths
-from smallvision.progress import log
+from smallvision.models.metrics import accuracy
+from smallvision.options.params import (
+    DatasetConfig,
+    TorchRecipe,
+    _validate,
+    load_params,
+)
 from smallvision.train.loop import Trainer
-from smallvision.train.resumable import BEST
 
 
 def parse(argv=None) -> argparse.Namespace:

@@ -9,51 +9,22 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
-from pydantic import Field, model_validator
 
+from smallvision.core.errors import UserError
 from smallvision.data.images import border_colour, is_image_file, to_mode
-from smallvision.errors import UserError
-from smallvision.schema import Strict
+from smallvision.options.dataset import (
+    SKLEARN_PHOTOS,
+    CompositeConfig,
+    SilhouetteCropConfig,
+)
 
-SKLEARN_PHOTOS = "sklearn"  # the two photographs that ship with scikit-learn (china.jpg, flower.jpg)
 BACKGROUND_TOLERANCE = 30  # max channel difference from the border colour that still counts as background
 BACKGROUND_CROP = (0.3, 1.0)  # side of the photo crop, as a fraction of the photo's shorter side
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-
-
-class CompositeConfig(Strict):
-    """Paste each image's object (transparent or plain background removed) at a random scale,
-    position and flip onto a random crop of a background photo. `backgrounds`: `sklearn`
-    (scikit-learn's two photos, offline) or a folder of photos; `scale`: the object's longer
-    side as a fraction of image_size; `copies`: composites per source image (all copies of
-    one image land in the same split)."""
-
-    backgrounds: str = SKLEARN_PHOTOS
-    scale: tuple[float, float] = (0.5, 0.9)
-    flip: bool = True
-    copies: int = Field(1, ge=1, le=100)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _scale_is_a_range(self):
-        low, high = self.scale
-        if not 0 < low <= high <= 1:
-            raise ValueError(f"scale must be [low, high] with 0 < low <= high <= 1 (got {list(self.scale)})")
-        return self
-
-
-class SilhouetteCropConfig(Strict):
-    """Crop to the object's bounding box before resizing: `find: background` takes the pixels
-    that differ from the border colour by more than `threshold`, `find: outline` the pixels
-    darker than `threshold` (sprites' dark outlines); the box grows by `pad` of its size."""
-
-    find: Literal["background", "outline"] = "background"
-    threshold: int = Field(40, ge=1, le=255)
-    pad: float = Field(0.05, ge=0, le=0.5)
 
 
 def image_editor(composite: CompositeConfig | None, silhouette: SilhouetteCropConfig | None,

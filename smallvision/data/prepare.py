@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from smallvision.config import DatasetConfig
-from smallvision.data.derive import image_editor
+from smallvision.core.errors import UserError
 from smallvision.data.images import BadImage, load_image, square_array
-from smallvision.data.prepared import SPLITS, save_prepared
+from smallvision.core.io import atomic_dir
+from smallvision.core.prepared import SPLITS, save_prepared
+from smallvision.core.progress import log, progress
+from smallvision.data.derive import image_editor
 from smallvision.data.scan import FolderListing, is_arrays_root, scan_folder
 from smallvision.data.selection import Selection, select_examples
-from smallvision.errors import UserError
-from smallvision.io import atomic_dir
-from smallvision.progress import log, progress
+from smallvision.options.dataset import DatasetConfig
 from smallvision.sources.base import ARRAYS_FILE
 
 CHUNK = 256  # images per task sent to a decoding process

@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smallvision.core.errors import UserError
 from smallvision.data.images import is_image_file
-from smallvision.errors import UserError
 from smallvision.sources.base import ARRAYS_FILE
 
 SPLIT_DIRS = ("train", "test")

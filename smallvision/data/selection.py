@@ -14,8 +14,8 @@ from functools import partial
 
 import numpy as np
 
-from smallvision.errors import UserError
-from smallvision.registry import did_you_mean
+from smallvision.core.errors import UserError
+from smallvision.core.registry import did_you_mean
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The backbones' builders: each makes the torch module of one backbone's options (declared,
-with the name params.yaml uses, in smallvision.models.config, which registers these builders).
-Each module returns a feature map or vector."""
+with the name params.yaml uses, in smallvision.options.model) and is registered against that
+name here. Each module returns a feature map or vector."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallvision.errors import UserError
-from smallvision.models.config import (  # noqa: F401  (re-exported: the options live there)
+from smallvision.core.errors import UserError
+from smallvision.options.model import (
     BACKBONES,
+    EFFICIENTNET_LITES,
     TORCHVISION_NETS,
     Backbone,
     CNNBackbone,
@@ -25,10 +26,17 @@ from smallvision.models.config import (  # noqa: F401  (re-exported: the options
     TorchvisionBackbone,
 )
 
+
+def build_backbone(cfg: Backbone, in_channels: int) -> nn.Module:
+    """The torch module of a backbone's options, from the builder registered under its name."""
+    return BACKBONES.implementation(cfg.name)(cfg, in_channels)
+
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+@BACKBONES.implement("flatten")
 def build_flatten(cfg: FlattenBackbone, in_channels: int) -> nn.Module:
     return nn.Identity()
 
@@ -51,10 +59,12 @@ class ColourHistogram(nn.Module):
         return (counts / cells.shape[1]).sqrt()
 
 
+@BACKBONES.implement("colour_histogram")
 def build_colour_histogram(cfg: ColourHistogramBackbone, in_channels: int) -> nn.Module:
     return ColourHistogram(cfg.bins, in_channels)
 
 
+@BACKBONES.implement("cnn")
 def build_cnn(cfg: CNNBackbone, in_channels: int) -> nn.Module:
     if not cfg.widths or min(cfg.widths) < 1:
         raise UserError("model.backbone.widths must be a non-empty list of positive integers")
@@ -123,6 +133,7 @@ class PatchWhitening(nn.Conv2d):
         self.weight.copy_(torch.cat([filters, -filters]))
 
 
+@BACKBONES.implement(*EFFICIENTNET_LITES)
 def build_efficientnet_lite(cfg: EfficientNetLiteBackbone, in_channels: int) -> nn.Module:
     import timm
 
@@ -132,6 +143,7 @@ def build_efficientnet_lite(cfg: EfficientNetLiteBackbone, in_channels: int) -> 
     return net
 
 
+@BACKBONES.implement(*TORCHVISION_NETS)
 def build_torchvision(cfg: TorchvisionBackbone, in_channels: int) -> nn.Module:
     import torchvision
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from smallvision.config import TorchRecipe
-from smallvision.data.prepared import PreparedData
-from smallvision.models import Classifier, build_model
-from smallvision.train.device import to_float_images
+from smallvision.core.prepared import PreparedData
+from smallvision.models.classifier import Classifier, build_model
+from smallvision.models.device import to_float_images
+from smallvision.options.params import TorchRecipe
 
 
 def dataset_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallvision.errors import UserError
-from smallvision.models.backbones import IMAGENET_MEAN, IMAGENET_STD, PatchWhitening
-from smallvision.models.config import HeadConfig, ModelConfig  # noqa: F401  (re-exported: the options live there)
+from smallvision.core.errors import UserError
+from smallvision.models.backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PatchWhitening,
+    build_backbone,
+)
+from smallvision.options.model import HeadConfig, ModelConfig  # noqa: F401  (re-exported: the options live there)
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
 
@@ -146,7 +152,7 @@ def build_model(cfg: ModelConfig, data_channels: int, image_size: int, num_outpu
                 dataset: str = "") -> Classifier:
     """Pretrained backbones normalise with ImageNet statistics, others with the dataset's; a
     backbone that reads pixel values gets them unchanged."""
-    backbone = cfg.backbone.build(cfg.backbone.input_channels(data_channels))
+    backbone = build_backbone(cfg.backbone, cfg.backbone.input_channels(data_channels))
     if cfg.backbone_init:
         load_backbone_init(backbone, cfg.backbone_init.format(dataset=dataset))
     if not cfg.backbone.normalised_input:

@@ -10,10 +10,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from smallvision.config import Params
-from smallvision.errors import UserError
-from smallvision.io import read_json
-from smallvision.paths import eval_dir, train_log_dir
+from smallvision.core.errors import UserError
+from smallvision.core.io import read_json
+from smallvision.core.paths import eval_dir, train_log_dir
+from smallvision.options.params import Params
 from smallvision.report import stats
 
 # The metrics a seed's published figure may be set against (the first its report gives is used).
@@ -52,11 +52,11 @@ def collect(params: Params) -> Results:
     the paired difference to the best recipe and to the seed's published figure."""
     rows, histories = [], []
     for run in params.runs.values():
-        folder = eval_dir(run.dataset, run.recipe, run.seed)
+        folder = eval_dir(run.dataset, run.arm, run.seed)
         if not (folder / "metrics.json").exists():
             raise UserError(f"no evaluation of run {run.name} ({folder}): run `dvc repro`")
-        rows.append({"dataset": run.dataset, "recipe": run.recipe, "seed": run.seed, **read_json(folder / "metrics.json")})
-        histories.append(read_history(run.dataset, run.recipe, run.seed))
+        rows.append({"dataset": run.dataset, "recipe": run.arm, "seed": run.seed, **read_json(folder / "metrics.json")})
+        histories.append(read_history(run.dataset, run.arm, run.seed))
     runs, history = pd.DataFrame(rows), pd.concat(histories, ignore_index=True)
     results = Results(runs, leaderboard(runs, history, params), history, params.report.confidence)
     for (dataset, recipe), group in runs.groupby(["dataset", "recipe"], sort=False):
@@ -88,7 +88,7 @@ def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> 
     confidence = params.report.confidence
     paired = stats.paired_vs_best(runs, "accuracy", confidence).drop(columns=["mean"])
     table = summary_table(runs, confidence).merge(paired, on=["dataset", "recipe"])
-    references = pd.DataFrame([{"dataset": d, "recipe": r, **reference_columns(params.about(r), d, params.dataset(d).seed_dataset)}
+    references = pd.DataFrame([{"dataset": d, "recipe": r, **reference_columns(params.about(params.recipe_of(d, r)), d, params.dataset(d).seed_dataset)}
                                for d, r in zip(table.dataset, table.recipe)])
     table = table.merge(references, on=["dataset", "recipe"])
     published = {(row.dataset, row.recipe): (row.reference_metric, row.reference_value)

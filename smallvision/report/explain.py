@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from smallvision.config import TorchRecipe
+from smallvision.options.params import TorchRecipe
 
 
 def spatial_recipes(leaderboard, params, dataset: str) -> list[str]:
     """Torch recipes whose backbone keeps a spatial feature map, most accurate first."""
     rows = leaderboard[leaderboard.dataset == dataset].sort_values("accuracy", ascending=False)
     return [name for name in rows.recipe
-            if isinstance(params.recipe(name), TorchRecipe) and params.recipe(name).model.backbone.name != "flatten"]
+            if isinstance(recipe := params.arm_recipe(dataset, name), TorchRecipe) and recipe.model.backbone.name != "flatten"]
 
 
 def gradcam_maps(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

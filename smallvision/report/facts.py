@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from smallvision.errors import UserError
+from smallvision.core.errors import UserError
 
 
 def dataset_facts(cfg, classes: list[str]) -> dict[str, dict] | None:

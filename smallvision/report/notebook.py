@@ -7,16 +7,23 @@ from pathlib import Path
 
 from IPython.display import HTML, Markdown, display
 
-from smallvision.config import load_params
-from smallvision.data.prepared import load_prepared
-from smallvision.io import read_json
+from smallvision.core.io import read_json
+from smallvision.core.prepared import load_prepared
+from smallvision.options.params import load_params
 from smallvision.report.collect import collect, most_confused_pairs
 from smallvision.report.facts import card_html, dataset_facts
 from smallvision.report.ssl import INTRO as SSL_INTRO
-from smallvision.report.ssl import png_html, published_line, ssl_figure, ssl_results, ssl_seed_figure, ssl_table
-from smallvision.ssl.config import load_ssl_params
+from smallvision.report.ssl import (
+    png_html,
+    published_line,
+    ssl_figure,
+    ssl_results,
+    ssl_seed_figure,
+    ssl_table,
+)
 from smallvision.report.stats import NOT_TEST_NOISE
 from smallvision.report.text import best_line, dataset_line, leaderboard_table
+from smallvision.ssl.config import load_ssl_params
 
 CAPTIONS = {  # by figure file suffix
     "learning_curves": "Learning curves (dvclive logs): validation accuracy and training loss per epoch, "

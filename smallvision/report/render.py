@@ -10,11 +10,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from smallvision.config import Params
-from smallvision.data.prepared import load_prepared
-from smallvision.io import write_json
-from smallvision.paths import REPORT, model_dir
-from smallvision.progress import log
+from smallvision.core.io import write_json
+from smallvision.core.paths import REPORT, model_dir
+from smallvision.core.prepared import load_prepared
+from smallvision.core.progress import log
+from smallvision.options.params import Params
 from smallvision.report import figures, stats
 from smallvision.report.collect import Results, collect, headline_tree, metrics_tree
 from smallvision.report.metadata import run_metadata
@@ -107,7 +107,7 @@ def gradcam_figure(params: Params, dataset: str, test, sample: dict):
         return None
     name = sample["recipe"]
     seed = sample["seed"]
-    predictor = load_predictor(params.recipe(name, seed), load_prepared(dataset), model_dir(dataset, name, seed))
+    predictor = load_predictor(params.arm_recipe(dataset, name, seed), load_prepared(dataset), model_dir(dataset, name, seed))
     index = [item["index"] for item in sample["items"]]
     images = test["test"].images[index]
     maps, predicted = gradcam_maps(predictor.model.cpu(), images)

@@ -18,9 +18,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from smallvision.config import Params  # noqa: E402
-from smallvision.io import read_json  # noqa: E402
-from smallvision.paths import ssl_eval_dir  # noqa: E402
+from smallvision.core.io import read_json  # noqa: E402
+from smallvision.core.paths import ssl_eval_dir  # noqa: E402
+from smallvision.options.params import Params  # noqa: E402
 from smallvision.report.stats import IDENTICAL, interval  # noqa: E402
 from smallvision.report.text import markdown_table  # noqa: E402
 
@@ -47,14 +47,13 @@ INTRO = (
 
 
 def ssl_results(params: Params, workspace: Path = Path(".")) -> pd.DataFrame:
-    """One row per dataset x SSL recipe x seed that has been evaluated (in `workspace`'s reports)."""
+    """One row per SSL run of `ssl.runs` that has been evaluated (in `workspace`'s reports): its
+    dataset, arm (`ssl_recipe`), seed and figures."""
     rows = []
-    for dataset in params.datasets:
-        for name in params.ssl.methods:
-            for seed in params.ssl.seeds:
-                path = workspace / ssl_eval_dir(dataset, name, seed) / "metrics.json"
-                if path.exists():
-                    rows.append({"dataset": dataset, "ssl_recipe": name, "seed": seed, **read_json(path)})
+    for run in params.ssl.runs.values():
+        path = workspace / ssl_eval_dir(run.dataset, run.arm, run.seed) / "metrics.json"
+        if path.exists():
+            rows.append({"dataset": run.dataset, "ssl_recipe": run.arm, "seed": run.seed, **read_json(path)})
     return pd.DataFrame(rows)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from smallvision.config import Params
+from smallvision.options.params import Params
 from smallvision.report.collect import Results
 from smallvision.report.stats import IDENTICAL, NOT_TEST_NOISE, describe
+
 
 def leaderboard_table(results: Results, dataset: str) -> pd.DataFrame:
     """One row per recipe, best mean first, as people read it: the mean test accuracy and macro

@@ -18,7 +18,7 @@ def load_sources(raw: dict) -> dict:
     """params.yaml's `sources`, each validated by its kind's options model (one UserError)."""
     from pydantic import BaseModel
 
-    from smallvision.schema import PARAMS_FILE, Strict, choice_of, validate
+    from smallvision.options.schema import PARAMS_FILE, Strict, choice_of, validate
 
     class Sources(Strict):
         sources: dict[str, choice_of(SOURCES, "kind")] = {}  # type: ignore[valid-type]

@@ -4,7 +4,7 @@ import the package that imports them."""
 
 from __future__ import annotations
 
-from smallvision.registry import Registry
+from smallvision.core.registry import Registry
 
 SOURCES: Registry = Registry("source kind")
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from smallvision.schema import Strict
+from smallvision.options.schema import Strict
 from smallvision.sources.base import ARRAYS_FILE, SOURCES
 
 DIGITS_MAX_VALUE = 16  # load_digits stores ink as 0..16

@@ -13,10 +13,10 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from smallvision.core.errors import UserError
 from smallvision.data.images import is_image_file
-from smallvision.errors import UserError
-from smallvision.io import atomic_file
-from smallvision.progress import progress
+from smallvision.core.io import atomic_file
+from smallvision.core.progress import progress
 
 USER_AGENT = "smallvision (https://github.com/smallvision)"
 CHUNK_BYTES = 1 << 20

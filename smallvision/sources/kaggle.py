@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from smallvision.errors import UserError
-from smallvision.schema import Strict
+from smallvision.core.errors import UserError
+from smallvision.options.schema import Strict
 from smallvision.sources.base import SOURCES
 from smallvision.sources.download import install_image_folder, safe_extract
 

@@ -14,9 +14,9 @@ import unicodedata
 from pathlib import Path
 from typing import Literal
 
-from smallvision.errors import UserError
-from smallvision.registry import did_you_mean
-from smallvision.schema import Strict
+from smallvision.core.errors import UserError
+from smallvision.core.registry import did_you_mean
+from smallvision.options.schema import Strict
 from smallvision.sources.base import SOURCES
 from smallvision.sources.download import download
 

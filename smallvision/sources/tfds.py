@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Literal
 
-from smallvision.errors import UserError
-from smallvision.progress import progress
-from smallvision.schema import Strict
+from smallvision.core.errors import UserError
+from smallvision.core.progress import progress
+from smallvision.options.schema import Strict
 from smallvision.sources.base import SOURCES
 
 INSTALL_HINT = "pip install tensorflow tensorflow-datasets"

@@ -10,8 +10,8 @@ from typing import Literal
 
 import numpy as np
 
-from smallvision.errors import UserError
-from smallvision.schema import Strict
+from smallvision.core.errors import UserError
+from smallvision.options.schema import Strict
 from smallvision.sources.base import ARRAYS_FILE, SOURCES
 from smallvision.sources.download import safe_extract
 

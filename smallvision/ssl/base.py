@@ -15,12 +15,12 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from smallvision.models.config import BACKBONES
-from smallvision.registry import Registry
-from smallvision.schema import AutoOnOff, Strict, choice_of
+from smallvision.core.registry import Registry
+from smallvision.options.model import BACKBONES
+from smallvision.options.schema import AutoOnOff, Strict, choice_of
+from smallvision.options.train import OptimizerConfig, SchedulerConfig
 from smallvision.ssl.encoder import Encoder
 from smallvision.ssl.views import ViewConfig, ViewMaker
-from smallvision.train.config import OptimizerConfig, SchedulerConfig
 
 SSL_METHODS: Registry = Registry("SSL method")
 

@@ -1,11 +1,15 @@
-"""The `ssl` section of params.yaml: which SSL recipes run, their options, their evaluation.
+"""Self-supervised pretraining's options: ssl.yaml's defaults, recipes and evaluation, and the
+runs of params.yaml's `ssl.runs`.
 
-ssl:
-  methods: [simclr, byol]   # names under ssl.recipes, pretrained and evaluated on every dataset
-  seeds: [0, 1, 2]          # each pretrains and is evaluated once per seed
+ssl.yaml:
   pretrain: {...}           # defaults for every recipe (a recipe overrides any key)
   recipes: {simclr: {method: simclr, ...}, random: {method: none}, ...}
   evaluate: {knn: {...}, probe: {...}, finetune: {...}}   # probe/finetune override `train`
+params.yaml:
+  ssl:
+    runs:                   # each pretrains once and is evaluated (kNN, probe, fine-tune)
+      digits-simclr-s0: {dataset: digits, recipe: simclr, seed: 0}
+      digits-simclr_long-s0: {dataset: digits, recipe: simclr, arm: simclr_long, set: {epochs: 200}, seed: 0}
 """
 
 from __future__ import annotations
@@ -16,19 +20,26 @@ from pathlib import Path
 from pydantic import Field
 
 import smallvision.ssl  # noqa: F401  (fills SSL_METHODS)
-from smallvision.config import SSL_FILE
-from smallvision.errors import UserError
-from smallvision.recipes import TorchRecipe
-from smallvision.registry import did_you_mean
-from smallvision.schema import NAME_PATTERN, PARAMS_FILE, Strict, choice_of, deep_merge, read_yaml_file
-from smallvision.schema import validate as _validate
+from smallvision.core.errors import UserError
+from smallvision.core.registry import did_you_mean
+from smallvision.options.params import SSL_FILE, SSLRunConfig, SSLRuns
+from smallvision.options.recipes import TorchRecipe
+from smallvision.options.schema import (
+    NAME_PATTERN,
+    PARAMS_FILE,
+    Strict,
+    choice_of,
+    deep_merge,
+    read_yaml_file,
+)
+from smallvision.options.schema import validate as _validate
 from smallvision.ssl.base import SSL_METHODS, PretrainConfig
 
 BACKBONE_FILE = "backbone.pt"  # what pretrain saves: the backbone's plain state dict
 
 
 class KnnConfig(Strict):
-    """kNN classification on frozen features by cosine similarity (smallvision.retrieval, as
+    """kNN classification on frozen features by cosine similarity (smallvision.models.retrieval, as
     the retrieval recipes). Every k is reported; the first is also logged during pretraining."""
 
     k: list[int] = Field([20, 3], min_length=1)
@@ -44,8 +55,6 @@ class SSLEvaluateConfig(Strict):
 
 
 class RawSSL(Strict):
-    methods: list[str] = []
-    seeds: list[int] = [0]
     pretrain: dict = {}
     recipes: dict[str, dict] = {}
     evaluate: SSLEvaluateConfig = SSLEvaluateConfig()
@@ -60,42 +69,47 @@ EVALUATIONS = {"probe": "all", "finetune": "none"}  # evaluation -> the backbone
 
 @dataclass
 class SSLParams:
-    methods: list[str]
-    seeds: list[int]
+    runs: dict[str, SSLRunConfig]
     recipes: dict[str, PretrainConfig]
+    arms: dict[str, PretrainConfig]  # by run key: its recipe with the run's `set` and seed
     evaluate: SSLEvaluateConfig
     train_defaults: dict
 
     def recipe(self, name: str, seed: int = 0) -> PretrainConfig:
-        """The SSL recipe merged with the pretrain defaults, for one seed."""
+        """An SSL recipe of ssl.yaml merged with the pretrain defaults, for one seed."""
         if name not in self.recipes:
-            raise UserError(f"no SSL recipe '{name}' under ssl.recipes in {PARAMS_FILE}"
-                            f"{did_you_mean(name, self.recipes)}")
+            raise UserError(f"no SSL recipe '{name}' under recipes in {SSL_FILE}{did_you_mean(name, self.recipes)}")
         return self.recipes[name].model_copy(update={"seed": seed})
 
-    def check_seed(self, seed: int) -> None:
-        """A stage's seed argument must be one of ssl.seeds (a typo fails before anything is written)."""
-        if seed not in self.seeds:
-            raise UserError(f"seed {seed} is not in ssl.seeds of {PARAMS_FILE} "
-                            f"({', '.join(map(str, self.seeds))}): add it there, or pass one of those")
+    def run(self, key: str) -> SSLRunConfig:
+        """The run of `ssl.runs` a stage argument names (a typo fails before anything is written)."""
+        if key not in self.runs:
+            raise UserError(f"no SSL run '{key}' under ssl.runs in {PARAMS_FILE}{did_you_mean(key, self.runs)}")
+        return self.runs[key]
 
-    def evaluation_recipe(self, name: str, evaluation: str, backbone_init: str, seed: int = 0) -> TorchRecipe:
-        """The torch recipe that evaluates SSL recipe `name` by `evaluation` (probe or finetune):
-        its backbone, loaded from `backbone_init`, at its input size, trained with `seed`."""
-        ssl_recipe = self.recipe(name)
+    def run_recipe(self, key: str) -> PretrainConfig:
+        return self.arms[self.run(key).name]
+
+    def evaluation_recipe(self, key: str, evaluation: str, backbone_init: str) -> TorchRecipe:
+        """The torch recipe that evaluates SSL run `key` by `evaluation` (probe or finetune): its
+        backbone, loaded from `backbone_init`, at its input size, trained with the run's seed."""
+        return self._evaluation(self.run_recipe(key), evaluation, backbone_init)
+
+    def _evaluation(self, ssl_recipe: PretrainConfig, evaluation: str, backbone_init: str) -> TorchRecipe:
         overrides = getattr(self.evaluate, evaluation)
         if "seed" in overrides:
-            raise UserError(f"ssl.evaluate.{evaluation}.seed: seeds are set by ssl.seeds in {PARAMS_FILE}, "
-                            "not in an evaluation")
+            raise UserError(f"{SSL_FILE}: evaluate.{evaluation}.seed: seeds are the runs' (ssl.runs in {PARAMS_FILE}), "
+                            "not an evaluation's")
         model = {"backbone": ssl_recipe.backbone.model_dump(), "backbone_init": backbone_init,
                  "freeze": EVALUATIONS[evaluation]}
-        merged = deep_merge(self.train_defaults, {"input_size": ssl_recipe.input_size, "seed": seed, **overrides})
+        merged = deep_merge(self.train_defaults, {"input_size": ssl_recipe.input_size, "seed": ssl_recipe.seed,
+                                                  **overrides})
         merged["model"] = deep_merge(model, overrides.get("model", {}))
-        return _validate(TorchRecipe, merged, where=f"ssl.evaluate.{evaluation}")
+        return _validate(TorchRecipe, merged, where=f"evaluate.{evaluation}", file=SSL_FILE)
 
 
 def check_method(name: str, recipe: dict) -> None:
-    where = f"{PARAMS_FILE}: ssl.recipes.{name}.method"
+    where = f"{SSL_FILE}: recipes.{name}.method"
     if "method" not in recipe:
         raise UserError(f"{where} is missing: one of {', '.join(SSL_METHODS.names())} (none: a baseline)")
     try:
@@ -113,43 +127,53 @@ def with_defaults(defaults: dict, overrides: dict) -> dict:
     return merged
 
 
-def load_ssl(raw: dict, train_defaults: dict) -> SSLParams:
-    top = _validate(RawSSL, raw, where="ssl")
+def load_ssl(raw: dict, runs: dict, train_defaults: dict) -> SSLParams:
+    top = _validate(RawSSL, raw, where="", file=SSL_FILE)
     for where, block in [("pretrain", top.pretrain), *((f"recipes.{n}", r) for n, r in top.recipes.items())]:
         if isinstance(block, dict) and "seed" in block:
-            raise UserError(f"{SSL_FILE}: {where}: seeds are set by ssl.seeds in {PARAMS_FILE}, not in a recipe "
-                            "or its defaults")
-    _validate(PretrainConfig, {"method": "none", **top.pretrain}, where="ssl.pretrain")
+            raise UserError(f"{SSL_FILE}: {where}: seeds are the runs' (ssl.runs in {PARAMS_FILE}), not a recipe's "
+                            "or its defaults'")
+    _validate(PretrainConfig, {"method": "none", **top.pretrain}, where="pretrain", file=SSL_FILE)
     recipes = {}
     for name, overrides in top.recipes.items():
         if not NAME_PATTERN.match(name):
-            raise UserError(f"{PARAMS_FILE}: ssl.recipes.{name}: names may hold only letters, digits and '_' "
+            raise UserError(f"{SSL_FILE}: recipes.{name}: names may hold only letters, digits and '_' "
                             "(they become folder and DVC stage names)")
         check_method(name, overrides)
-        holder = _validate(_RecipeHolder, {"recipe": with_defaults(top.pretrain, overrides)},
-                           where=f"ssl.recipes.{name}", drop_first=True)
-        recipes[name] = holder.recipe
-    for name in top.methods:
-        if name not in recipes:
-            raise UserError(f"{PARAMS_FILE}: ssl.methods names '{name}', which is not defined under ssl.recipes"
-                            f"{did_you_mean(name, recipes)}; defined: {', '.join(recipes) or 'none'}")
-    params = SSLParams(top.methods, top.seeds, recipes, top.evaluate, train_defaults)
-    for name in recipes:  # an evaluation recipe with a bad key fails here, before any stage runs
+        recipes[name] = _pretrain_recipe(with_defaults(top.pretrain, overrides), f"recipes.{name}", SSL_FILE)
+    arms = {}
+    for key, run in runs.items():
+        where = f"{PARAMS_FILE}: ssl.runs.{key}"
+        if run.recipe not in recipes:
+            raise UserError(f"{where}: no SSL recipe '{run.recipe}' under recipes in {SSL_FILE}"
+                            f"{did_you_mean(run.recipe, recipes)}; defined: {', '.join(recipes) or 'none'}")
+        if key != run.name:
+            raise UserError(f"{where}: an SSL run is named <dataset>-<arm>-s<seed>: rename it to '{run.name}'")
+        arm = recipes[run.recipe]
+        if run.set:
+            merged = with_defaults(top.pretrain, deep_merge(top.recipes[run.recipe], run.set))
+            arm = _pretrain_recipe(merged, f"ssl.runs.{key}.set", PARAMS_FILE)
+        arms[key] = arm.model_copy(update={"seed": run.seed})
+    params = SSLParams(runs, recipes, arms, top.evaluate, train_defaults)
+    for recipe in [*recipes.values(), *arms.values()]:  # a bad evaluation key fails here, before any stage runs
         for evaluation in EVALUATIONS:
-            params.evaluation_recipe(name, evaluation, BACKBONE_FILE)
+            params._evaluation(recipe, evaluation, BACKBONE_FILE)
     return params
 
 
+def _pretrain_recipe(merged: dict, where: str, file: str) -> PretrainConfig:
+    return _validate(_RecipeHolder, {"recipe": merged}, where=where, drop_first=True, file=file).recipe
+
+
 def load_ssl_params(params_path: str | Path = "params.yaml") -> SSLParams:
-    """The SSL recipes of ssl.yaml, with params.yaml's `ssl.methods` and `ssl.seeds` (what runs) and `train`
-    defaults (the probe's and fine-tune's)."""
+    """The SSL recipes of ssl.yaml, with params.yaml's `ssl.runs` (what runs) and `train` defaults
+    (the probe's and fine-tune's)."""
     params_path = Path(params_path)
     params = read_yaml_file(params_path)
     ssl_path = params_path.parent / SSL_FILE
     raw = read_yaml_file(ssl_path, what="pretrain, recipes and evaluate")
-    if "methods" in raw or "seeds" in raw:
-        raise UserError(f"{ssl_path} must be a mapping of pretrain, recipes and evaluate (which recipes run, "
-                        f"and with which seeds, is ssl.methods and ssl.seeds in {params_path.name})")
-    runs = params.get("ssl") or {}
-    return load_ssl({"methods": runs.get("methods") or [], "seeds": runs.get("seeds", [0]), **raw},
-                    params.get("train") or {})
+    if "runs" in raw:
+        raise UserError(f"{ssl_path} must be a mapping of pretrain, recipes and evaluate (which SSL runs run is "
+                        f"ssl.runs in {params_path.name})")
+    runs = _validate(SSLRuns, params.get("ssl") or {}, where="ssl").runs
+    return load_ssl(raw, runs, params.get("train") or {})

@@ -7,9 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallvision.errors import UserError
-from smallvision.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone
-from smallvision.train.device import to_float_images
+from smallvision.core.errors import UserError
+from smallvision.models.backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Backbone,
+    build_backbone,
+)
+from smallvision.models.device import to_float_images
 
 
 class Encoder(nn.Module):
@@ -29,7 +34,7 @@ class Encoder(nn.Module):
         if getattr(cfg, "stem", "none") != "none":
             raise UserError(f"ssl: backbone {cfg.name} with stem: {cfg.stem} is not supported in pretraining "
                             "(the stem is fitted to the data by the supervised loop); use stem: none")
-        self.backbone = cfg.build(self.channels)
+        self.backbone = build_backbone(cfg, self.channels)
         with torch.no_grad():
             self.backbone.eval()
             self.dim = self(torch.zeros(1, data_channels, input_size, input_size)).shape[1]

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from smallvision.metrics import predicted_labels
-from smallvision.retrieval import knn_scores
-from smallvision.train.device import to_float_images
+from smallvision.models.device import to_float_images
+from smallvision.models.metrics import predicted_labels
+from smallvision.models.retrieval import knn_scores
 
 
 @torch.no_grad()

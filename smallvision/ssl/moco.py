@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from smallvision.errors import UserError
+from smallvision.core.errors import UserError
 from smallvision.ssl.base import (
     SSL_METHODS,
     MomentumOptions,

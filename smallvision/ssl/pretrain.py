@@ -4,7 +4,7 @@ Like the training loop: the uint8 images live on the device, batches are gathere
 and turned into views there, and an epoch ends by saving, in the run's resume folder, all
 that is needed to continue exactly (method with heads, teacher and loss state, optimiser,
 schedule, random states): after every epoch, or once `checkpoint_seconds` have passed since
-the last where the recipe has that setting (smallvision.train.resumable, as the training
+the last where the recipe has that setting (smallvision.fit.resumable, as the training
 loop). A killed run that is started again resumes from it. At the end the backbone alone is
 saved as a plain state dict (what `model.backbone_init` loads) and the resume folder goes.
 """
@@ -18,18 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smallvision.config import DatasetConfig
-from smallvision.data.prepared import PreparedData
-from smallvision.io import atomic_file, write_json
+from smallvision.core.io import atomic_file, write_json
+from smallvision.core.paths import RunPaths
+from smallvision.core.prepared import PreparedData
+from smallvision.core.progress import progress
+from smallvision.fit.optim import make_optimizer, make_schedule
+from smallvision.fit.resumable import ResumableRun, fingerprint
 from smallvision.models.build import dataset_statistics
-from smallvision.paths import RunPaths
-from smallvision.progress import progress
-from smallvision.ssl.base import PretrainConfig, Step
-from smallvision.ssl.config import BACKBONE_FILE, KnnConfig
-from smallvision.ssl.encoder import Encoder
-from smallvision.ssl.knn import effective_rank, embed_images, embedding_spread, knn_accuracies
-from smallvision.ssl.views import ViewMaker
-from smallvision.train.device import (
+from smallvision.models.device import (
     configure_threads,
     random_states,
     resolve_device,
@@ -40,8 +36,17 @@ from smallvision.train.device import (
     use_bf16,
     use_channels_last,
 )
-from smallvision.train.optim import make_optimizer, make_schedule
-from smallvision.train.resumable import ResumableRun, fingerprint
+from smallvision.options.dataset import DatasetConfig
+from smallvision.ssl.base import PretrainConfig, Step
+from smallvision.ssl.config import BACKBONE_FILE, KnnConfig
+from smallvision.ssl.encoder import Encoder
+from smallvision.ssl.knn import (
+    effective_rank,
+    embed_images,
+    embedding_spread,
+    knn_accuracies,
+)
+from smallvision.ssl.views import ViewMaker
 
 SUMMARY = "pretrain.json"
 
@@ -216,8 +221,8 @@ class Pretrainer:
 def load_extra_images(folder: str, dataset: DatasetConfig, where: str) -> np.ndarray:
     """Every image under `folder` (recursively) as uint8 (N, C, H, W), decoded once before any
     epoch at the dataset's size, colour and resize (a derived dataset's edits do not apply)."""
+    from smallvision.core.errors import UserError
     from smallvision.data.images import BadImage, is_image_file, load_image
-    from smallvision.errors import UserError
 
     root = Path(folder)
     files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p)) if root.is_dir() else []

@@ -7,7 +7,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from smallvision.ssl.base import SSL_METHODS, PredictorOptions, PretrainConfig, SSLMethod
+from smallvision.ssl.base import (
+    SSL_METHODS,
+    PredictorOptions,
+    PretrainConfig,
+    SSLMethod,
+)
 
 
 @SSL_METHODS.register("simsiam")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from smallvision.augment import (
+from smallvision.fit.augment import (
     AugmentConfig,
     Augmenter,
     chosen,
@@ -21,7 +21,7 @@ from smallvision.augment import (
     random_resized_crop,
     solarize,
 )
-from smallvision.schema import Strict
+from smallvision.options.schema import Strict
 
 LIGHTLY_SIZE = 224  # the image size lightly's blur sigmas are given for
 

@@ -2,31 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
-from smallvision.schema import Strict
-
-LOWER_IS_BETTER = {"val_loss"}
-
-
-class EarlyStoppingConfig(Strict):
-    """`monitor` also picks the best checkpoint. Stops after `patience` epochs without an
-    improvement above `min_delta` (0 = never), and/or when the monitor's spread
-    (max - min) over the last `spread_window` epochs is below `spread_tolerance`.
-    Neither rule fires before `min_epochs`."""
-
-    monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
-    patience: int = Field(0, ge=0)
-    min_delta: float = Field(0.0, ge=0)
-    min_epochs: int = Field(0, ge=0)
-    spread_window: int = Field(0, ge=0)
-    spread_tolerance: float = Field(0.0, ge=0)
-
-    @property
-    def mode(self) -> str:
-        return "min" if self.monitor in LOWER_IS_BETTER else "max"
+from smallvision.options.train import EarlyStoppingConfig
 
 
 class EarlyStopping:

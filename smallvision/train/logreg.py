@@ -1,29 +1,25 @@
-"""Logistic regression on pixels (recipe method `logreg`): its fit and its predictor, with
-scikit-learn; the model is saved as plain arrays (no pickle)."""
+"""Logistic regression on pixels (recipe method `logreg`): its fit, with scikit-learn; the model is
+saved as plain arrays (no pickle) that smallvision.inference's LogRegPredictor reads."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from smallvision.data.prepared import PreparedData
-from smallvision.io import atomic_file, write_json
-from smallvision.paths import RunPaths
-from smallvision.train.log import TrainLog
-
-LOGREG_FILE = "logreg.npz"
-
-
-def flat_pixels(images: np.ndarray) -> np.ndarray:
-    return images.reshape(len(images), -1).astype(np.float32) / 255
-
+from smallvision.core.io import atomic_file, write_json
+from smallvision.core.paths import RunPaths
+from smallvision.core.prepared import PreparedData
+from smallvision.fit.log import TrainLog
+from smallvision.inference import LOGREG_FILE, flat_pixels, logreg_scores
+from smallvision.models.metrics import accuracy
+from smallvision.options.recipes import METHODS
 
 # A label that is constant over the training split gets this logit (sigmoid ~ 1 - 2e-9) and no fit.
 CONSTANT_LOGIT = 20.0
 
 
+@METHODS.implement("logreg")
 def fit_logreg(recipe, data: PreparedData, paths: RunPaths) -> dict:
     """Multinomial logistic regression on pixels (multilabel: one binary regression per label);
     saved as plain arrays (no pickle)."""
@@ -81,36 +77,5 @@ def fit_per_label(recipe, x: np.ndarray, labels: np.ndarray):
     return np.stack(coefs), np.array(intercepts), np.arange(labels.shape[1]), max(iterations)
 
 
-def logreg_scores(saved, images: np.ndarray, num_classes: int) -> np.ndarray:
-    """Class probabilities (N, num_classes) of saved logistic-regression arrays; classes absent
-    from training score 0; multilabel: a sigmoid per label."""
-    from scipy.special import expit
-    from sklearn.linear_model import LogisticRegression
-
-    x = (flat_pixels(images) - saved["mean"]) / saved["scale"]
-    if bool(saved["multilabel"]):
-        return expit(x @ saved["coef"].T + saved["intercept"])
-    model = LogisticRegression()
-    model.coef_, model.intercept_, model.classes_ = saved["coef"], saved["intercept"], saved["classes"]
-    full = np.zeros((len(images), num_classes), dtype=np.float64)
-    full[:, model.classes_] = model.predict_proba(x)
-    return full
-
-
 def logreg_accuracy(saved, split, num_classes: int) -> float:
-    from smallvision.metrics import accuracy
-
     return accuracy(split.labels, logreg_scores(saved, split.images, num_classes), bool(saved["multilabel"]))
-
-
-class LogRegPredictor:
-    WEIGHTS = LOGREG_FILE
-
-    def __init__(self, recipe, data: PreparedData, weights: Path):
-        with np.load(weights) as saved:
-            self.saved = dict(saved)
-        self.num_classes = data.num_classes
-        self.parameters = int(self.saved["coef"].size + self.saved["intercept"].size)
-
-    def scores(self, images: np.ndarray, batch_size: int = 0) -> np.ndarray:
-        return logreg_scores(self.saved, images, self.num_classes)

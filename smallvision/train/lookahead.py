@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from smallvision.train.config import LookaheadConfig
+from smallvision.options.train import LookaheadConfig
 
 
 class Lookahead:

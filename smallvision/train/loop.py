@@ -3,7 +3,7 @@
 The prepared uint8 arrays live on the training device for the whole run; batches are
 gathered by index, augmented there and fed to the model, and metrics are summed on the
 device and read once per epoch. An epoch ends with a checkpoint (once `checkpoint_seconds`
-have passed since the last; smallvision.train.resumable) that holds everything needed to
+have passed since the last; smallvision.fit.resumable) that holds everything needed to
 continue exactly (model, optimiser, schedule, lookahead average, early stopping, random
 states), so a killed run that is started again resumes and ends with the metrics of an
 uninterrupted one.
@@ -18,16 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from smallvision.augment import Augmenter
-from smallvision.config import TorchRecipe
-from smallvision.data.prepared import PreparedData
-from smallvision.io import atomic_file, write_json
+from smallvision.core.io import atomic_file, write_json
+from smallvision.core.paths import BEST, RunPaths
+from smallvision.core.prepared import PreparedData
+from smallvision.core.progress import log, progress
+from smallvision.fit.augment import Augmenter
+from smallvision.fit.optim import make_optimizer, make_schedule
+from smallvision.fit.resumable import ResumableRun, fingerprint
 from smallvision.models.build import build_for_data
 from smallvision.models.classifier import parameter_count
-from smallvision.paths import RunPaths
-from smallvision.progress import log, progress
-from smallvision.train import distributed
-from smallvision.train.device import (
+from smallvision.models.device import (
     configure_threads,
     random_states,
     resolve_device,
@@ -38,12 +38,13 @@ from smallvision.train.device import (
     use_bf16,
     use_channels_last,
 )
+from smallvision.options.params import TorchRecipe
+from smallvision.train import distributed
 from smallvision.train.early_stopping import EarlyStopping
 from smallvision.train.lookahead import Lookahead
 from smallvision.train.losses import make_loss
-from smallvision.train.optim import make_optimizer, make_schedule
-from smallvision.train.resumable import BEST, ResumableRun, fingerprint
 from smallvision.train.validation import validation_metrics
+
 
 @dataclass
 class Inputs:

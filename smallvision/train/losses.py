@@ -1,5 +1,5 @@
-"""Losses: the builders of the kinds params.yaml names (their options, and which builder each
-name takes, are in smallvision.train.config). Targets arrive as class indices or, after
+"""Losses: the builders of the kinds params.yaml names, registered against the names their
+options declare in smallvision.options.train. Targets arrive as class indices or, after
 MixUp/CutMix, as per-class probabilities. On a multilabel dataset (0/1 target vectors) every
 loss takes its sigmoid form, so one recipe runs on single-label and multilabel datasets alike."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from smallvision.train.config import LOSSES, LossConfig  # noqa: F401  (re-exported: the options live there)
+from smallvision.options.train import LOSSES, LossConfig  # noqa: F401  (re-exported: the options live there)
 
 
 def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
@@ -23,6 +23,7 @@ def smooth_binary(targets: torch.Tensor, smoothing: float) -> torch.Tensor:
     return targets.float() * (1 - smoothing) + smoothing / 2
 
 
+@LOSSES.implement("cross_entropy")
 def cross_entropy(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     def loss(logits, targets):
         if multilabel:
@@ -34,6 +35,7 @@ def cross_entropy(cfg, class_counts: torch.Tensor, samples: int, multilabel: boo
     return loss
 
 
+@LOSSES.implement("weighted_cross_entropy")
 def weighted_cross_entropy(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     if multilabel:
         positive_weight = (samples - class_counts) / class_counts.clamp(min=1)
@@ -49,6 +51,7 @@ def weighted_cross_entropy(cfg, class_counts: torch.Tensor, samples: int, multil
     return loss
 
 
+@LOSSES.implement("focal")
 def focal(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     """Lin et al.'s focal loss: down-weights examples that are already classified well."""
     if multilabel:
@@ -66,6 +69,7 @@ def focal(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     return loss
 
 
+@LOSSES.implement("bce")
 def bce(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
     """One sigmoid per class (single-label targets become one-hot vectors)."""
 
@@ -78,4 +82,4 @@ def bce(cfg, class_counts: torch.Tensor, samples: int, multilabel: bool):
 
 
 def make_loss(cfg, class_counts: torch.Tensor, samples: int = 0, multilabel: bool = False):
-    return LOSSES.builder(cfg.name)(cfg, class_counts, samples, multilabel)
+    return LOSSES.implementation(cfg.name)(cfg, class_counts, samples, multilabel)

@@ -1,5 +1,5 @@
 """The figures an epoch is monitored by, computed on the device from the validation logits
-(evaluation's full set of test metrics is smallvision.metrics, with scikit-learn)."""
+(evaluation's full set of test metrics is smallvision.models.metrics, with scikit-learn)."""
 
 from __future__ import annotations
 

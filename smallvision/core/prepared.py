@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from smallvision.errors import UserError
-from smallvision.io import read_json, write_json
-from smallvision.paths import PREPARED as PREPARED_DIR
+from smallvision.core.errors import UserError
+from smallvision.core.io import read_json, write_json
+from smallvision.core.paths import PREPARED as PREPARED_DIR
 
 SPLITS = ("train", "val", "test")
 

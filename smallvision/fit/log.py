@@ -8,11 +8,9 @@ are written and `finish()` turns it to `complete: true`. A run killed halfway le
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-COMPLETE = "complete"  # the key in metrics.json: true once the run has ended and its results are written
-METRICS = "metrics.json"
+from smallvision.core.paths import COMPLETE
 
 
 class TrainLog:
@@ -42,10 +40,3 @@ class TrainLog:
     def _summary(self, complete: bool) -> None:
         self.live.summary[COMPLETE] = complete
         self.live.make_summary()
-
-
-def run_complete(log_dir: Path) -> bool:
-    """Whether the run logging to `log_dir` has ended (metrics.json says `complete: true`); not
-    for a run that is still going, was killed, or never logged."""
-    path = Path(log_dir) / METRICS
-    return path.exists() and json.loads(path.read_text()).get(COMPLETE) is True

@@ -1,5 +1,5 @@
 """Optimisers and learning-rate schedules: the builders of the kinds that params.yaml names
-(their options, and which builder each name takes, are in smallvision.train.config)."""
+(their options, and which builder each name takes, are in smallvision.options.train)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from smallvision.train.config import (  # noqa: F401  (re-exported: the options live there)
+from smallvision.options.train import (  # noqa: F401  (re-exported: the options live there)
     OPTIMIZERS,
     SCHEDULES,
     OptimizerConfig,
@@ -18,14 +18,17 @@ from smallvision.train.config import (  # noqa: F401  (re-exported: the options 
 )
 
 
+@OPTIMIZERS.implement("sgd")
 def build_sgd(groups, cfg):
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
 
 
+@OPTIMIZERS.implement("adam")
 def build_adam(groups, cfg):
     return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=_fusable(groups))
 
 
+@OPTIMIZERS.implement("adamw")
 def build_adamw(groups, cfg):
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=_fusable(groups))
 
@@ -36,6 +39,7 @@ def _fusable(groups) -> bool:
     return all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
 
 
+@OPTIMIZERS.implement("rmsprop")
 def build_rmsprop(groups, cfg):
     return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, alpha=cfg.rho)
 
@@ -58,7 +62,7 @@ def make_optimizer(model, cfg: OptimizerConfig) -> torch.optim.Optimizer:
                                          (rest, cfg.lr * scale, decay_rest)):
             if params:
                 groups.append({"params": params, "lr": lr, "weight_decay": weight_decay})
-    return OPTIMIZERS.builder(cfg.name)(groups, cfg)
+    return OPTIMIZERS.implementation(cfg.name)(groups, cfg)
 
 
 def _parts_with_lr_scales(model, cfg: OptimizerConfig) -> list[tuple[nn.Module, float]]:
@@ -98,10 +102,12 @@ class Schedule:
             self.scheduler.load_state_dict(state)
 
 
+@SCHEDULES.implement("none")
 def schedule_constant(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     return Schedule(optimizer)
 
 
+@SCHEDULES.implement("cosine")
 def schedule_cosine(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     total = max(1, epochs * steps_per_epoch)
     warmup = cfg.warmup_epochs * steps_per_epoch
@@ -115,17 +121,20 @@ def schedule_cosine(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     return Schedule(optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor))
 
 
+@SCHEDULES.implement("triangle")
 def schedule_triangle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     total = max(1, epochs * steps_per_epoch)
     corners = ([0, cfg.pct_start * total, total], [cfg.start_lr_ratio, 1.0, cfg.min_lr_ratio])
     return Schedule(optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: float(np.interp(step, *corners))))
 
 
+@SCHEDULES.implement("step")
 def schedule_step(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     return Schedule(optimizer, scheduler, per_step=False)
 
 
+@SCHEDULES.implement("plateau")
 def schedule_plateau(optimizer, cfg, epochs, steps_per_epoch, monitor_mode: Literal["min", "max"]):
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode=monitor_mode, factor=cfg.factor, patience=cfg.patience
@@ -133,6 +142,7 @@ def schedule_plateau(optimizer, cfg, epochs, steps_per_epoch, monitor_mode: Lite
     return Schedule(optimizer, scheduler, per_step=False)
 
 
+@SCHEDULES.implement("onecycle")
 def schedule_onecycle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
     max_lrs = [group["lr"] for group in optimizer.param_groups]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -142,4 +152,4 @@ def schedule_onecycle(optimizer, cfg, epochs, steps_per_epoch, monitor_mode):
 
 
 def make_schedule(optimizer, cfg: SchedulerConfig, epochs: int, steps_per_epoch: int, monitor_mode: str) -> Schedule:
-    return SCHEDULES.builder(cfg.name)(optimizer, cfg, epochs, steps_per_epoch, monitor_mode)
+    return SCHEDULES.implementation(cfg.name)(optimizer, cfg, epochs, steps_per_epoch, monitor_mode)

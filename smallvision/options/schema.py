@@ -2,7 +2,7 @@
 that reports one clear message naming the key; the defaults-merging rule.
 
 Torch-free and free of the rest of the package (beyond the registry and errors), so every
-options module, smallvision.config and smallvision.ssl.config can build on it."""
+options module, smallvision.options.params and smallvision.ssl.config can build on it."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
-
-from smallvision.errors import UserError
-from smallvision.registry import Registry, did_you_mean
+from smallvision.core.errors import UserError
+from smallvision.core.registry import Registry, did_you_mean
 
 PARAMS_FILE = "params.yaml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")  # names that become folder and DVC stage names

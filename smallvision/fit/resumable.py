@@ -28,13 +28,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from smallvision.io import atomic_file
-from smallvision.paths import RunPaths
-from smallvision.progress import log
-from smallvision.train.log import TrainLog
+from smallvision.core.io import atomic_file
+from smallvision.core.paths import RunPaths
+from smallvision.core.progress import log
+from smallvision.fit.log import TrainLog
 
 STATE = "state.pt"  # in the resume folder: everything after the last saved epoch
-BEST = "best.pt"  # in a trained recipe's model folder: the best epoch's weights (what evaluation uses)
 
 # The figures of an epoch's log line, with their formats (those a record lacks are left out).
 LINE_FIELDS = (("train_loss", ".4f"), ("train_accuracy", ".4f"), ("val_loss", ".4f"), ("val_accuracy", ".4f"),

@@ -1,6 +1,6 @@
 """The `model` options of a recipe: the backbones (keyed by the names params.yaml uses), the
-head, the freezing policy. Torch-free: each backbone's options are registered here together
-with its builder, a reference into smallvision.models.backbones imported only to build."""
+head, the freezing policy. Torch-free: each backbone's options are registered here by name;
+smallvision.models.backbones implements them."""
 
 from __future__ import annotations
 
@@ -8,27 +8,21 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from smallvision.errors import UserError
-from smallvision.registry import Registry
-from smallvision.schema import Strict, choice_of
+from smallvision.core.errors import UserError
+from smallvision.core.registry import Registry
+from smallvision.options.schema import Strict, choice_of
 
 BACKBONES: Registry = Registry("backbone")
-BUILDERS = "smallvision.models.backbones"
 
 
 class Backbone(Strict):
-    """Options of one backbone. `build` makes the module (with the builder registered under its
-    name); `pretrained` says whose statistics normalise its input (ImageNet's for pretrained
+    """Options of one backbone (smallvision.models.backbones builds it); `pretrained` says whose statistics normalise its input (ImageNet's for pretrained
     weights, the dataset's otherwise)."""
 
     # False for a fixed feature with no weights to learn (SSL pretraining refuses it).
     learns: ClassVar[bool] = True
     # False for a feature that reads pixel values in [0, 1] themselves (no normalisation first).
     normalised_input: ClassVar[bool] = True
-
-    def build(self, in_channels: int):
-        """The torch module (imports torch)."""
-        return BACKBONES.builder(self.name)(self, in_channels)
 
     def input_channels(self, data_channels: int) -> int:
         """Channels the module takes; the classifier repeats a grey channel to match."""
@@ -39,7 +33,7 @@ class Backbone(Strict):
         return getattr(self, "weights", "none") != "none"
 
 
-@BACKBONES.register("flatten", build=f"{BUILDERS}:build_flatten")
+@BACKBONES.register("flatten")
 class FlattenBackbone(Backbone):
     """No feature extractor: the head sees raw pixels (an MLP with `pool: flatten`)."""
 
@@ -47,7 +41,7 @@ class FlattenBackbone(Backbone):
     learns: ClassVar[bool] = False
 
 
-@BACKBONES.register("colour_histogram", build=f"{BUILDERS}:build_colour_histogram")
+@BACKBONES.register("colour_histogram")
 class ColourHistogramBackbone(Backbone):
     """A classic, fixed feature (Swain and Ballard's colour indexing): the joint histogram of
     pixel values, `bins` levels per channel (bins^3 cells for RGB), as the square roots of the
@@ -60,7 +54,7 @@ class ColourHistogramBackbone(Backbone):
     normalised_input: ClassVar[bool] = False
 
 
-@BACKBONES.register("cnn", build=f"{BUILDERS}:build_cnn")
+@BACKBONES.register("cnn")
 class CNNBackbone(Backbone):
     """Stages of (conv3x3-BN-activation) x blocks, each stage with one 2x2 max-pool: at its end,
     or (`pool_position: after_first_conv`, airbench's layout) right after its first convolution,
@@ -102,7 +96,7 @@ class EfficientNetLiteBackbone(Backbone):
 
 
 for _name in EFFICIENTNET_LITES:
-    BACKBONES.register(_name, build=f"{BUILDERS}:build_efficientnet_lite")(EfficientNetLiteBackbone)
+    BACKBONES.register(_name)(EfficientNetLiteBackbone)
 
 
 TORCHVISION_NETS = ("resnet18", "resnet50", "vgg16", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
@@ -123,7 +117,7 @@ class TorchvisionBackbone(Backbone):
 
 
 for _name in TORCHVISION_NETS:
-    BACKBONES.register(_name, build=f"{BUILDERS}:build_torchvision")(TorchvisionBackbone)
+    BACKBONES.register(_name)(TorchvisionBackbone)
 
 
 class HeadConfig(Strict):

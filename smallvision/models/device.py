@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import torch
 
-from smallvision.errors import UserError
-from smallvision.progress import log
+from smallvision.core.errors import UserError
+from smallvision.core.progress import log
 
 
 def resolve_device(name: str) -> torch.device:

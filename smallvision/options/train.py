@@ -1,8 +1,8 @@
 """The training options a recipe names: optimiser, learning-rate schedule, loss (each one of a
 registry's kinds, with that kind's own options), and lookahead averaging.
 
-Torch-free: each kind's options are registered here together with its builder, a reference
-into smallvision.train.optim / losses imported only when a run builds it. An option that does
+Torch-free: each kind's options are registered here by name; smallvision.fit.optim and
+smallvision.train.losses implement them. An option that does
 not belong to the chosen kind (`scheduler: {name: cosine, patience: 3}`) is an error naming
 the key, not silently ignored."""
 
@@ -12,16 +12,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from smallvision.registry import Registry
-from smallvision.schema import Strict, choice_of
+from smallvision.core.registry import Registry
+from smallvision.options.schema import Strict, choice_of
 
 OPTIMIZERS: Registry = Registry("optimizer")
 SCHEDULES: Registry = Registry("scheduler")
 LOSSES: Registry = Registry("loss")
-
-OPTIM = "smallvision.train.optim"
-LOSS = "smallvision.train.losses"
-
 
 # --- optimisers: make_optimizer builds the parameter groups, the builder the optimiser --------
 
@@ -39,7 +35,7 @@ class OptimizerOptions(Strict):
     decay_norm_and_bias: bool = False
 
 
-@OPTIMIZERS.register("sgd", build=f"{OPTIM}:build_sgd")
+@OPTIMIZERS.register("sgd")
 class SGDOptions(OptimizerOptions):
     """`nesterov` applies only with a momentum above 0."""
 
@@ -48,8 +44,8 @@ class SGDOptions(OptimizerOptions):
     nesterov: bool = True
 
 
-@OPTIMIZERS.register("adam", build=f"{OPTIM}:build_adam")
-@OPTIMIZERS.register("adamw", build=f"{OPTIM}:build_adamw")
+@OPTIMIZERS.register("adam")
+@OPTIMIZERS.register("adamw")
 class AdamOptions(OptimizerOptions):
     """adamw decouples the weight decay from the gradient step; adam adds it to the gradient."""
 
@@ -57,7 +53,7 @@ class AdamOptions(OptimizerOptions):
     betas: tuple[float, float] = (0.9, 0.999)
 
 
-@OPTIMIZERS.register("rmsprop", build=f"{OPTIM}:build_rmsprop")
+@OPTIMIZERS.register("rmsprop")
 class RMSpropOptions(OptimizerOptions):
     """`rho`: the decay of the squared-gradient average (torch's `alpha`)."""
 
@@ -68,14 +64,14 @@ class RMSpropOptions(OptimizerOptions):
 
 # --- learning-rate schedules ------------------------------------------------------------------
 
-@SCHEDULES.register("none", build=f"{OPTIM}:schedule_constant")
+@SCHEDULES.register("none")
 class ConstantSchedule(Strict):
     """A constant learning rate."""
 
     name: Literal["none"]
 
 
-@SCHEDULES.register("cosine", build=f"{OPTIM}:schedule_cosine")
+@SCHEDULES.register("cosine")
 class CosineSchedule(Strict):
     """Per step: linear warmup over `warmup_epochs`, then cosine decay to min_lr_ratio x lr."""
 
@@ -84,7 +80,7 @@ class CosineSchedule(Strict):
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
 
 
-@SCHEDULES.register("triangle", build=f"{OPTIM}:schedule_triangle")
+@SCHEDULES.register("triangle")
 class TriangleSchedule(Strict):
     """Per step, linear from start_lr_ratio up to the full rate at pct_start of the run, then
     linear down to min_lr_ratio (airbench's)."""
@@ -95,7 +91,7 @@ class TriangleSchedule(Strict):
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
 
 
-@SCHEDULES.register("step", build=f"{OPTIM}:schedule_step")
+@SCHEDULES.register("step")
 class StepSchedule(Strict):
     """x gamma every step_size epochs."""
 
@@ -104,7 +100,7 @@ class StepSchedule(Strict):
     gamma: float = Field(0.1, gt=0, le=1)
 
 
-@SCHEDULES.register("plateau", build=f"{OPTIM}:schedule_plateau")
+@SCHEDULES.register("plateau")
 class PlateauSchedule(Strict):
     """x factor after `patience` epochs without improvement of the early-stopping monitor."""
 
@@ -113,7 +109,7 @@ class PlateauSchedule(Strict):
     patience: int = Field(3, ge=0)
 
 
-@SCHEDULES.register("onecycle", build=f"{OPTIM}:schedule_onecycle")
+@SCHEDULES.register("onecycle")
 class OneCycleSchedule(Strict):
     """torch's OneCycleLR, peaking at pct_start of the run."""
 
@@ -131,14 +127,14 @@ class LossOptions(Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
 
-@LOSSES.register("cross_entropy", build=f"{LOSS}:cross_entropy")
-@LOSSES.register("weighted_cross_entropy", build=f"{LOSS}:weighted_cross_entropy")
-@LOSSES.register("bce", build=f"{LOSS}:bce")
+@LOSSES.register("cross_entropy")
+@LOSSES.register("weighted_cross_entropy")
+@LOSSES.register("bce")
 class PlainLoss(LossOptions):
     name: Literal["cross_entropy", "weighted_cross_entropy", "bce"]
 
 
-@LOSSES.register("focal", build=f"{LOSS}:focal")
+@LOSSES.register("focal")
 class FocalLoss(LossOptions):
     """Lin et al.'s focal loss; `gamma` 0 is cross-entropy."""
 
@@ -160,3 +156,24 @@ class LookaheadConfig(Strict):
     every: int = Field(5, ge=1)
     decay: float = Field(0.95, gt=0, lt=1)
     power: float = Field(3.0, ge=0)
+
+
+LOWER_IS_BETTER = {"val_loss"}
+
+
+class EarlyStoppingConfig(Strict):
+    """`monitor` also picks the best checkpoint. Stops after `patience` epochs without an
+    improvement above `min_delta` (0 = never), and/or when the monitor's spread
+    (max - min) over the last `spread_window` epochs is below `spread_tolerance`.
+    Neither rule fires before `min_epochs`."""
+
+    monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
+    patience: int = Field(0, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    min_epochs: int = Field(0, ge=0)
+    spread_window: int = Field(0, ge=0)
+    spread_tolerance: float = Field(0.0, ge=0)
+
+    @property
+    def mode(self) -> str:
+        return "min" if self.monitor in LOWER_IS_BETTER else "max"

@@ -1,11 +1,11 @@
-"""The `augment` options of a recipe (smallvision.augment applies them). Torch-free: validating
+"""The `augment` options of a recipe (smallvision.fit.augment applies them). Torch-free: validating
 params.yaml reads it without importing torch."""
 
 from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from smallvision.schema import Strict
+from smallvision.options.schema import Strict
 
 
 class AugmentConfig(Strict):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from smallvision.augment_config import AugmentConfig
+from smallvision.options.augment import AugmentConfig
 
 
 class Augmenter:

@@ -17,19 +17,27 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from smallvision.data.derive import CompositeConfig, SilhouetteCropConfig
-from smallvision.errors import UserError
-from smallvision.recipes import (  # the recipe schema lives there
+from smallvision.core.errors import UserError
+from smallvision.core.paths import run_name
+from smallvision.core.registry import did_you_mean
+from smallvision.options.dataset import DatasetConfig
+from smallvision.options.recipes import (  # the recipe schema lives there
     KnnRecipe,
     LogRegRecipe,
+    MajorityRecipe,
     Recipe,
     TorchRecipe,
     TrainConfig,
     defaults_block,
 )
-from smallvision.registry import did_you_mean
-from smallvision.schema import NAME_PATTERN, PARAMS_FILE, Strict, deep_merge, read_yaml_file
-from smallvision.schema import validate as _validate
+from smallvision.options.schema import (
+    NAME_PATTERN,
+    PARAMS_FILE,
+    Strict,
+    deep_merge,
+    read_yaml_file,
+)
+from smallvision.options.schema import validate as _validate
 
 RECIPES_FILE = "recipes.yaml"  # beside params.yaml
 SSL_FILE = "ssl.yaml"  # beside params.yaml: the SSL defaults, recipes and evaluation (smallvision.ssl.config)
@@ -40,77 +48,54 @@ RAW_DIR = "data/raw"
 LAUNCHER = r"^(python3?|torchrun)(\s+--?[\w-]+(=\S+)?)*$"
 
 
-class RunConfig(Strict):
-    """One entry of `runs`: a recipe trained on a dataset with one seed (its key is
-    <dataset>-<recipe>-s<seed>, the name of its train and evaluate stages). `defaults` names the
-    params.yaml block the recipe overrides: `train` (torch recipes) or `sklearn` (method: logreg);
-    DVC tracks exactly that block for the run."""
+class Arm(Strict):
+    """A run of an arm: a recipe with a few keys overridden (`set`, merged key by key over the
+    recipe as the recipe is over its defaults), named `arm` (the recipe's own name when nothing
+    is set), trained on a dataset with one seed. Its key <dataset>-<arm>-s<seed> names its DVC
+    stages and its folders."""
 
     dataset: str
     recipe: str
+    arm: str | None = None
+    set: dict = {}
     seed: int = Field(ge=0)
-    defaults: Literal["train", "sklearn"]
+
+    @model_validator(mode="after")
+    def _arm_named(self):
+        if self.arm is None:
+            if self.set:
+                raise ValueError("an arm that sets keys of its recipe needs a name of its own: give `arm`")
+            self.arm = self.recipe
+        if not NAME_PATTERN.match(self.arm):
+            raise ValueError(f"arm {self.arm!r}: names may hold only letters, digits and '_' (they become folder "
+                             "and DVC stage names)")
+        for key in ("seed", "method"):
+            if key in self.set:
+                raise ValueError(f"set.{key}: an arm may not set its recipe's {key} "
+                                 + ("(seeds are the run's)" if key == "seed" else "(name another recipe instead)"))
+        return self
 
     @property
     def name(self) -> str:
-        return run_name(self.dataset, self.recipe, self.seed)
+        return run_name(self.dataset, self.arm, self.seed)
 
 
-def run_name(dataset: str, recipe: str, seed: int) -> str:
-    return f"{dataset}-{recipe}-s{seed}"
+class RunConfig(Arm):
+    """One entry of `runs`: an arm of recipes.yaml, trained and evaluated. `defaults` names the
+    params.yaml block its recipe overrides: `train` (torch recipes) or `sklearn` (logreg, the
+    majority baseline); DVC tracks exactly that block, the recipe and this entry for the run."""
+
+    defaults: Literal["train", "sklearn"]
+
+
+class SSLRunConfig(Arm):
+    """One entry of `ssl.runs`: an arm of ssl.yaml's recipes pretrained on a dataset's training
+    split without labels, then evaluated (kNN, probe, fine-tune). A baseline's seed is its random
+    initialisation, so seed s of a from-scratch arm starts from baseline seed s (paired)."""
 
 
 class SSLRuns(Strict):
-    methods: list[str] = []  # SSL recipes of ssl.yaml to pretrain on every dataset
-    # Each recipe pretrains once per seed; a baseline's seed is its random initialisation, so
-    # seed s of a from-scratch recipe starts from baseline seed s (paired comparisons).
-    seeds: list[int] = Field([0], min_length=1)
-
-    @model_validator(mode="after")
-    def _distinct_non_negative(self):
-        if any(seed < 0 for seed in self.seeds) or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct non-negative integers (got {self.seeds})")
-        return self
-
-
-class DatasetConfig(Strict):
-    """How prepare turns a folder into arrays. `root` is an image folder: `<class>/<image>`,
-    or `train/` and `test/` subfolders (their split is kept), or a folder holding a fetched
-    source's arrays.npz. `resize`: stretch to a square, crop the centre square, or pad to a
-    square with the border colour. Fractions are of each class; `test_fraction` is unused
-    when the source has its own test split.
-
-    Derived datasets: `classes` keeps only these class folders; `target` is the folder's
-    class, or (class folders named after Pokémon species, facts from the PokeAPI CSVs in
-    `pokeapi`) its `types` (multi-label, 18 types) or `primary_type`; `min_per_class` drops
-    smaller classes and `max_per_class` keeps a seeded random pick (both count species for
-    `types`); `composite` pastes each object onto background photos; `silhouette_crop`
-    crops to the object before resizing (smallvision/data/selection.py, derive.py)."""
-
-    root: str | None = None
-    image_size: int = Field(32, ge=4, le=1024)
-    color: Literal["rgb", "gray"] = "rgb"
-    resize: Literal["stretch", "crop", "pad"] = "stretch"
-    val_fraction: float = Field(0.15, ge=0, lt=0.5)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
-    split_seed: int = 0
-    on_bad_image: Literal["error", "skip"] = "error"
-    workers: int = Field(0, ge=0)
-    seed_dataset: str | None = None  # the seed experiment's dataset this one stands in for (report)
-    classes: list[str] | None = Field(None, min_length=1)
-    target: Literal["class", "types", "primary_type"] = "class"
-    pokeapi: str | None = None
-    min_per_class: int = Field(1, ge=1)
-    max_per_class: int | None = Field(None, ge=1)
-    composite: CompositeConfig | None = None
-    silhouette_crop: SilhouetteCropConfig | None = None
-
-    @model_validator(mode="after")
-    def _type_targets_need_pokeapi(self):
-        if self.target != "class" and not self.pokeapi:
-            raise ValueError(f"target: {self.target} needs pokeapi: the folder of PokeAPI CSVs "
-                             "(a fetched pokeapi source, e.g. data/raw/pokeapi)")
-        return self
+    runs: dict[str, SSLRunConfig] = {}
 
 
 class Reference(Strict):
@@ -168,7 +153,8 @@ class Params:
     launcher: str
     sources: dict[str, dict]
     datasets: dict[str, DatasetConfig]
-    recipes: dict[str, TorchRecipe | KnnRecipe | LogRegRecipe]
+    recipes: dict[str, TorchRecipe | KnnRecipe | LogRegRecipe | MajorityRecipe]
+    arms: dict[str, TorchRecipe | KnnRecipe | LogRegRecipe | MajorityRecipe]  # by run key: its recipe with `set`
     evaluate: EvaluateConfig
     report: ReportConfig
     ssl: SSLRuns
@@ -180,17 +166,25 @@ class Params:
         return self.datasets[name]
 
     def recipe(self, name: str, seed: int = 0):
-        """The recipe merged with its defaults, for one seed."""
+        """A recipe of recipes.yaml merged with its defaults, for one seed."""
         if name not in self.recipes:
             raise UserError(f"no recipe '{name}' in {RECIPES_FILE}{did_you_mean(name, self.recipes)}")
         return self.recipes[name].model_copy(update={"seed": seed})
 
-    def run(self, dataset: str, recipe: str, seed: int) -> RunConfig:
-        """The run of `runs` these stage arguments name (a typo is an error before anything is written)."""
-        name = run_name(dataset, recipe, seed)
-        if name not in self.runs:
-            raise UserError(f"no run '{name}' under runs in {PARAMS_FILE}{did_you_mean(name, self.runs)}")
-        return self.runs[name]
+    def run(self, key: str) -> RunConfig:
+        """The run of `runs` a stage argument names (a typo is an error before anything is written)."""
+        if key not in self.runs:
+            raise UserError(f"no run '{key}' under runs in {PARAMS_FILE}{did_you_mean(key, self.runs)}")
+        return self.runs[key]
+
+    def run_recipe(self, key: str):
+        """What run `key` trains: its arm (the recipe with the run's `set`), with the run's seed."""
+        return self.arms[self.run(key).name]
+
+    def arm_recipe(self, dataset: str, arm: str, seed: int | None = None):
+        """What the arm trains on the dataset, with `seed` (its first seed's run when None)."""
+        key = run_name(dataset, arm, self.seeds_of(dataset, arm)[0] if seed is None else seed)
+        return self.run_recipe(key)
 
     @functools.cached_property
     def catalogue(self) -> dict[str, CatalogueEntry]:
@@ -203,16 +197,20 @@ class Params:
     def about(self, recipe: str) -> CatalogueEntry:
         return self.catalogue.get(recipe, CatalogueEntry())
 
+    def recipe_of(self, dataset: str, arm: str) -> str:
+        """The recipes.yaml recipe the arm sets keys of (its catalogue entry is the arm's too)."""
+        return self.run(run_name(dataset, arm, self.seeds_of(dataset, arm)[0])).recipe
+
     @property
     def run_datasets(self) -> list[str]:
         """The datasets some run uses, in the order of `runs`."""
         return list(dict.fromkeys(run.dataset for run in self.runs.values()))
 
-    def recipes_on(self, dataset: str) -> list[str]:
-        return list(dict.fromkeys(run.recipe for run in self.runs.values() if run.dataset == dataset))
+    def arms_on(self, dataset: str) -> list[str]:
+        return list(dict.fromkeys(run.arm for run in self.runs.values() if run.dataset == dataset))
 
-    def seeds_of(self, dataset: str, recipe: str) -> list[int]:
-        return sorted(run.seed for run in self.runs.values() if (run.dataset, run.recipe) == (dataset, recipe))
+    def seeds_of(self, dataset: str, arm: str) -> list[int]:
+        return sorted(run.seed for run in self.runs.values() if (run.dataset, run.arm) == (dataset, arm))
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -220,9 +218,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     naming the file and key (catalogue.yaml is read when `Params.catalogue` is first used).
 
     The defaults blocks (`prepare`, `train`, `sklearn`) are validated on their own first, so an
-    error found after merging belongs to the dataset or recipe that overrides them. Sources and
-    SSL recipes are validated by their own packages (smallvision.sources, smallvision.ssl), so
-    that the stages which do not fetch or pretrain do not import them."""
+    error found after merging belongs to the dataset or recipe that overrides them, and a recipe
+    before the arms that set its keys. Sources and SSL recipes are validated by their own
+    packages (smallvision.sources, smallvision.ssl), so that the stages which do not fetch or
+    pretrain do not import them."""
     path = Path(path)
     raw = read_yaml_file(path, what="sections (runs, datasets, train, ...)")
     top = _validate(RawParams, raw, where="")
@@ -235,9 +234,14 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         _check_fetched_paths(name, cfg, top)
     raw_recipes = read_yaml_file(path.parent / RECIPES_FILE, what="recipes")
     recipes = {name: _recipe(name, defaults, cfg) for name, cfg in raw_recipes.items()}
+    arms = {}
     for key, run in top.runs.items():
         _check_run(key, run, datasets, recipes)
-    return Params(top.runs, top.launcher, top.sources, datasets, recipes, top.evaluate, top.report, top.ssl,
+        overrides = deep_merge(raw_recipes[run.recipe] or {}, run.set)
+        arm = _recipe(run.arm, defaults, overrides, where=f"runs.{key}.set", file=PARAMS_FILE) if run.set \
+            else recipes[run.recipe]
+        arms[key] = arm.model_copy(update={"seed": run.seed})
+    return Params(top.runs, top.launcher, top.sources, datasets, recipes, arms, top.evaluate, top.report, top.ssl,
                   path.parent)
 
 
@@ -248,8 +252,8 @@ def _check_run(key: str, run: RunConfig, datasets: dict, recipes: dict) -> None:
     if run.recipe not in recipes:
         raise UserError(f"{where}: no recipe '{run.recipe}' in {RECIPES_FILE}{did_you_mean(run.recipe, recipes)}")
     if key != run.name:
-        raise UserError(f"{where}: a run is named <dataset>-<recipe>-s<seed>: rename it to '{run.name}'")
-    expected = "sklearn" if recipes[run.recipe].method == "logreg" else "train"
+        raise UserError(f"{where}: a run is named <dataset>-<arm>-s<seed>: rename it to '{run.name}'")
+    expected = defaults_block(recipes[run.recipe].method)
     if run.defaults != expected:
         raise UserError(f"{where}: recipe {run.recipe} takes its defaults from `{expected}`: "
                         f"set defaults: {expected}")
@@ -300,19 +304,22 @@ class _RecipeHolder(Strict):
     recipe: Recipe
 
 
-def _recipe(name: str, defaults: dict[str, dict], overrides: dict):
-    """A recipe of recipes.yaml merged over its defaults block (`train` or `sklearn`)."""
+def _recipe(name: str, defaults: dict[str, dict], overrides: dict, where: str | None = None, file: str = RECIPES_FILE):
+    """A recipe of recipes.yaml (or an arm: a recipe with keys set) merged over its defaults block
+    (`train` or `sklearn`); an error names `where` in `file` (the recipe in recipes.yaml by default)."""
+    where = where or name
     if not isinstance(overrides, dict):
-        raise UserError(f"{RECIPES_FILE}: {name}: a recipe is a mapping of settings (got {overrides!r})")
+        raise UserError(f"{file}: {where}: a recipe is a mapping of settings (got {overrides!r})")
     if not NAME_PATTERN.match(name):
-        raise UserError(f"{RECIPES_FILE}: {name}: names may hold only letters, digits and '_' "
+        raise UserError(f"{file}: {where}: names may hold only letters, digits and '_' "
                         "(they become folder and DVC stage names)")
     if "seed" in overrides or "seed" in defaults["train"] or "seed" in defaults["sklearn"]:
-        raise UserError(f"{RECIPES_FILE}: {name}: seeds are set per run (runs.<name>.seed in {PARAMS_FILE}), "
+        raise UserError(f"{file}: {where}: seeds are set per run (runs.<name>.seed in {PARAMS_FILE}), "
                         "not in a recipe or its defaults")
     method = overrides.get("method", "torch")
-    base = defaults[defaults_block(method)]
+    # The majority baseline takes no settings from its block (DVC still tracks one per run).
+    base = {} if method == "majority" else defaults[defaults_block(method)]
     merged = deep_merge(base, overrides)
     merged["method"] = method
-    holder = _validate(_RecipeHolder, {"recipe": merged}, where=name, drop_first=True, file=RECIPES_FILE)
+    holder = _validate(_RecipeHolder, {"recipe": merged}, where=where, drop_first=True, file=file)
     return holder.recipe

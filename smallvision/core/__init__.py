@@ -1,0 +1,1 @@
+"""What every stage shares: errors, files, paths, progress, registries and the prepared arrays."""
