@@ -26,8 +26,9 @@ from smallvision.core.io import atomic_dir, read_json, write_json
 from smallvision.core.paths import run_complete
 from smallvision.core.prepared import PreparedData
 from smallvision.core.progress import log
-from smallvision.inference import KnnPredictor, load_predictor, plain
+from smallvision.inference import KnnPredictor, TorchPredictor, load_predictor, plain
 from smallvision.models.metrics import (
+    accuracy,
     classification_metrics,
     confusion,
     multilabel_metrics,
@@ -101,6 +102,27 @@ def validation_figures(predictor, data: PreparedData, score, batch_size: int) ->
     return {f"val_{name}": figures[name] for name in ("accuracy", "macro_f1") if name in figures}
 
 
+def retrieval_figures(predictor, data: PreparedData, ks: list[int], batch_size: int) -> dict:
+    """The Cars report's image retrieval on a trained classifier: each test image classified by
+    its k nearest training images on the model's pooled features (its head left off), by
+    Euclidean distance (the report's) and by cosine similarity, for every k in `ks`."""
+    if not ks or not isinstance(predictor, TorchPredictor) or data.multilabel:
+        return {}
+    import torch
+
+    from smallvision.models.retrieval import knn_scores
+
+    index = torch.as_tensor(predictor.embeddings(data["train"].images, batch_size))
+    queries = torch.as_tensor(predictor.embeddings(data["test"].images, batch_size))
+    labels = torch.as_tensor(data["train"].labels)
+    figures = {}
+    for metric in ("euclidean", "cosine"):
+        for k in ks:
+            scores = knn_scores(index, labels, queries, k, data.num_classes, metric)
+            figures[f"retrieval_{metric}_k{k}_accuracy"] = accuracy(data["test"].labels, scores, False)
+    return figures
+
+
 def knn_per_k(predictor: KnnPredictor, data: PreparedData, score) -> dict:
     """Test metrics for every k, and the k chosen on the validation split for the headline."""
     out = {}
@@ -132,7 +154,8 @@ def evaluate_recipe(recipe, data: PreparedData, cfg: EvaluateConfig, model_folde
     extra = knn_per_k(predictor, data, score) if isinstance(predictor, KnnPredictor) else {}
     scores, images_per_second = timed_scores(predictor, test.images, cfg)
     metrics = {**score(test.labels, scores), **extra, **test_time_shares(predictor, test, score, cfg.batch_size), **sizes,
-               **validation_figures(predictor, data, score, cfg.batch_size)}
+               **validation_figures(predictor, data, score, cfg.batch_size),
+               **retrieval_figures(predictor, data, cfg.retrieval_ks, cfg.batch_size)}
     train = read_json(train_log / "train.json")
     metrics.update({
         "train_seconds": train["train_seconds"],

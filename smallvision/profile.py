@@ -48,7 +48,7 @@ ARM_KEYS = {"dataset", "recipe", "set", "role", "parent", "question", "differs",
 ROLES = ("baseline", "seed", "ours")  # the trivial baseline, a seed report's experiment, our own
 # The evaluation settings that are a track's design: each track sets them, to its value or the
 # default, so that a track applied after another does not inherit them.
-TRACK_EVALUATE_KEYS = ("test_size_scale",)
+TRACK_EVALUATE_KEYS = ("test_size_scale", "retrieval_ks")
 
 
 def read_track(name: str, seeds: list[int] | None = None, arms: list[str] | None = None) -> dict:

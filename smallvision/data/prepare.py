@@ -251,28 +251,42 @@ def decode_arrays(source: ArraysSource, selection: Selection, cfg: DatasetConfig
     return _decoded(out, selection, np.arange(len(rows)), files, split, [], [])
 
 
+def _split_units(decoded: Decoded, cfg: DatasetConfig, where: str) -> tuple[np.ndarray, str]:
+    """What the split deals out whole: each source image (its copies follow it), or with `split_by:
+    folder` each class folder (a species: every image of it lands in one split)."""
+    if cfg.split_by == "image":
+        return decoded.sources, "image"
+    if decoded.split is not None:
+        raise UserError(f"{where}: split_by: folder needs a folder that is split here, not one with its own "
+                        "train/ and test/")
+    folders = [file.split("/")[0] for file in decoded.files]
+    return np.unique(folders, return_inverse=True)[1], "class folder"
+
+
 def split_indices(decoded: Decoded, cfg: DatasetConfig, where: str) -> dict[str, np.ndarray]:
     """Per-class (per-stratum) shuffled split of the source images, fixed by split_seed; the
-    copies of a source image follow it. A source's own test split is kept."""
+    copies of a source image follow it (with `split_by: folder`, whole class folders are dealt
+    out per stratum). A source's own test split is kept."""
     rng = np.random.default_rng(cfg.split_seed)
     parts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     has_test = decoded.split is not None
+    units, unit = _split_units(decoded, cfg, where)
     for stratum, name in enumerate(decoded.strata_names):
         in_stratum = decoded.strata == stratum
         in_pool = in_stratum & (decoded.split == "train" if has_test else True)
-        pool = rng.permutation(np.unique(decoded.sources[in_pool]))
+        pool = rng.permutation(np.unique(units[in_pool]))
         n = len(pool)
         n_test = 0 if has_test else max(1, round(n * cfg.test_fraction))
         n_val = max(1, round(n * cfg.val_fraction)) if cfg.val_fraction > 0 else 0
         if n - n_test - n_val < 1:
             needed = 1 + (0 if has_test else 1) + (1 if cfg.val_fraction > 0 else 0)
             raise UserError(
-                f"{where}: class '{name}' has {n} training image(s); splitting it needs at least {needed}. "
+                f"{where}: class '{name}' has {n} training {unit}(s); splitting it needs at least {needed}. "
                 "Add images, remove the class folder (or set min_per_class), or set val_fraction: 0"
             )
         for split, chosen in (("test", pool[:n_test]), ("val", pool[n_test:n_test + n_val]),
                               ("train", pool[n_test + n_val:])):
-            parts[split].append(np.flatnonzero(in_pool & np.isin(decoded.sources, chosen)))
+            parts[split].append(np.flatnonzero(in_pool & np.isin(units, chosen)))
         if has_test:
             parts["test"].append(np.flatnonzero(in_stratum & (decoded.split == "test")))
     return {split: np.sort(np.concatenate(chunks)).astype(np.int64) for split, chunks in parts.items()}

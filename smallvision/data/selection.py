@@ -1,6 +1,7 @@
 """Which images a dataset keeps and what it learns from them, decided before any decoding:
 a subset of class folders (`classes`), the target (`class`, the Pokémon `types` as a
-multi-label target, or the `primary_type`), then per-class limits (`min_per_class`,
+multi-label target over the types present, or the `primary_type`), the labels kept
+(`keep_labels`), then per-class limits (`min_per_class`,
 `max_per_class`), then the composite's copies (each source image pasted `copies` times).
 
 Splits are stratified by `strata`: the label for single-label targets, the class folder
@@ -34,6 +35,8 @@ def select_examples(folder_labels: np.ndarray, folder_names: list[str], cfg, whe
     folder_labels = np.asarray(folder_labels, dtype=np.int64)
     rows = _rows_of_named_classes(folder_labels, folder_names, cfg.classes, where)
     selection = _with_target(rows, folder_labels[rows], folder_names, cfg, where)
+    if cfg.keep_labels:
+        selection = _keep_labels(selection, cfg.keep_labels, where)
     selection = _limit_per_stratum(selection, cfg, where)
     return _with_copies(selection, cfg.composite.copies if cfg.composite else 1)
 
@@ -64,6 +67,17 @@ def _with_target(rows: np.ndarray, labels: np.ndarray, names: list[str], cfg, wh
     for row, folder in enumerate(labels):
         multi_hot[row, [all_types.index(kind) for kind in types[folder]]] = 1
     return _compact(Selection(rows, multi_hot, all_types, labels, names, "multilabel"))
+
+
+def _keep_labels(selection: Selection, wanted: list[str], where: str) -> Selection:
+    """Only the images whose (single) target is one of `wanted`."""
+    unknown = [name for name in wanted if name not in selection.classes]
+    if unknown:
+        raise UserError(f"{where}.keep_labels: no image has the label '{unknown[0]}'"
+                        f"{did_you_mean(unknown[0], selection.classes)}; present: {', '.join(selection.classes)}")
+    keep = np.flatnonzero(np.isin(selection.labels, [selection.classes.index(name) for name in wanted]))
+    return _compact(replace(selection, rows=selection.rows[keep], labels=selection.labels[keep],
+                            strata=selection.strata[keep]))
 
 
 def _limit_per_stratum(selection: Selection, cfg, where: str) -> Selection:
@@ -98,6 +112,10 @@ def _compact(selection: Selection) -> Selection:
     present = np.unique(selection.strata)
     strata = np.searchsorted(present, selection.strata)
     strata_names = [selection.strata_names[i] for i in present]
-    if selection.task == "multilabel":  # the label set stays fixed (all types), whatever is present
-        return replace(selection, strata=strata, strata_names=strata_names)
+    if selection.task == "multilabel":
+        # The label set is the types some kept image has: over types no image has, answering "no" is
+        # trivially right and would inflate every per-label figure (18 PokeAPI types, 10 on 10 species).
+        used = np.flatnonzero(selection.labels.any(0))
+        return replace(selection, labels=selection.labels[:, used], classes=[selection.classes[i] for i in used],
+                       strata=strata, strata_names=strata_names)
     return replace(selection, labels=strata, classes=strata_names, strata=strata, strata_names=strata_names)

@@ -53,7 +53,10 @@ class DatasetConfig(Strict):
 
     Derived datasets: `classes` keeps only these class folders; `target` is the folder's
     class, or (class folders named after Pokémon species, facts from the PokeAPI CSVs in
-    `pokeapi`) its `types` (multi-label, 18 types) or `primary_type`; `min_per_class` drops
+    `pokeapi`) its `types` (multi-label, over the types its images have) or `primary_type`;
+    `keep_labels` keeps only the images whose target is one of these (e.g. the nine types a
+    report classified); `split_by: folder` puts every class folder (a species) wholly in one
+    split, stratified by the target, so that the test split holds only unseen folders; `min_per_class` drops
     smaller classes and `max_per_class` keeps a seeded random pick (both count species for
     `types`); `composite` pastes each object onto background photos; `silhouette_crop`
     crops to the object before resizing (smallvision/data/selection.py, derive.py)."""
@@ -70,6 +73,8 @@ class DatasetConfig(Strict):
     seed_dataset: str | None = None  # the seed experiment's dataset this one stands in for (report)
     classes: list[str] | None = Field(None, min_length=1)
     target: Literal["class", "types", "primary_type"] = "class"
+    keep_labels: list[str] | None = Field(None, min_length=2)  # only images whose target is one of these
+    split_by: Literal["image", "folder"] = "image"
     pokeapi: str | None = None
     min_per_class: int = Field(1, ge=1)
     max_per_class: int | None = Field(None, ge=1)
@@ -81,4 +86,10 @@ class DatasetConfig(Strict):
         if self.target != "class" and not self.pokeapi:
             raise ValueError(f"target: {self.target} needs pokeapi: the folder of PokeAPI CSVs "
                              "(a fetched pokeapi source, e.g. data/raw/pokeapi)")
+        if self.split_by == "folder" and self.target != "primary_type":
+            raise ValueError("split_by: folder splits whole class folders by their target: it needs target: "
+                             "primary_type (with target: class a folder is its class, and a class wholly in the "
+                             "test split could not be learnt)")
+        if self.keep_labels and self.target == "types":
+            raise ValueError("keep_labels applies to single-label targets (class, primary_type)")
         return self

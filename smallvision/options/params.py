@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -99,13 +99,25 @@ class SSLRuns(Strict):
 
 
 class Reference(Strict):
-    """What a seed experiment published, shown beside our figures in the report.
-    `results` maps the seed's dataset (as named in studies/, e.g. pokemon150) to metrics."""
+    """What a seed experiment published, with where: the report's file (of the five in shared/seeds)
+    and the section the figure is printed under, as printed. `results` maps the seed dataset (a
+    track's, e.g. pokemon150) to metric -> value, named as ours are when the report's figure is
+    the same measure (`accuracy` on a test split), else with the report's own name (its `f1`,
+    `tpr`, a Kaggle leaderboard's score); `measured_on` says on what, `printed` the words where
+    the figure is approximate or odd."""
 
-    source: str
-    setting: str = ""
+    report: str = Field(pattern=r"^\d{3}_[0-9a-f]+\.txt$")
+    section: str = Field(min_length=1)
+    experiment: str = Field(min_length=1)
     results: dict[str, dict[str, float]]
+    measured_on: str = "not stated"
+    printed: str = ""
     train_minutes: float | None = Field(None, gt=0)  # the seed's own training time, where it gave one
+
+    @property
+    def source(self) -> str:
+        """'ResNet50 GAP head, cross-entropy (002_b8e9….txt, "2.3 Third Experiment")'."""
+        return f'{self.experiment} ({self.report}, "{self.section}")'
 
 
 class EvaluateConfig(Strict):
@@ -117,6 +129,10 @@ class EvaluateConfig(Strict):
     # show objects larger in training than in a whole test image; a test size above the training
     # size evens that out (FixRes, Touvron et al. 2019).
     test_size_scale: float = Field(1.0, ge=0.5, le=4.0)
+    # Image retrieval as the Cars report did it: each test image classified by its k nearest training
+    # images on a trained classifier's pooled features (its head left off), Euclidean and cosine, for
+    # each k here (none: no retrieval figures).
+    retrieval_ks: list[Annotated[int, Field(ge=1)]] = []
 
 
 class ReportConfig(Strict):
