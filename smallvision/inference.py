@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -9,12 +10,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from smallvision.core.errors import UserError
-from smallvision.core.paths import BEST
+from smallvision.core.errors import DamagedFile, UserError
+from smallvision.core.io import verify
+from smallvision.core.paths import BEST, rebuild_advice
 from smallvision.core.prepared import PreparedData
 from smallvision.models.build import build_for_data
 from smallvision.models.classifier import Classifier, parameter_count
 from smallvision.models.device import resolve_device, to_float_images
+from smallvision.models.weights import load_weights
 from smallvision.options.recipes import PREDICTORS, KnnRecipe, TorchRecipe
 
 
@@ -25,7 +28,7 @@ class TorchPredictor:
     def __init__(self, recipe: TorchRecipe, data: PreparedData, weights: Path):
         self.device = resolve_device(recipe.device)
         self.model = build_for_data(recipe, data, statistics=False)
-        self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.model.load_state_dict(load_weights(weights))
         self.model.to(self.device).eval()
         self.multilabel = data.multilabel
         self.parameters = parameter_count(self.model)["parameters"]
@@ -141,8 +144,13 @@ class LogRegPredictor:
     WEIGHTS = LOGREG_FILE
 
     def __init__(self, recipe, data: PreparedData, weights: Path):
-        with np.load(weights) as saved:
-            self.saved = dict(saved)
+        verify(weights)
+        try:
+            with np.load(weights, allow_pickle=False) as saved:
+                self.saved = dict(saved)
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            raise DamagedFile(weights, f"matches its checksum but is not a readable .npz file ({err})",
+                              rebuild_advice(weights)) from None
         self.num_classes = data.num_classes
         self.parameters = int(self.saved["coef"].size + self.saved["intercept"].size)
 
@@ -164,6 +172,7 @@ class MajorityPredictor:
     def __init__(self, recipe, data: PreparedData, weights: Path):
         import json
 
+        verify(weights)
         self.shares = np.asarray(json.loads(weights.read_text())["shares"], dtype=np.float64)
         self.parameters = 0
 
@@ -172,7 +181,7 @@ class MajorityPredictor:
 
 
 def load_predictor(recipe, data: PreparedData, folder: Path, test_size_scale: float = 1.0):
-    """The predictor of a trained run whose model is in `folder` (data/models/<dataset>/<recipe>/s<seed>),
+    """The predictor of a trained run whose model is in `folder` (data/models/<dataset>-<arm>-s<seed>),
     scoring images at `test_size_scale` x the side it trained at (evaluate.test_size_scale) where it can."""
     predictor = PREDICTORS.implementation(recipe.method)
     path = folder / predictor.WEIGHTS
@@ -193,6 +202,5 @@ def set_test_size(predictor, scale: float) -> None:
 
 def _require(path: Path) -> None:
     if not path.exists():
-        dataset, recipe, seed = path.parts[-4:-1]
-        raise UserError(f"recipe '{recipe}' has no trained model for dataset '{dataset}' with seed {seed[1:]} "
-                        f"({path} is missing): run `dvc repro train@{dataset}-{recipe}-{seed}`")
+        key = path.parent.name  # the run's folder: data/models/<dataset>-<arm>-s<seed>
+        raise UserError(f"run '{key}' has no trained model ({path} is missing): run `dvc repro train@{key}`")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -200,10 +202,16 @@ def test_missing_torchvision_weights_say_which_file_and_how(tmp_path, monkeypatc
     assert "https://download.pytorch.org/models/mobilenet_v2" in message and "weights: none" in message
 
 
-def test_backbone_init_loads_a_plain_state_dict(tmp_path):
+def test_backbone_init_loads_a_plain_state_dict_with_its_checksum(tmp_path):
+    """A state dict of one's own loads once its sha256 is recorded beside it, as sha256sum writes it;
+    without the record it is refused with the command that makes one."""
     source = model({"backbone": {"name": "cnn", "widths": [8, 16]}})
     torch.save(source.backbone.state_dict(), tmp_path / "demo.pt")
     spec = {"backbone": {"name": "cnn", "widths": [8, 16]}, "backbone_init": str(tmp_path / "{dataset}.pt")}
+    with pytest.raises(UserError, match=r"demo\.pt has no record of its checksum.*`sha256sum demo\.pt > demo\.pt\.sha256`"):
+        build_model(ModelConfig.model_validate(spec), 3, 32, 5, dataset="demo")
+    digest = hashlib.sha256((tmp_path / "demo.pt").read_bytes()).hexdigest()
+    (tmp_path / "demo.pt.sha256").write_text(f"{digest}  demo.pt\n")
     net = build_model(ModelConfig.model_validate(spec), 3, 32, 5, dataset="demo")
     assert all(torch.equal(a, b) for a, b in zip(net.backbone.state_dict().values(),
                                                   source.backbone.state_dict().values()))

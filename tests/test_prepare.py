@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from smallvision.core.errors import UserError
+from smallvision.core.errors import UserError, exits_cleanly
 from smallvision.data.images import load_image
 from smallvision.core.prepared import load_prepared
 from smallvision.data.prepare import prepare_dataset
@@ -66,6 +67,30 @@ def test_corrupt_image_is_named_and_nothing_is_written(image_folder, tmp_path):
         prepare_dataset("demo", config(image_folder), out)
     assert "on_bad_image: skip" in str(err.value)
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_is_a_message_and_leaves_nothing_behind(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(np, "save", no_space)
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=rf"no space left on the disk while writing {out} \(No space left on device\); "
+                                        "nothing was written there. Free some space"):
+        prepare_dataset("demo", config(image_folder), out)
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_a_full_disk_anywhere_in_a_stage_is_a_message_and_exit_code_2(capsys):
+    @exits_cleanly
+    def stage():
+        raise OSError(errno.ENOSPC, "No space left on device", "reports/train/x/metrics.json")
+
+    with pytest.raises(SystemExit) as exit_:
+        stage()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.startswith("error: no space left on the disk while writing reports/train/x/metrics.json")
 
 
 def test_truncated_jpeg_is_an_error(image_folder):

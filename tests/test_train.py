@@ -31,7 +31,7 @@ from smallvision.options.train import EarlyStoppingConfig
 from smallvision.train.early_stopping import EarlyStopping
 from smallvision.train.loop import Trainer
 from smallvision.train.losses import LOSSES, LossConfig, make_loss
-from tests.conftest import REPO, make_image_folder, python_env, run
+from tests.conftest import REPO, make_image_folder, python_env, run, run_stage
 
 RECIPE = {
     "model": {"backbone": {"name": "cnn", "widths": [8, 16]}, "head": {"hidden": [16], "dropout": 0.3}},
@@ -75,7 +75,7 @@ def train(project, kill_after: int | None = None):
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
     runner = ["-m", "tests.kill_after", str(kill_after)] if kill_after else ["-m"]
-    return run(["python", *runner, "stages.train", *map(str, RUN)], cwd=project, check=not kill_after, env=env)
+    return run(["python", *runner, "stages.train", run_name(*RUN)], cwd=project, check=not kill_after, env=env)
 
 
 def history(project) -> list[dict]:
@@ -112,7 +112,7 @@ def test_a_killed_airbench_style_run_resumes_exactly_too(project, tmp_path_facto
     assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory)
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
-    run(["python", "-m", "stages.evaluate", *map(str, RUN)], cwd=project, env=env)  # with its multi-crop TTA
+    run(["python", "-m", "stages.evaluate", run_name(*RUN)], cwd=project, env=env)  # with its multi-crop TTA
     assert 0 <= json.loads((project / eval_dir(*RUN) / "metrics.json").read_text())["accuracy"] <= 1
 
 
@@ -143,7 +143,7 @@ def assert_resumed_run_matches_an_uninterrupted_one(project, tmp_path_factory):
     assert metrics["complete"] is True and metrics["step"] == 3 and run_complete(project / PATHS.log_dir)
     steps = (project / PATHS.log_dir / "plots/metrics/val_accuracy.tsv").read_text().splitlines()
     assert len(steps) == 4  # header + one row per epoch: the log was rebuilt, not duplicated
-    assert {p.name for p in (project / PATHS.model_dir).iterdir()} == {"best.pt"}
+    assert {p.name for p in (project / PATHS.model_dir).iterdir()} == {"best.pt", "best.pt.sha256"}
     assert not (project / PATHS.resume_dir).exists()  # resume state goes when the run ends
 
 
@@ -469,6 +469,51 @@ def test_the_resumable_run_saves_when_due_resumes_and_marks_its_log_complete(tmp
     run.end_epoch(1, last=False, state=dict)
     run, state = start("b")  # another recipe or other data: the old state goes
     assert state is None and run.start_epoch == 0 and not paths.resume_dir.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "flipped bytes"])
+def test_a_damaged_resume_state_is_set_aside_and_the_run_starts_afresh(damage, tmp_path, capsys):
+    """Once, every rerun of such a run stopped in torch's traceback, naming no file (truncated,
+    garbage), or resumed from it as if it were whole (flipped bytes)."""
+    from smallvision.fit.resumable import STATE, ResumableRun
+
+    paths = RunPaths(tmp_path / "model", tmp_path / "log", tmp_path / "resume")
+    run = ResumableRun(paths, "a", torch.device("cpu"))
+    run.resume()
+    run.record({"epoch": 1, "train_loss": 1.0, "seconds": 2.0})
+    run.end_epoch(1, last=False, state=lambda: {"x": torch.arange(1000.0)})
+    state = paths.resume_dir / STATE
+    data = state.read_bytes()
+    middle = len(data) // 2
+    state.write_bytes({"truncated": data[:middle], "garbage": b"garbage" * 100,
+                       "flipped bytes": data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64])
+                       + data[middle + 64:]}[damage])
+    capsys.readouterr()
+
+    run = ResumableRun(paths, "a", torch.device("cpu"))
+    assert run.resume() is None and run.start_epoch == 0 and run.history == []
+    aside = tmp_path / "resume.damaged" / STATE
+    logged = capsys.readouterr().out
+    assert f"the resume state {state} is damaged" in logged and f"set aside as {aside}; the run starts afresh" in logged
+    assert aside.exists() and not paths.resume_dir.exists()
+
+
+def test_a_full_disk_while_saving_the_weights_is_a_message_and_no_result(project, monkeypatch, capsys):
+    import errno
+
+    from smallvision.models import weights
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    set_recipe(project, {**tiny_recipe(project), "checkpoint_seconds": 3600})  # best.pt: the first torch file
+    monkeypatch.setattr(weights.torch, "save", no_space)
+    with pytest.raises(SystemExit) as exit_:
+        run_stage(project, "train", run_name(*RUN))
+    assert exit_.value.code == 2
+    assert f"no space left on the disk while writing {PATHS.model_dir / 'best.pt'}" in capsys.readouterr().err
+    assert not (project / PATHS.model_dir).exists() or not any((project / PATHS.model_dir).iterdir())
+    assert not run_complete(project / PATHS.log_dir)
 
 
 def test_production_code_has_no_kill_switch():

@@ -80,6 +80,24 @@ def ssl_evaluation_paths(dataset: str, arm: str, seed: int, evaluation: str) -> 
     return RunPaths(folder / evaluation, folder / f"{evaluation}_log", RESUME / f"ssl-{key}-{evaluation}")
 
 
+# The stage that writes each run folder (data/models/<key>, ...): what rebuilds a damaged file in it.
+WRITERS = ((MODELS, "train"), (PRETRAINED, "pretrain"), (SSL_EVAL_RUNS, "ssl_evaluate"))
+
+
+def rebuild_advice(path: str | Path) -> str:
+    """What to do about a damaged file: rerun the stage that wrote it (a file in a run's folder,
+    wherever the project is), or else replace it and record its checksum."""
+    parts = Path(path).parts
+    for folder, stage in WRITERS:
+        size = len(folder.parts)
+        for start in range(len(parts) - size - 1):  # the run's key, then at least a file name
+            if parts[start:start + size] == folder.parts:
+                return f"rebuild it with `dvc repro -f {stage}@{parts[start + size]}`"
+    name = Path(path).name
+    return (f"replace it with an intact copy; for a file of your own, record its checksum beside it "
+            f"(`sha256sum {name} > {name}.sha256` in its folder)")
+
+
 def run_complete(log_dir: Path) -> bool:
     """Whether the run logging to `log_dir` has ended (metrics.json says `complete: true`); not
     for a run that is still going, was killed, or never logged."""

@@ -21,6 +21,7 @@ deletes the resume folder.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
 from typing import Callable
@@ -28,12 +29,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from smallvision.core.io import atomic_file
+from smallvision.core.errors import DamagedFile
 from smallvision.core.paths import RunPaths
 from smallvision.core.progress import log
 from smallvision.fit.log import TrainLog
+from smallvision.models.weights import load_weights, save_weights
 
 STATE = "state.pt"  # in the resume folder: everything after the last saved epoch
+SET_ASIDE = ".damaged"  # a resume folder whose state is damaged is moved to <folder>.damaged
 
 # The figures of an epoch's log line, with their formats (those a record lacks are left out).
 LINE_FIELDS = (("train_loss", ".4f"), ("train_accuracy", ".4f"), ("val_loss", ".4f"), ("val_accuracy", ".4f"),
@@ -74,8 +77,7 @@ class ResumableRun:
         """The saved state of a killed run with this fingerprint (its history, elapsed time and
         epoch are taken over here; the owner restores the rest from it), or None to start afresh.
         Either way the log starts over, from the saved records."""
-        path = self.paths.resume_dir / STATE
-        state = torch.load(path, map_location=self.device, weights_only=True) if path.exists() else None
+        state = self._saved_state()
         if state and state["fingerprint"] != self.fingerprint:
             state = None
         if self.main:
@@ -92,6 +94,23 @@ class ResumableRun:
                     self.train_log.epoch(record)
         self.last_checkpoint = time.perf_counter()
         return state
+
+    def _saved_state(self) -> dict | None:
+        """The resume state, if there is one and it is intact. A damaged one (its checksum differs,
+        or it cannot be read) would stop every rerun: the main process sets its folder aside, with
+        a line in the log, and the run starts afresh."""
+        path = self.paths.resume_dir / STATE
+        if not path.exists():
+            return None
+        try:
+            return load_weights(path, map_location=self.device)
+        except DamagedFile as err:
+            if self.main:
+                aside = self.paths.resume_dir.with_name(self.paths.resume_dir.name + SET_ASIDE)
+                shutil.rmtree(aside, ignore_errors=True)
+                os.replace(self.paths.resume_dir, aside)
+                log(f"the resume state {path} {err.problem}: set aside as {aside / STATE}; the run starts afresh")
+            return None
 
     def record(self, record: dict) -> None:
         """One epoch's figures ({'epoch': n, ..., 'seconds': s}): kept (every checkpoint holds
@@ -128,8 +147,7 @@ class ResumableRun:
         full = {"fingerprint": self.fingerprint, "epoch": done, "elapsed": self.elapsed, "history": self.history,
                 **state}
         self.paths.resume_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.paths.resume_dir / STATE, "wb") as handle:
-            torch.save(full, handle)
+        save_weights(full, self.paths.resume_dir / STATE)
 
     def finish(self) -> None:
         """Once the owner has written the run's results: the log says the run is complete, and

@@ -15,6 +15,7 @@ from smallvision.models.backbones import (
     PatchWhitening,
     build_backbone,
 )
+from smallvision.models.weights import load_weights
 from smallvision.options.model import HeadConfig, ModelConfig  # noqa: F401  (re-exported: the options live there)
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
@@ -168,7 +169,7 @@ def build_model(cfg: ModelConfig, data_channels: int, image_size: int, num_outpu
 def load_backbone_init(backbone: nn.Module, path: str) -> None:
     if not Path(path).is_file():
         raise UserError(f"model.backbone_init: {path} does not exist; produce it first (e.g. its pretrain stage)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights(Path(path))
     try:
         backbone.load_state_dict(state)
     except RuntimeError as err:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smallvision.core.io import atomic_file, write_json
+from smallvision.core.io import write_json
 from smallvision.core.paths import RunPaths
 from smallvision.core.prepared import PreparedData
 from smallvision.core.progress import progress
@@ -36,6 +36,7 @@ from smallvision.models.device import (
     use_bf16,
     use_channels_last,
 )
+from smallvision.models.weights import save_weights
 from smallvision.options.dataset import DatasetConfig
 from smallvision.ssl.base import PretrainConfig, Step
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig
@@ -194,9 +195,9 @@ class Pretrainer:
 
     def _save_results(self, summary: dict) -> None:
         """The backbone alone and the summary, once the run has ended."""
+        backbone = self.method.exported.backbone.state_dict()
         self.paths.model_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.paths.model_dir / BACKBONE_FILE, "wb") as handle:
-            torch.save(self.method.exported.backbone.state_dict(), handle)
+        save_weights(backbone, self.paths.model_dir / BACKBONE_FILE)
         write_json(self.paths.model_dir / SUMMARY, summary)
 
     def _summary(self) -> dict:

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from smallvision.core.io import atomic_file, write_json
+from smallvision.core.io import checked_file, write_json
 from smallvision.core.paths import RunPaths
 from smallvision.core.prepared import PreparedData
 from smallvision.fit.log import TrainLog
@@ -35,7 +35,7 @@ def fit_logreg(recipe, data: PreparedData, paths: RunPaths) -> dict:
     seconds = time.perf_counter() - start
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_file(paths.model_dir / LOGREG_FILE, "wb") as handle:
+    with checked_file(paths.model_dir / LOGREG_FILE) as handle:
         np.savez(handle, **saved)
     record = {"epoch": 1, "train_accuracy": logreg_accuracy(saved, train, data.num_classes)}
     if len(data["val"]):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from smallvision.core.io import atomic_file, write_json
+from smallvision.core.io import write_json
 from smallvision.core.paths import BEST, RunPaths
 from smallvision.core.prepared import PreparedData
 from smallvision.core.progress import log, progress
@@ -38,6 +38,7 @@ from smallvision.models.device import (
     use_bf16,
     use_channels_last,
 )
+from smallvision.models.weights import save_weights
 from smallvision.options.params import TorchRecipe
 from smallvision.train import distributed
 from smallvision.train.early_stopping import EarlyStopping
@@ -259,8 +260,7 @@ class Trainer:
         """The run's output, written once it has ended. Only the best epoch's weights: nothing
         reads the last epoch's (and they doubled the disk a run takes)."""
         self.paths.model_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.paths.model_dir / BEST, "wb") as handle:
-            torch.save(self.best_state, handle)
+        save_weights(self.best_state, self.paths.model_dir / BEST)
         self.paths.log_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.paths.log_dir / "train.json", summary)
 

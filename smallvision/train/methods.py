@@ -4,9 +4,10 @@ smallvision.train.logreg. `fit` trains any recipe."""
 
 from __future__ import annotations
 
+import json
 import time
 
-from smallvision.core.io import atomic_file, write_json
+from smallvision.core.io import checked_file, write_json
 from smallvision.core.paths import RunPaths
 from smallvision.core.prepared import PreparedData
 from smallvision.fit.log import TrainLog
@@ -32,20 +33,18 @@ def fit_knn(recipe, data: PreparedData, paths: RunPaths) -> dict:
     needs no training: evaluation embeds the training split as its index."""
     if recipe.finetune:
         return fit_torch(recipe, data, paths)
-    import torch
-
     from smallvision.core.paths import BEST
     from smallvision.models.build import build_for_data
     from smallvision.models.classifier import parameter_count
     from smallvision.models.device import seed_everything
+    from smallvision.models.weights import save_weights
 
     start = time.perf_counter()
     seed_everything(recipe.seed)  # a randomly initialised backbone's weights are its seed's
     model = build_for_data(recipe, data)
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_file(paths.model_dir / BEST, "wb") as handle:
-        torch.save(model.state_dict(), handle)
+    save_weights(model.state_dict(), paths.model_dir / BEST)
     record = knn_record(recipe, data, paths)
     summary = {"train_seconds": round(time.perf_counter() - start, 3), "epochs_run": 0, **parameter_count(model),
                "final": record}
@@ -83,7 +82,8 @@ def fit_majority(recipe, data: PreparedData, paths: RunPaths) -> dict:
     shares = labels.mean(0) if data.multilabel else np.bincount(labels, minlength=data.num_classes) / len(labels)
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    write_json(paths.model_dir / MAJORITY_FILE, {"shares": [float(share) for share in shares]})
+    with checked_file(paths.model_dir / MAJORITY_FILE, "w") as handle:  # read back as weights are
+        json.dump({"shares": [float(share) for share in shares]}, handle, indent=2)
     predictor = MajorityPredictor(recipe, data, paths.model_dir / MAJORITY_FILE)
     record = {"epoch": 1}
     for split in ("train", "val"):

@@ -1,0 +1,129 @@
+"""Weights files carry the sha256 of their content, recorded when they are written, and whatever
+loads them checks it: a damaged file is named, with the stage that rebuilds it, instead of being
+used (a flipped best.pt once scored 0.10 instead of 0.89 without a word, and DVC, which compares
+sizes and modification times, still called it up to date)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from smallvision.core.errors import DamagedFile, UserError
+from smallvision.core.io import checked_file, verify
+from smallvision.core.paths import BEST, RunPaths, rebuild_advice, run_name
+from smallvision.core.prepared import load_prepared
+from smallvision.inference import load_predictor
+from smallvision.models.classifier import ModelConfig, build_model
+from smallvision.models.weights import load_weights, save_weights
+from smallvision.options.recipes import LogRegRecipe, MajorityRecipe
+from smallvision.train.methods import fit
+from tests.conftest import run_stage, write_prepared
+from tests.test_train import PATHS, RUN, project  # noqa: F401  (the fixture: one trained recipe's project)
+
+
+def flip_bytes(path: Path, count: int = 64) -> None:
+    """Invert `count` bytes in the middle of the file, keeping its size and modification time (what
+    DVC looks at), as a failing disk or a stray write would."""
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + count] = bytes(byte ^ 0xFF for byte in data[middle:middle + count])
+    path.chmod(0o644)  # DVC's outputs are read-only links into its cache
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_checked_file_records_its_sha256_as_sha256sum_does_and_is_verified(tmp_path):
+    path = tmp_path / "data/models/digits-cnn-s0" / BEST
+    save_weights({"w": torch.arange(100.0)}, path)
+    record = (tmp_path / "data/models/digits-cnn-s0/best.pt.sha256").read_text()
+    assert record == f"{hashlib.sha256(path.read_bytes()).hexdigest()}  best.pt\n"
+    assert torch.equal(load_weights(path)["w"], torch.arange(100.0))
+    flip_bytes(path)
+    with pytest.raises(DamagedFile, match=r"best\.pt is damaged: its content no longer matches the sha256 recorded"
+                                          r".*`dvc repro -f train@digits-cnn-s0`"):
+        verify(path)
+    path.with_name("best.pt.sha256").unlink()
+    with pytest.raises(DamagedFile, match="has no record of its checksum"):
+        load_weights(path)
+
+
+def test_the_advice_names_the_stage_that_wrote_the_folder(tmp_path):
+    assert rebuild_advice(Path("data/models/digits-cnn-s0/best.pt")) == "rebuild it with `dvc repro -f train@digits-cnn-s0`"
+    assert rebuild_advice(tmp_path / "data/pretrained/digits-simclr-s1/backbone.pt").endswith(
+        "`dvc repro -f pretrain@digits-simclr-s1`")
+    assert rebuild_advice(Path("data/ssl_eval/digits-simclr-s0/probe/best.pt")).endswith(
+        "`dvc repro -f ssl_evaluate@digits-simclr-s0`")
+    assert "sha256sum mine.pt > mine.pt.sha256" in rebuild_advice(Path("elsewhere/mine.pt"))
+
+
+def test_a_file_that_matches_its_record_but_is_no_torch_file_is_named_without_torchs_advice(tmp_path):
+    """torch's own message for it advises weights_only=False, which would run what a tampered file holds."""
+    path = tmp_path / "data/models/digits-cnn-s0" / BEST
+    with checked_file(path) as handle:
+        handle.write(b"not a torch file" * 10)
+    with pytest.raises(DamagedFile) as error:
+        load_weights(path)
+    assert "is not a file torch can read" in str(error.value) and "train@digits-cnn-s0" in str(error.value)
+    assert "weights_only" not in str(error.value)
+
+
+def test_a_damaged_best_pt_stops_evaluate_and_predict_with_the_file_and_the_rerun(project, capsys):  # noqa: F811
+    key = run_name(*RUN)
+    run_stage(project, "train", key)
+    best = project / PATHS.model_dir / BEST
+    flip_bytes(best)
+    for stage, argv in (("evaluate", [key]), ("predict", None)):
+        with pytest.raises(SystemExit) as exit_:
+            if stage == "evaluate":
+                run_stage(project, "evaluate", *argv)
+            else:
+                predict(project, ["images/a/000.png", "--dataset", "demo", "--recipe", "tiny", "--seed", "0"])
+        assert exit_.value.code == 2
+        message = capsys.readouterr().err
+        assert f"{PATHS.model_dir / BEST} is damaged" in message and f"`dvc repro -f train@{key}`" in message, stage
+    assert not (project / "reports/eval" / key).exists()  # nothing a reader could take for its result
+
+    best.write_bytes(b"garbage" * 100)  # not a model file at all, its record unchanged
+    with pytest.raises(SystemExit):
+        run_stage(project, "evaluate", key)
+    message = capsys.readouterr().err
+    assert message.startswith(f"error: {PATHS.model_dir / BEST} is damaged") and "weights_only" not in message
+
+
+def predict(project: Path, argv: list[str]) -> None:
+    from smallvision.predict import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        main(argv)
+
+
+@pytest.mark.parametrize("recipe", [LogRegRecipe(method="logreg", max_iter=20), MajorityRecipe(method="majority")])
+def test_the_scikit_learn_and_majority_models_are_checked_too(recipe, tmp_path):
+    rng = np.random.default_rng(0)
+    folder = write_prepared(tmp_path / "prepared", rng.integers(0, 255, (40, 1, 8, 8), dtype=np.uint8),
+                            np.arange(40) % 2, ["a", "b"])
+    data = load_prepared("demo", folder=folder)
+    model_folder = tmp_path / "data/models" / f"demo-{recipe.method}-s0"
+    fit(recipe, data, RunPaths(model_folder, tmp_path / "log", tmp_path / "resume"))
+    load_predictor(recipe, data, model_folder)  # intact: loads
+    (saved,) = [path for path in model_folder.iterdir() if not path.name.endswith(".sha256")]
+    flip_bytes(saved, count=4)
+    with pytest.raises(DamagedFile, match=rf"{saved.name} is damaged.*`dvc repro -f train@demo-{recipe.method}-s0`"):
+        load_predictor(recipe, data, model_folder)
+
+
+def test_a_damaged_pretrained_backbone_stops_the_recipes_that_start_from_it(tmp_path):
+    """SSL evaluation (and any recipe with model.backbone_init) loads the pretrained backbone.pt."""
+    spec = {"backbone": {"name": "cnn", "widths": [8, 16]}}
+    path = tmp_path / "data/pretrained/demo-simclr-s0/backbone.pt"
+    save_weights(build_model(ModelConfig.model_validate(spec), 3, 16, 4).backbone.state_dict(), path)
+    flip_bytes(path)
+    with pytest.raises(UserError, match=r"backbone\.pt is damaged.*`dvc repro -f pretrain@demo-simclr-s0`"):
+        build_model(ModelConfig.model_validate({**spec, "backbone_init": str(path)}), 3, 16, 4)
