@@ -466,3 +466,16 @@ def test_pretraining_refuses_a_whitening_stem_it_could_not_fit():
 
     with pytest.raises(UserError, match="stem: whiten is not supported in pretraining"):
         Encoder(CNNBackbone(name="cnn", widths=[4], stem="whiten"), 3, 16, [0.5] * 3, [0.25] * 3)
+
+
+def test_pretraining_that_diverges_stops_with_a_message_and_saves_no_backbone(demo, tmp_path):
+    """The training loop's rule (smallvision.fit.resumable): a loss that is not finite ends the run,
+    naming it and the epoch, with its log not complete and no backbone.pt for a fine-tune to load."""
+    trainer = Pretrainer(load_ssl(tiny_ssl(), {}, {}).recipe("simclr"), demo, None, KnnConfig(k=[3]),
+                         run_paths(tmp_path))
+    loss = trainer.method.loss
+    trainer.method.loss = lambda views, at: loss(views, at) * float("nan")
+    with pytest.raises(UserError, match=rf"run {tmp_path / 'log'}: its train loss is nan in epoch 1: the training "
+                                        "diverged"):
+        trainer.run()
+    assert not (tmp_path / BACKBONE_FILE).exists() and not run_complete(tmp_path / "log")

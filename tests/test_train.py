@@ -516,6 +516,40 @@ def test_a_full_disk_while_saving_the_weights_is_a_message_and_no_result(project
     assert not run_complete(project / PATHS.log_dir)
 
 
+def test_a_diverging_run_stops_with_a_message_and_is_left_incomplete(project, capsys):
+    """lr 100 (the largest allowed) sends this run's weights to infinity by its third epoch: it
+    stops there, names the run and the epoch, writes no model, and its log says not complete."""
+    set_recipe(project, {**tiny_recipe(project), "optimizer": {"name": "sgd", "lr": 100}, "scheduler": {"name": "none"}})
+    with pytest.raises(SystemExit) as exit_:
+        run_stage(project, "train", run_name(*RUN))
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith(f"error: run {PATHS.log_dir}: its ")
+    assert " in epoch " in message or " after epoch " in message  # a loss, or the weights after a last step
+    assert "the training diverged. Lower its recipe's learning rate (optimizer.lr; 100 in that epoch)" in message
+    assert not (project / PATHS.model_dir / "best.pt").exists()
+    assert json.loads((project / PATHS.log_dir / "metrics.json").read_text())["complete"] is False
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_before_it_is_recorded(tmp_path):
+    """Both loops record each epoch through the resumable run, which refuses a NaN or infinite loss
+    (once, training ran on NaN to `complete: true` and a NaN model); the log says not complete even
+    when the first epoch diverged."""
+    from smallvision.core.errors import UserError
+    from smallvision.fit.resumable import ResumableRun
+
+    paths = RunPaths(tmp_path / "model", tmp_path / "log", tmp_path / "resume")
+    run = ResumableRun(paths, "a", torch.device("cpu"))
+    run.resume()
+    with pytest.raises(UserError, match=r"its train loss is nan in epoch 1: the training diverged.*optimizer\.lr; 0\.1"):
+        run.record({"epoch": 1, "train_loss": float("nan"), "lr": 0.1, "seconds": 1.0})
+    assert run.history == [] and json.loads((paths.log_dir / "metrics.json").read_text()) == {"complete": False}
+    with pytest.raises(UserError, match="its val loss is inf in epoch 1"):
+        run.record({"epoch": 1, "train_loss": 1.0, "val_loss": float("inf"), "seconds": 1.0})
+    with pytest.raises(UserError, match=r"its weights hold values that are not finite after epoch 0 \(b\)"):
+        run.require_finite({"a": torch.ones(2), "b": torch.tensor([1.0, float("nan")]), "steps": torch.tensor(3)})
+
+
 def test_production_code_has_no_kill_switch():
     """Tests kill a run through tests.kill_after (the scaffold's after-epoch hook), not an
     environment variable production code would read."""

@@ -37,6 +37,11 @@ class TrainLog:
             self.epoch(record)
         self._summary(complete=True)
 
+    def stopped(self) -> None:
+        """The run stopped without results (it diverged): metrics.json says complete: false, even
+        when no epoch was logged."""
+        self._summary(complete=False)
+
     def _summary(self, complete: bool) -> None:
         self.live.summary[COMPLETE] = complete
         self.live.make_summary()

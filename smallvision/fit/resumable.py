@@ -21,6 +21,7 @@ deletes the resume folder.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import time
@@ -29,7 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from smallvision.core.errors import DamagedFile
+from smallvision.core.errors import DamagedFile, UserError
 from smallvision.core.paths import RunPaths
 from smallvision.core.progress import log
 from smallvision.fit.log import TrainLog
@@ -114,7 +115,9 @@ class ResumableRun:
 
     def record(self, record: dict) -> None:
         """One epoch's figures ({'epoch': n, ..., 'seconds': s}): kept (every checkpoint holds
-        them), its seconds added to the elapsed time, and in the main process logged."""
+        them), its seconds added to the elapsed time, and in the main process logged. A loss that
+        is not finite stops the run (see diverged)."""
+        self.require_finite_losses(record)
         self.history.append(record)
         self.elapsed += record.get("seconds") or 0.0
         if self.main:
@@ -148,6 +151,34 @@ class ResumableRun:
                 **state}
         self.paths.resume_dir.mkdir(parents=True, exist_ok=True)
         save_weights(full, self.paths.resume_dir / STATE)
+
+    def require_finite_losses(self, record: dict) -> None:
+        """Stop the run if a loss in the epoch's `record` is NaN or infinite (an owner may check before
+        recording, when what it would measure next cannot be computed on such weights)."""
+        for key, value in record.items():
+            if key.endswith("loss") and value is not None and not math.isfinite(value):
+                raise self.diverged(f"its {key.replace('_', ' ')} is {value} in epoch {record['epoch']}", record)
+
+    def require_finite(self, weights: dict[str, torch.Tensor]) -> None:
+        """Before the owner writes its results: weights holding a NaN or infinity are no result
+        (a last step can diverge after its loss was measured)."""
+        broken = [name for name, tensor in weights.items()
+                  if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if broken:
+            shown = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
+            raise self.diverged(f"its weights hold values that are not finite after epoch {len(self.history)} "
+                                f"({shown})", self.history[-1] if self.history else {})
+
+    def diverged(self, what: str, record: dict) -> UserError:
+        """The error that stops a run whose training diverged: the log says the run is not
+        complete (its metrics.json, even before a first epoch), nothing is written as its result,
+        and the message says what to change."""
+        if self.main and self.train_log is not None:
+            self.train_log.stopped()
+        lr = f"; {record['lr']:.3g} in that epoch" if isinstance(record.get("lr"), float) else ""
+        return UserError(f"run {self.paths.log_dir}: {what}: the training diverged. Lower its recipe's learning "
+                         f"rate (optimizer.lr{lr}) and rerun; the run is left incomplete (its metrics.json says "
+                         "complete: false) and no model was written")
 
     def finish(self) -> None:
         """Once the owner has written the run's results: the log says the run is complete, and

@@ -47,14 +47,21 @@ def method(name: str) -> Callable[[type], type]:
     return add
 
 
+# Bounds that catch a typo, far above any run here (200 epochs, batches of 1024): 10,000 epochs
+# of a CPU-sized recipe take weeks, and one batch of 65,536 images of 224 px (10 GB of uint8) fills
+# a large GPU before the model sees it (SSL pretraining shares them).
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+
+
 class TrainConfig(Strict):
     """Defaults for every torch recipe (`train` in params.yaml)."""
 
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     seed: int = 0
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(256, ge=1)
+    epochs: int = Field(20, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH_SIZE)
+    eval_batch_size: int = Field(256, ge=1, le=MAX_BATCH_SIZE)
     input_size: int | None = Field(None, ge=8, le=1024)
     optimizer: OptimizerConfig = {"name": "adamw"}  # type: ignore[valid-type]
     scheduler: SchedulerConfig = {"name": "cosine"}  # type: ignore[valid-type]

@@ -30,9 +30,11 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")  # names that become folder and DV
 
 
 class Strict(BaseModel):
-    """A params.yaml block: every key is declared; a typo is an error that names it."""
+    """A params.yaml block: every key is declared; a typo is an error that names it. No number
+    may be infinite or NaN (YAML's .inf and .nan): no option means one (`lr: .inf` once trained
+    on NaN losses to a run called complete)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

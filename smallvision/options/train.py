@@ -21,6 +21,10 @@ LOSSES: Registry = Registry("loss")
 
 # --- optimisers: make_optimizer builds the parameter groups, the builder the optimiser --------
 
+# No recipe here goes above 1.5; a rate beyond this is a typo (1e308 passed, and trained on NaN).
+MAX_LR = 100.0
+
+
 class OptimizerOptions(Strict):
     """What every optimiser takes. `backbone_lr_scale` multiplies the backbone's learning rate
     (e.g. 0.1 to fine-tune at lr/10 under a fresh head). `norm_lr_scale` multiplies the
@@ -28,7 +32,7 @@ class OptimizerOptions(Strict):
     `decay_norm_and_bias` asks for it, is divided by the same factor so each step decays them as
     much as the other parameters."""
 
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, le=MAX_LR)
     weight_decay: float = Field(0.0, ge=0)
     backbone_lr_scale: float = Field(1.0, gt=0)
     norm_lr_scale: float = Field(1.0, gt=0)

@@ -17,6 +17,7 @@ from torch import nn
 
 from smallvision.core.registry import Registry
 from smallvision.options.model import BACKBONES
+from smallvision.options.recipes import MAX_BATCH_SIZE, MAX_EPOCHS
 from smallvision.options.schema import AutoOnOff, Strict, choice_of
 from smallvision.options.train import OptimizerConfig, SchedulerConfig
 from smallvision.ssl.encoder import Encoder
@@ -40,9 +41,9 @@ class PretrainConfig(Strict):
     backbone: choice_of(BACKBONES, "name") = {"name": "resnet18", "weights": "none", "small_stem": True}  # type: ignore[valid-type]
     input_size: int | None = Field(None, ge=8, le=1024)
     extra_images: str | None = None
-    epochs: int = Field(100, ge=1)
-    batch_size: int = Field(128, ge=2)
-    eval_batch_size: int = Field(256, ge=1)
+    epochs: int = Field(100, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(128, ge=2, le=MAX_BATCH_SIZE)
+    eval_batch_size: int = Field(256, ge=1, le=MAX_BATCH_SIZE)
     optimizer: OptimizerConfig = {  # type: ignore[valid-type]
         "name": "sgd", "lr": 0.06, "weight_decay": 5e-4, "nesterov": False}
     scheduler: SchedulerConfig = {"name": "cosine"}  # type: ignore[valid-type]

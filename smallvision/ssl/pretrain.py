@@ -174,6 +174,7 @@ class Pretrainer:
             self.resumable.record({"epoch": 0, **self.monitor()})
         for epoch in range(self.resumable.start_epoch, self.epochs):
             record = {"epoch": epoch + 1, **self.train_epoch(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
+            self.resumable.require_finite_losses(record)  # before the check: its SVD fails on NaN features
             if (epoch + 1) % self.recipe.monitor_every == 0 or epoch + 1 == self.epochs:
                 record.update(self.monitor())
             self.resumable.record(record)
@@ -196,6 +197,7 @@ class Pretrainer:
     def _save_results(self, summary: dict) -> None:
         """The backbone alone and the summary, once the run has ended."""
         backbone = self.method.exported.backbone.state_dict()
+        self.resumable.require_finite(backbone)
         self.paths.model_dir.mkdir(parents=True, exist_ok=True)
         save_weights(backbone, self.paths.model_dir / BACKBONE_FILE)
         write_json(self.paths.model_dir / SUMMARY, summary)

@@ -259,6 +259,7 @@ class Trainer:
     def _save_results(self, summary: dict) -> None:
         """The run's output, written once it has ended. Only the best epoch's weights: nothing
         reads the last epoch's (and they doubled the disk a run takes)."""
+        self.resumable.require_finite(self.best_state)
         self.paths.model_dir.mkdir(parents=True, exist_ok=True)
         save_weights(self.best_state, self.paths.model_dir / BEST)
         self.paths.log_dir.mkdir(parents=True, exist_ok=True)
