@@ -125,10 +125,12 @@ def edit_params(repo: Path, change) -> tuple[dict, dict]:
 
 def runs_for(dataset: str, recipes: list[str], seeds=(0,), definitions: dict | None = None) -> dict:
     """The `runs` section for these recipes on one dataset, each with these seeds."""
+    from smallvision.options.recipes import defaults_block
+
     definitions = definitions if definitions is not None else read_yaml(REPO / "recipes.yaml")
     return {f"{dataset}-{recipe}-s{seed}": {
         "dataset": dataset, "recipe": recipe, "seed": seed,
-        "defaults": "sklearn" if definitions[recipe].get("method") == "logreg" else "train"}
+        "defaults": defaults_block(definitions[recipe].get("method", "torch"))}
         for recipe in recipes for seed in seeds}
 
 
@@ -181,6 +183,8 @@ def tiny(params: dict, recipes: dict, epochs: int = 1) -> None:
     for recipe in recipes.values():
         if recipe.get("method", "torch") == "logreg":
             recipe["max_iter"] = 50
+            continue
+        if recipe.get("method") == "majority":  # nothing to shrink
             continue
         backbone = recipe["model"]["backbone"]
         if backbone["name"] in TORCHVISION_NETS:  # not cached on test machines

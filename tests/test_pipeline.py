@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from tests.conftest import (
     PIPELINE,
     PIPELINE_RECIPES,
     REPO,
+    python_env,
     read_yaml,
     recipe_names,
     run,
@@ -131,6 +133,25 @@ def test_second_repro_changes_nothing(pipeline):
     again = run(["dvc", "repro"], cwd=repo)
     assert stages_run(again.stdout) == set()
     assert (repo / "dvc.lock").read_text() == lock
+
+
+@PIPELINE
+def test_byte_code_leaves_every_stage_up_to_date(pipeline):
+    """Python writes __pycache__/ beside each module it imports unless PYTHONDONTWRITEBYTECODE is
+    set, as this suite sets it and a user's Python does not: once, one `python -m smallvision.predict`
+    or `pytest` made every stage stale, and the next `dvc repro` reran them all (.dvcignore)."""
+    repo, _, _ = pipeline
+    env = python_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        run(["python", "-c", "import smallvision.predict, smallvision.train.methods, stages.report"], cwd=repo, env=env)
+        run(["python", "-m", "compileall", "-q", "smallvision", "stages", "tests"], cwd=repo, env=env)
+        assert (repo / "smallvision/train/__pycache__").is_dir()
+        assert "Data and pipelines are up to date" in run(["dvc", "status"], cwd=repo, env=env).stdout
+        assert stages_run(run(["dvc", "repro"], cwd=repo, env=env).stdout) == set()
+    finally:
+        for cache in [path for path in repo.rglob("__pycache__") if ".dvc" not in path.parts]:
+            shutil.rmtree(cache)
 
 
 @PIPELINE
