@@ -148,3 +148,76 @@ def test_the_commit_is_dirty_for_code_changes_not_for_params_yaml(tmp_path, monk
     monkeypatch.chdir(tmp_path / "sub")
     assert git_commit().endswith(" (with uncommitted changes)")
     assert uncommitted_files() == ["recipes.yaml"]
+
+
+def figure_text(fig) -> str:
+    """Every piece of text a matplotlib figure shows (titles, annotations), as one string."""
+    import matplotlib.pyplot as plt
+
+    texts = [fig._suptitle.get_text()] if fig._suptitle else []
+    for ax in fig.axes:
+        texts += [ax.get_title(), *(text.get_text() for text in ax.texts)]
+    plt.close(fig)
+    return "\n".join(texts)
+
+
+def test_the_title_and_the_metadata_are_shown_as_text_not_run_as_html(monkeypatch):
+    """report.title is the user's: once "<script>alert(1)</script>" landed verbatim in index.html,
+    and a newline in it split the heading. The page's HTML is rendered from this Markdown."""
+    from types import SimpleNamespace
+
+    from IPython.display import Markdown
+    from nbconvert.filters.markdown import markdown2html
+
+    from smallvision.report import notebook
+
+    shown = []
+    monkeypatch.setattr(notebook, "display", shown.append)
+    page = object.__new__(notebook.ReportPage)
+    page.params = SimpleNamespace(report=SimpleNamespace(title="<script>alert(1)</script>\n# *second* line"), runs={})
+    page.results = SimpleNamespace(datasets=[], confidence=0.95)
+    page.meta = {"date": "2026-12-07", "device": "cpu", "git_commit": "abc", "params_md5": "0f",
+                 "cpu": "<img src=x onerror=alert(2)>", "python": "3.11", "libraries": {"torch": "2.1"}}
+    page.title()
+    page.metadata()
+    html = "".join(markdown2html(item.data) if isinstance(item, Markdown) else item.data for item in shown)
+    assert "<script>" not in html and "<img src=x" not in html
+    heading = html.split("<h1", 1)[1].split("</h1>", 1)[0]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; # *second* line" in heading  # one line, as written
+    assert "<td>&lt;img src=x onerror=alert(2)&gt;</td>" in html
+
+
+def test_the_readme_title_and_table_cells_are_text():
+    from types import SimpleNamespace
+
+    from smallvision.report.text import markdown_table, readme
+
+    params = SimpleNamespace(report=SimpleNamespace(title="a <b>title</b>\nsplit | in two"))
+    results = SimpleNamespace(datasets=[], confidence=0.95)
+    meta = {"date": "d", "git_commit": "c", "device": "cpu", "params_md5": "m", "cpu": "x", "python": "3",
+            "libraries": {}}
+    first = readme(results, params, meta, {"overview": []}).splitlines()[0]
+    assert first == "# a &lt;b&gt;title&lt;/b&gt; split \\| in two"
+    table = markdown_table(pd.DataFrame({"arm": ["a|b"], "published": ["<i>x</i>"]}))
+    assert table.splitlines()[-1] == "| a\\|b | &lt;i&gt;x&lt;/i&gt; |"
+
+
+def test_the_worst_classes_panel_says_how_many_classes_sit_at_f1_0():
+    """A folder of 498 classes of about 6 images: hundreds of classes at F1 = 0 drew ten empty bars."""
+    from smallvision.report.figures import worst_classes
+
+    per_class = pd.DataFrame({"class": [f"c{i}" for i in range(498)], "f1": [0.0] * 400 + [0.5] * 98,
+                              "support": [1 + i % 3 for i in range(498)]})
+    text = figure_text(worst_classes(per_class, 10, "mine: lowest per-class F1"))
+    assert "400 of 498 classes have F1 = 0 on the test split" in text and "c2, " in text
+    some_zero = per_class.assign(f1=[0.0] * 3 + [0.5] * 495)
+    assert "3 of 498 classes at F1 = 0" in figure_text(worst_classes(some_zero, 10, "mine"))
+
+
+def test_a_dataset_without_a_validation_split_gets_no_empty_validation_chart():
+    from smallvision.report.figures import learning_curves_band
+
+    band = pd.DataFrame({"dataset": "mine", "recipe": "mlp", "metric": "train_loss", "step": [1, 2],
+                         "mean": [1.0, 0.5], "low": [0.9, 0.4], "high": [1.1, 0.6], "n": 2})
+    text = figure_text(learning_curves_band(band, "mine"))
+    assert "No validation curve: no run logged a validation accuracy" in text and "val_fraction: 0" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 import matplotlib.ticker
 
@@ -108,14 +110,34 @@ def confusion_heatmap(confusion: dict, title: str) -> plt.Figure:
 
 
 def worst_classes(per_class: pd.DataFrame, count: int, title: str) -> plt.Figure:
+    """The `count` classes of lowest F1 (the most test images first among equals), each bar with its
+    value. Classes at F1 = 0 have no bar to see: the figure says how many there are, and when they
+    fill every bar it names them instead of drawing empty bars (a folder of 498 classes of about 6
+    images once showed ten bars of length 0 and hundreds more at 0 unsaid)."""
     frame = per_class.sort_values(["f1", "support"], ascending=[True, False]).head(count)
     frame = frame.assign(label=frame["class"].astype(str))  # class names like "3" are names, not numbers
-    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(frame)))
+    zero = int((per_class.f1 == 0).sum())
+    if zero >= len(frame):
+        names = ", ".join(frame.label) + (", ..." if zero > len(frame) else "")
+        return text_panel(title, f"{zero} of {len(per_class)} classes have F1 = 0 on the test split: none of their "
+                                 f"test images was predicted right. With the most test images: {names}")
+    fig, ax = plt.subplots(figsize=(7, 1.1 + 0.3 * len(frame)))
     sns.barplot(frame, x="f1", y="label", ax=ax, color="#d9534f", orient="h")
+    ax.bar_label(ax.containers[0], fmt="%.2f", padding=3, fontsize=8)
     ax.set_ylabel("class")
-    ax.set_xlim(0, 1)
-    ax.set_title(title)
+    ax.set_xlim(0, 1.08)
+    ax.set_title(title + (f"\n{zero} of {len(per_class)} classes at F1 = 0" if zero else ""))
     fig.tight_layout()
+    return fig
+
+
+def text_panel(title: str, text: str) -> plt.Figure:
+    """A figure that says, in words, what its chart cannot show."""
+    fig, ax = plt.subplots(figsize=(7, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(text, 90)), ha="center", va="center", fontsize=10,
+            transform=ax.transAxes)
+    ax.set_title(title)
     return fig
 
 
@@ -161,6 +183,11 @@ def gradcam_grid(images: np.ndarray, overlaid: list[np.ndarray], truth: list[str
     return fig
 
 
+# What an empty learning-curve panel means.
+NO_CURVE = {"val_accuracy": "No validation curve: no run logged a validation accuracy\n"
+                            "(the dataset has no validation split: val_fraction: 0)"}
+
+
 def learning_curves_band(band: pd.DataFrame, dataset: str, metrics: tuple[str, ...] = ("val_accuracy", "train_loss"),
                          confidence: float = 0.95) -> plt.Figure:
     """Learning curves over seeds: the mean per recipe as a line, its t interval as a shaded band
@@ -172,6 +199,11 @@ def learning_curves_band(band: pd.DataFrame, dataset: str, metrics: tuple[str, .
     colours = dict(zip(recipes, sns.color_palette(n_colors=max(1, len(recipes)))))
     lines = {}  # one legend for all panels, beside the last: the recipes are the same in each
     for ax, metric in zip(axes.flat, metrics):
+        if not (rows.metric == metric).any():  # say so, rather than draw an empty 0-1 chart
+            ax.axis("off")
+            ax.text(0.5, 0.5, NO_CURVE.get(metric, f"no run logged {metric.replace('_', ' ')}"), ha="center",
+                    va="center", fontsize=10, wrap=True, transform=ax.transAxes)
+            continue
         for recipe, curve in rows[rows.metric == metric].sort_values("step").groupby("recipe"):
             lines[recipe], = ax.plot(curve.step, curve["mean"], marker="o", markersize=4, color=colours[recipe])
             ax.fill_between(curve.step, curve.low, curve.high, color=colours[recipe], alpha=0.2, linewidth=0)

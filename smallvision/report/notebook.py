@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from html import escape
 from pathlib import Path
 
 from IPython.display import HTML, Markdown, display
@@ -11,6 +12,7 @@ from smallvision.core.io import read_json
 from smallvision.core.prepared import load_prepared
 from smallvision.options.params import load_params
 from smallvision.report.collect import collect, most_confused_pairs
+from smallvision.report.escape import markdown_text
 from smallvision.report.facts import card_html, dataset_facts
 from smallvision.report.ssl import INTRO as SSL_INTRO
 from smallvision.report.ssl import (
@@ -49,9 +51,10 @@ class ReportPage:
         display(HTML(f'<img src="data:image/png;base64,{data}" alt="{Path(path).stem}">'))
 
     def title(self) -> None:
-        display(Markdown(f"# {self.params.report.title}\n\n"
+        display(Markdown(f"# {markdown_text(self.params.report.title)}\n\n"
                          f"{len(self.params.runs)} runs on {len(self.results.datasets)} dataset(s); "
-                         f"generated {self.meta['date']} on {self.meta['device']}. ± is the half-width of the "
+                         f"generated {markdown_text(self.meta['date'])} on {markdown_text(self.meta['device'])}. "
+                         "± is the half-width of the "
                          f"{self.results.confidence:.0%} Student-t interval over seeds; *tied with best* means the "
                          "paired difference to the best recipe (same seeds, same splits) is within that noise. "
                          f"{NOT_TEST_NOISE}"))
@@ -110,7 +113,7 @@ class ReportPage:
         meta = self.meta
         rows = {"date": meta["date"], "git commit": meta["git_commit"], "params.yaml md5": meta["params_md5"],
                 "device": meta["device"], "CPU": meta["cpu"], "python": meta["python"], **meta["libraries"]}
-        html = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows.items())
+        html = "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in rows.items())
         display(Markdown("## Run metadata"))
         display(HTML(f'<table class="meta">{html}</table>'))
 

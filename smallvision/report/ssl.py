@@ -22,6 +22,7 @@ from smallvision.core.io import read_json  # noqa: E402
 from smallvision.core.paths import ssl_eval_dir  # noqa: E402
 from smallvision.options.params import Params  # noqa: E402
 from smallvision.report.stats import IDENTICAL, interval  # noqa: E402
+from smallvision.report.escape import markdown_text  # noqa: E402
 from smallvision.report.text import markdown_table  # noqa: E402
 
 COLLAPSE_RATIO = 0.25  # final embedding spread below this share of the initial one: collapsed
@@ -143,7 +144,7 @@ def published_line(frame: pd.DataFrame, dataset: str, published: dict | None, co
         return ""
     name, rows = best
     return (f"Published (seed): fine-tune accuracy {published['value']:.3f} after pretraining without labels "
-            f"({published['source']}). Ours: `{name}` {finetune_text(rows, confidence)}.")
+            f"({markdown_text(published['source'])}). Ours: `{name}` {finetune_text(rows, confidence)}.")
 
 
 def best_pretrained(frame: pd.DataFrame, dataset: str) -> tuple[str, pd.DataFrame] | None:

@@ -7,6 +7,7 @@ import pandas as pd
 
 from smallvision.options.params import Params
 from smallvision.report.collect import Results
+from smallvision.report.escape import markdown_text
 from smallvision.report.stats import IDENTICAL, NOT_TEST_NOISE, describe
 
 
@@ -83,7 +84,7 @@ def versus_published(row) -> str:
 def markdown_table(table: pd.DataFrame) -> str:
     header = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(table.columns))) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    body = ["| " + " | ".join(markdown_text(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *body])
 
 
@@ -106,7 +107,7 @@ def best_line(results: Results, dataset: str) -> str:
 
 
 def readme(results: Results, params: Params, meta: dict, figure_files: dict) -> str:
-    lines = [f"# {params.report.title}", "",
+    lines = [f"# {markdown_text(params.report.title)}", "",
              f"Generated {meta['date']} from commit {meta['git_commit']} on {meta['device']}. "
              "Open `index.html` for the full report. ± is the half-width of the "
              f"{results.confidence:.0%} Student-t interval over seeds. {NOT_TEST_NOISE}", ""]
