@@ -119,3 +119,17 @@ def test_the_closure_follows_lazy_imports_and_builders():
     source = 'def f():\n    from smallvision import a\nBUILD = "smallvision.b:build"\nimport smallvision.c\n'
     assert referenced(source, "x", False, modules) == {"smallvision", "smallvision.a", "smallvision.b",
                                                        "smallvision.c"}
+
+
+# The committed dvc.lock still holds the stages of the layout before runs were keyed
+# <dataset>-<arm>-s<seed> (train@digits-cnn, ...) until it is regenerated from a fresh clone.
+@pytest.mark.xfail(reason="dvc.lock not yet regenerated after the runs were renamed", strict=False)
+def test_dvc_lock_holds_only_the_stages_of_dvc_yaml():
+    """A stage removed from dvc.yaml (or a run from params.yaml) must leave dvc.lock too: its entry
+    would be taken for a result of the current pipeline. The stages as DVC expands them."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        stages = {stage.addressing for stage in repo.index.stages}
+    stale = sorted(set(yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]) - stages)
+    assert not stale, f"dvc.lock holds stages that dvc.yaml and params.yaml no longer define: {', '.join(stale)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 
 import numpy as np
 import pytest
@@ -114,6 +115,47 @@ def test_empty_class_folder_is_an_error(image_folder, tmp_path):
     (image_folder / "empty").mkdir()
     with pytest.raises(UserError, match="empty.*holds no images"):
         prepare_dataset("demo", config(image_folder), tmp_path / "out")
+
+
+def test_one_class_is_refused_in_prepare_not_in_training(image_folder, tmp_path):
+    """Once, a one-class folder passed validation and prepare, then logreg died in scikit-learn's
+    traceback ("needs samples of at least 2 classes")."""
+    make_image_folder(tmp_path / "one", {"only": 12})
+    with pytest.raises(UserError, match=r"datasets.x: only the class 'only' is left after preparation \(12 images "
+                                        r"from .*\); a classifier needs at least two"):
+        prepare_dataset("x", config(tmp_path / "one"), tmp_path / "out")
+    with pytest.raises(UserError, match="only the class 'beta' is left"):
+        prepare_dataset("x", config(image_folder, classes=["beta"]), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_hidden_folders_are_left_out_and_reported(image_folder, tmp_path, capsys):
+    """Folders named `...` or `.hidden` were dropped without a word."""
+    make_image_folder(image_folder, {".hidden": 16, "...": 3})
+    make_image_folder(image_folder / "alpha", {".thumbs": 2})
+    summary = prepare_dataset("demo", config(image_folder), tmp_path / "out")
+    assert summary["classes"] == 4 and summary["images"] == 48
+    expected = {".hidden": 16, "...": 3, "alpha/.thumbs": 2}
+    assert summary["hidden_folders"] == expected
+    assert json.loads((tmp_path / "out/prepare.json").read_text())["hidden_folders"] == expected
+    assert "left out 3 hidden folder(s) holding images" in capsys.readouterr().out
+    clean = prepare_dataset("demo", config(make_image_folder(tmp_path / "clean", {"a": 8, "b": 8})), tmp_path / "c")
+    assert "hidden_folders" not in clean and "linked_class_folders" not in clean  # the same bytes as before
+
+
+def test_class_folders_linking_to_images_listed_already_are_left_out_and_reported(image_folder, tmp_path, capsys):
+    """A class folder linking to the root put every image into one more class, silently; one
+    linking to another class folder, its images twice. A link elsewhere is a class as any."""
+    (image_folder / "everything").symlink_to(image_folder, target_is_directory=True)
+    (image_folder / "again").symlink_to(image_folder / "alpha", target_is_directory=True)
+    outside = make_image_folder(tmp_path / "elsewhere", {"epsilon": 12}) / "epsilon"
+    (image_folder / "epsilon").symlink_to(outside, target_is_directory=True)
+    summary = prepare_dataset("demo", config(image_folder), tmp_path / "out")
+    assert summary["classes"] == 5 and summary["images"] == 60
+    assert summary["linked_class_folders"] == {"again": str((image_folder / "alpha").resolve()),
+                                               "everything": str(image_folder.resolve())}
+    assert load_prepared("demo", folder=tmp_path / "out").classes == ["alpha", "beta", "delta", "epsilon", "gamma"]
+    assert "left out 2 class folder(s) that link to images listed already" in capsys.readouterr().out
 
 
 def test_class_with_too_few_images(tmp_path):

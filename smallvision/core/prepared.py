@@ -6,8 +6,10 @@ data/prepared/<name>/
                        Pokémon types) uint8 (N, len(classes)) multi-hot
   classes.json         class names, index = label (column of the multi-hot labels)
   files.json           source file of every image, per split
-  prepare.json         summary: task ("single" | "multilabel"), counts, skipped and ignored files
-                       (no timings: the same images give the same bytes)
+  prepare.json         summary: task ("single" | "multilabel"), counts, skipped and ignored files,
+                       and (where there are any) the hidden folders and the class folders linking to
+                       images listed already that were left out (no timings: the same images give
+                       the same bytes)
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
         decoded = decode_arrays(source, selection, cfg)
     else:
         decoded = drop_small_classes(decode_folder(source, selection, cfg, where), cfg.min_per_class, where)
+    require_two_classes(decoded, root, where)
     seconds = time.perf_counter() - start
     splits = split_indices(decoded, cfg, where)
     summary = {
@@ -86,6 +87,7 @@ def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
         "images_per_second": round(len(decoded.labels) / max(seconds, 1e-9), 1),
         "skipped_bad_images": decoded.skipped,
         "ignored_non_images": decoded.ignored,
+        **left_out_folders(source),
     }
     with atomic_dir(out_dir) as tmp:
         save_prepared(tmp, decoded, splits, {k: v for k, v in summary.items() if k not in TIMINGS})
@@ -97,7 +99,36 @@ def prepare_dataset(name: str, cfg: DatasetConfig, out_dir: Path) -> dict:
         log(f"skipped {len(decoded.skipped)} unreadable image(s) (listed in prepare.json): {_some(decoded.skipped)}")
     if decoded.ignored:
         log(f"ignored {len(decoded.ignored)} non-image file(s) (listed in prepare.json): {_some(decoded.ignored)}")
+    if summary.get("hidden_folders"):
+        hidden = [f"{name} ({count} images)" for name, count in summary["hidden_folders"].items()]
+        log(f"left out {len(hidden)} hidden folder(s) holding images, as every folder whose name starts with '.' "
+            f"(listed in prepare.json; rename one to make it a class): {_some(hidden)}")
+    if summary.get("linked_class_folders"):
+        linked = [f"{name} -> {target}" for name, target in summary["linked_class_folders"].items()]
+        log(f"left out {len(linked)} class folder(s) that link to images listed already, which would count them "
+            f"twice under two classes (listed in prepare.json): {_some(linked)}")
     return summary
+
+
+def left_out_folders(source) -> dict:
+    """prepare.json's record of the folders scanning left out; none for a folder without such, so
+    that its prepared folder keeps the same bytes (and DVC every stage after it cached)."""
+    if not isinstance(source, FolderListing):  # a fetched source's arrays: no folders
+        return {}
+    left_out = {"hidden_folders": source.hidden_folders, "linked_class_folders": source.linked_class_folders}
+    return {key: value for key, value in left_out.items() if value}
+
+
+def require_two_classes(decoded: Decoded, root: Path, where: str) -> None:
+    """A classifier needs two classes at least: one left (a folder of one class, or `classes`,
+    `keep_labels` and `min_per_class` leaving one) is refused here, not in training's traceback."""
+    if len(decoded.classes) >= 2:
+        return
+    what = "label" if decoded.task == "multilabel" else "class"
+    left = f"only the {what} '{decoded.classes[0]}'" if decoded.classes else f"no {what}"
+    raise UserError(f"{where}: {left} is left after preparation ({len(decoded.labels)} images from {root}); a "
+                    f"classifier needs at least two. Add another class folder, or keep more classes ({where}.classes, "
+                    "keep_labels, min_per_class, max_per_class)")
 
 
 def _some(names: list[str], shown: int = 5) -> str:
