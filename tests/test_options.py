@@ -1,6 +1,6 @@
 """Option values that must be finite or bounded, and options that would have no effect, are
 refused when params are read, with the key and the reason (issue 56: `lr: .inf` trained on NaN
-losses to a run marked complete)."""
+losses to a run marked complete; `head: {dropout: 0.3}` built no dropout layer)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import copy
 import math
 
 import pytest
+from pydantic import ValidationError
 
 from smallvision.core.errors import UserError
+from smallvision.options.model import ModelConfig
 from smallvision.options.params import load_params
 from smallvision.ssl.config import load_ssl
 from tests.conftest import REPO, read_yaml, write_params
@@ -61,3 +63,26 @@ def test_ssl_pretraining_is_bounded_as_training_is():
     with pytest.raises(UserError, match="lr: Input should be a finite number"):
         load_ssl({"pretrain": {"optimizer": {"name": "sgd", "lr": math.inf}},
                   "recipes": {"simclr": {"method": "simclr"}}}, {}, {})
+
+
+def test_head_dropout_without_a_hidden_layer_is_refused_with_the_setting_that_works(tmp_path):
+    """`head: {dropout: 0.3}` on a head without hidden layers built no dropout layer, silently:
+    dropout follows each hidden layer. input_dropout (before the output layer here) is what works."""
+    import torch
+
+    from smallvision.models.classifier import build_model
+
+    message = refusal(tmp_path, lambda params, recipes: recipes["cnn"]["model"].update(head={"dropout": 0.3}))
+    assert message.startswith("recipes.yaml: cnn.model.head: dropout: 0.3 would do nothing: it follows each hidden "
+                              "layer, and this head has none (hidden: []). For dropout before the output layer, set "
+                              "input_dropout: 0.3 instead of dropout; or add a hidden layer")
+
+    def dropouts(head: dict) -> list[float]:
+        model = build_model(ModelConfig.model_validate({"backbone": {"name": "cnn", "widths": [8]}, "head": head}),
+                            3, 16, 4)
+        return [layer.p for layer in model.head.modules() if isinstance(layer, torch.nn.Dropout)]
+
+    assert dropouts({"input_dropout": 0.3}) == [0.3]
+    assert dropouts({"hidden": [16], "dropout": 0.3}) == [0.3]
+    with pytest.raises(ValidationError, match="less than 1"):
+        ModelConfig.model_validate({"backbone": {"name": "cnn"}, "head": {"hidden": [16], "dropout": 1.5}})

@@ -4,7 +4,7 @@ smallvision.models.backbones implements them."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -120,9 +120,14 @@ for _name in TORCHVISION_NETS:
     BACKBONES.register(_name)(TorchvisionBackbone)
 
 
+DropoutRate = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
 class HeadConfig(Strict):
     """Pool the backbone's output, then hidden layers (Linear, activation, [BN], [dropout]),
-    then the output layer. `batchnorm` and `dropout` take one value or one per hidden layer.
+    then the output layer. `batchnorm` and `dropout` take one value or one per hidden layer;
+    `input_dropout` drops pooled features before the first layer (before the output layer of a
+    head without hidden layers, where `dropout` has no layer to follow and is refused).
     `logit_scale` multiplies the outputs (airbench's 1/9 keeps the output layer's steps small at
     its large learning rate).
     `normalize` standardises the pooled features (batch norm without scale and shift) first:
@@ -133,10 +138,22 @@ class HeadConfig(Strict):
     hidden: list[int] = []
     activation: Literal["relu", "leaky_relu", "gelu"] = "relu"
     batchnorm: bool | list[bool] = False
-    dropout: float | list[float] = 0.0
-    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout: DropoutRate | list[DropoutRate] = 0.0
+    input_dropout: DropoutRate = 0.0
     bias: bool = True
     logit_scale: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _dropout_follows_a_hidden_layer(self):
+        """`dropout` without hidden layers built no dropout layer at all, silently (a recipe's
+        `head: {dropout: 0.3}` trained without any)."""
+        rates = self.dropout if isinstance(self.dropout, list) else [self.dropout]
+        if not self.hidden and any(rates):
+            rate = max(rates)
+            raise ValueError(f"dropout: {self.dropout} would do nothing: it follows each hidden layer, and this head "
+                             f"has none (hidden: []). For dropout before the output layer, set input_dropout: {rate} "
+                             "instead of dropout; or add a hidden layer")
+        return self
 
     def per_layer(self, value, key: str) -> list:
         values = value if isinstance(value, list) else [value] * len(self.hidden)
