@@ -37,10 +37,22 @@ class Results:
     per_class: dict = field(default_factory=dict)  # DataFrame
     predictions: dict = field(default_factory=dict)  # DataFrame
 
-    def best(self, dataset: str) -> str:
-        """The recipe with the highest mean test accuracy."""
+    def chosen(self, dataset: str) -> str | None:
+        """The arm chosen on validation (highest mean validation accuracy), None without one."""
         rows = self.leaderboard[self.leaderboard.dataset == dataset]
-        return rows.sort_values(["accuracy", "recipe"], ascending=[False, True]).iloc[0].recipe
+        chosen = rows.chosen_recipe.iloc[0] if len(rows) else None
+        return None if chosen is None or pd.isna(chosen) else chosen
+
+    def shown(self, dataset: str) -> str:
+        """The arm whose confusion, mistakes and classes the report shows: the one chosen on
+        validation, or, with none, the first by name."""
+        return self.chosen(dataset) or self.by_validation(dataset)[0]
+
+    def by_validation(self, dataset: str) -> list[str]:
+        """The dataset's arms, best mean validation accuracy first (then by name; those without one last)."""
+        rows = self.leaderboard[self.leaderboard.dataset == dataset]
+        key = rows.val_accuracy.fillna(-1) if "val_accuracy" in rows else pd.Series(0.0, index=rows.index)
+        return list(rows.assign(key=key).sort_values(["key", "recipe"], ascending=[False, True]).recipe)
 
     @property
     def datasets(self) -> list[str]:
@@ -49,7 +61,7 @@ class Results:
 
 def collect(params: Params) -> Results:
     """Every run's evaluation, then per dataset x recipe the mean over seeds with its interval,
-    the paired difference to the best recipe and to the seed's published figure."""
+    the paired difference to the arm chosen on validation and to the seed's published figure."""
     rows, histories = [], []
     for run in params.runs.values():
         folder = eval_dir(run.dataset, run.arm, run.seed)
@@ -86,7 +98,7 @@ def summary_table(runs: pd.DataFrame, confidence: float) -> pd.DataFrame:
 
 def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> pd.DataFrame:
     confidence = params.report.confidence
-    paired = stats.paired_vs_best(runs, "accuracy", confidence).drop(columns=["mean"])
+    paired = stats.paired_vs_chosen(runs, "accuracy", confidence).drop(columns=["mean"])
     table = summary_table(runs, confidence).merge(paired, on=["dataset", "recipe"])
     references = pd.DataFrame([{"dataset": d, "recipe": r, **reference_columns(params.about(params.recipe_of(d, r)), d, params.dataset(d).seed_dataset)}
                                for d, r in zip(table.dataset, table.recipe)])
@@ -100,9 +112,9 @@ def leaderboard(runs: pd.DataFrame, histories: pd.DataFrame, params: Params) -> 
     table["reach_seed_minutes"] = table.dataset.map(lambda d: figures[d].minutes if d in figures else None).astype(float)
     if published:
         versus = stats.against_published(runs, published, confidence)[
-            ["dataset", "recipe", "diff_mean", "diff_ci_low", "diff_ci_high", "verdict"]]
+            ["dataset", "recipe", "diff_mean", "diff_ci_low", "diff_ci_high", "n", "verdict"]]
         versus.columns = ["dataset", "recipe", "published_diff", "published_diff_low", "published_diff_high",
-                          "published_verdict"]
+                          "published_n", "published_verdict"]
         table = table.merge(versus, on=["dataset", "recipe"], how="left")
     return table
 
@@ -189,7 +201,7 @@ def metrics_tree(results: Results) -> dict:
     tree: dict = {}
     for row in results.leaderboard.to_dict("records"):
         scalars = {k: v for k, v in row.items()
-                   if k not in NOT_METRICS and not k.startswith(("diff_", "published_")) and k not in ("best_recipe",)
+                   if k not in NOT_METRICS and not k.startswith(("diff_", "published_")) and k not in ("chosen_recipe",)
                    and isinstance(v, (int, float)) and not isinstance(v, bool)
                    and not (isinstance(v, float) and np.isnan(v))
                    and not (k.endswith("_n") and has_spread(k[:-2]) and v == 0)}

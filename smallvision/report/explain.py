@@ -8,10 +8,9 @@ import torch
 from smallvision.options.params import TorchRecipe
 
 
-def spatial_recipes(leaderboard, params, dataset: str) -> list[str]:
-    """Torch recipes whose backbone keeps a spatial feature map, most accurate first."""
-    rows = leaderboard[leaderboard.dataset == dataset].sort_values("accuracy", ascending=False)
-    return [name for name in rows.recipe
+def spatial_recipes(results, params, dataset: str) -> list[str]:
+    """Torch arms whose backbone keeps a spatial feature map, best on validation first."""
+    return [name for name in results.by_validation(dataset)
             if isinstance(recipe := params.arm_recipe(dataset, name), TorchRecipe) and recipe.model.backbone.name != "flatten"]
 
 

@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from smallvision.publish.compare import interval  # noqa: E402
 from smallvision.report.collect import pareto_front  # noqa: E402
-from smallvision.report.stats import interval  # noqa: E402
 
 LEGEND_ROWS_PER_INCH = 4.4  # legend entries at fontsize 8 that one inch of figure height holds
 

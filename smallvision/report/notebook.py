@@ -30,9 +30,9 @@ from smallvision.ssl.config import load_ssl_params
 CAPTIONS = {  # by figure file suffix
     "learning_curves": "Learning curves (dvclive logs): validation accuracy and training loss per epoch, "
                        "the mean over seeds with its interval as a band.",
-    "confusion": "Confusion matrix of the best recipe's best seed (rows: true class, share of the row).",
-    "worst_classes": "The classes the best recipe gets least right (per-class F1).",
-    "mistakes": "The best recipe's most confident mistakes on test images.",
+    "confusion": "Confusion matrix of the chosen arm's best seed (rows: true class, share of the row).",
+    "worst_classes": "The classes the chosen arm gets least right (per-class F1).",
+    "mistakes": "The chosen arm's most confident mistakes on test images.",
     "gradcam": "Grad-CAM: where the best CNN-type recipe looked (red: the regions that drove its prediction).",
 }
 
@@ -55,8 +55,9 @@ class ReportPage:
                          f"{len(self.params.runs)} runs on {len(self.results.datasets)} dataset(s); "
                          f"generated {markdown_text(self.meta['date'])} on {markdown_text(self.meta['device'])}. "
                          "± is the half-width of the "
-                         f"{self.results.confidence:.0%} Student-t interval over seeds; *tied with best* means the "
-                         "paired difference to the best recipe (same seeds, same splits) is within that noise. "
+                         f"{self.results.confidence:.0%} Student-t interval over seeds. The arm *chosen* is the one with "
+                         "the best mean validation accuracy, never the test split's; *vs chosen* is each arm's paired "
+                         "difference to it on test (same seeds, same splits): *above*, *below* or *within noise*. "
                          f"{NOT_TEST_NOISE}"))
 
     def overview(self) -> None:
@@ -66,7 +67,7 @@ class ReportPage:
 
     def datasets(self) -> None:
         for dataset in self.results.datasets:
-            best = self.results.best(dataset)
+            best = self.results.shown(dataset)
             display(Markdown(f"## {dataset}\n\n{dataset_line(self.results, dataset)}. {best_line(self.results, dataset)}"))
             display(Markdown("**Leaderboard** (test split; *published* is the seed experiment's own figure)"))
             table = leaderboard_table(self.results, dataset)

@@ -64,7 +64,7 @@ def save_figures(results: Results, params: Params, folder: Path) -> tuple[dict, 
     save(figures.accuracy_bars(results.runs, results.leaderboard, results.confidence), "accuracy.png", "overview")
     save(figures.accuracy_vs_time(results.leaderboard), "accuracy_vs_time.png", "overview")
     for dataset in results.datasets:
-        best = results.best(dataset)
+        best = results.shown(dataset)
         key = (dataset, best)
         band = stats.curve_band(results.history[results.history.dataset == dataset], results.confidence)
         save(figures.learning_curves_band(band, dataset, confidence=results.confidence),
@@ -84,12 +84,12 @@ def save_figures(results: Results, params: Params, folder: Path) -> tuple[dict, 
 
 
 def shown_sample(results: Results, params: Params, dataset: str, test_size: int) -> dict:
-    """Evenly spaced test images, with the predictions of the most accurate recipe that has a
-    spatial feature map (the Grad-CAM one), or else of the most accurate recipe."""
+    """Evenly spaced test images, with the predictions of the arm best on validation that has a
+    spatial feature map (the Grad-CAM one), or else of the arm the report shows."""
     from smallvision.report.explain import spatial_recipes
 
-    spatial = spatial_recipes(results.leaderboard, params, dataset)
-    recipe = spatial[0] if spatial else results.best(dataset)
+    spatial = spatial_recipes(results, params, dataset)
+    recipe = spatial[0] if spatial else results.shown(dataset)
     count = min(params.report.gradcam_images, test_size)
     rows = results.predictions[(dataset, recipe)]
     indices = np.linspace(0, test_size - 1, num=count).astype(int).tolist() if count else []

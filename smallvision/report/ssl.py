@@ -21,7 +21,7 @@ from scipy.stats import norm  # noqa: E402
 from smallvision.core.io import read_json  # noqa: E402
 from smallvision.core.paths import ssl_eval_dir  # noqa: E402
 from smallvision.options.params import Params  # noqa: E402
-from smallvision.report.stats import IDENTICAL, interval  # noqa: E402
+from smallvision.publish.compare import IDENTICAL, interval  # noqa: E402
 from smallvision.report.escape import markdown_text  # noqa: E402
 from smallvision.report.text import markdown_table  # noqa: E402
 

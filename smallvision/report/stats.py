@@ -17,30 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from smallvision.publish.compare import IDENTICAL, Comparison, chosen, interval
 
 KEY = ["dataset", "recipe"]
-ZERO_SPREAD = 1e-12  # values closer than this are equal: float rounding, not seed variation
-IDENTICAL = "identical over seeds"
 NOT_TEST_NOISE = ("An interval over seeds leaves out the test set's own sampling noise; *identical over seeds*: every "
                   "seed gave the same figure (a recipe that does not depend on its seed, e.g. kNN on fixed features).")
-
-
-def interval(values, confidence: float = 0.95) -> tuple[float, float, int, float, float]:
-    """(mean, sample std with ddof=1, n, low, high) of the non-NaN values: the Student-t interval
-    for the mean, from scipy.stats.t.interval with the standard error scipy.stats.sem."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    n = len(values)
-    if n == 0:
-        return np.nan, np.nan, 0, np.nan, np.nan
-    mean = float(values.mean())
-    if n == 1:
-        return mean, np.nan, 1, np.nan, np.nan
-    if np.ptp(values) <= ZERO_SPREAD:
-        return mean, 0.0, n, mean, mean
-    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=stats.sem(values))
-    return mean, float(values.std(ddof=1)), n, float(low), float(high)
 
 
 def _check_unique(runs: pd.DataFrame) -> None:
@@ -68,80 +50,53 @@ def summarise(runs: pd.DataFrame, metrics=("accuracy", "macro_f1"), confidence: 
     return pd.DataFrame(rows)
 
 
-def _verdict(low: float, n: int, high: float):
-    """True when the interval holds 0; None when there is no interval (n < 2)."""
-    return None if n < 2 or np.isnan(low) else bool(low <= 0 <= high)
+def paired_vs_chosen(runs: pd.DataFrame, metric: str = "accuracy", confidence: float = 0.95,
+                     choose_by: str = "val_accuracy") -> pd.DataFrame:
+    """Each arm against its dataset's arm chosen on validation (highest mean `choose_by` over
+    seeds; ties go to the first arm by name), never on the test split.
 
-
-def paired_vs_best(runs: pd.DataFrame, metric: str = "accuracy", confidence: float = 0.95) -> pd.DataFrame:
-    """Each recipe against its dataset's best (highest mean; ties go to the first recipe by name).
-
-    Seeds share the splits, so runs of two recipes with the same seed are paired: the interval is
-    the one-sample t interval of the per-seed differences (recipe minus best) over the seeds both
-    have, which is narrower than comparing two independent means when seeds move both recipes alike.
-    tied_with_best: the interval holds 0 (None when fewer than 2 paired seeds). The best recipe's own
-    row has diff 0, interval [0, 0], tied_with_best True and is_best True."""
+    Seeds share the splits, so runs of two arms with the same seed are paired: the interval is the
+    one-sample t interval of the per-seed differences (arm minus chosen) over the seeds both have,
+    narrower than comparing two independent means when seeds move both arms alike. `verdict` is
+    the shared vocabulary (smallvision.publish.compare). Where no arm has a validation figure (a
+    dataset without a validation split), none is chosen and the differences are NaN."""
     _check_unique(runs)
     values = runs.dropna(subset=[metric])
     rows = []
     for dataset, group in values.groupby("dataset", sort=True):
         by_seed = group.pivot(index="seed", columns="recipe", values=metric)
-        means = by_seed.mean().sort_index()
-        best = means.idxmax()
+        validation = group.groupby("recipe")[choose_by].mean() if choose_by in group else pd.Series(dtype=float)
+        best = chosen(validation.to_dict())
         for recipe in sorted(runs[runs.dataset == dataset].recipe.unique()):
-            row = {"dataset": dataset, "recipe": recipe, "best_recipe": best, "is_best": recipe == best,
-                   "mean": means.get(recipe, np.nan)}
-            if recipe == best:
-                n = int(by_seed[best].notna().sum())
-                rows.append({**row, "diff_mean": 0.0, "diff_ci_low": 0.0, "diff_ci_high": 0.0, "diff_n": n,
-                             "tied_with_best": True})
+            row = {"dataset": dataset, "recipe": recipe, "chosen_recipe": best, "is_chosen": recipe == best,
+                   "mean": by_seed[recipe].mean() if recipe in by_seed else np.nan}
+            if best is None:
+                rows.append({**row, "diff_mean": np.nan, "diff_ci_low": np.nan, "diff_ci_high": np.nan, "diff_n": 0,
+                             "verdict": ""})
                 continue
             pairs = by_seed[[recipe, best]].dropna() if recipe in by_seed else by_seed[[]]
             diffs = pairs[recipe] - pairs[best] if len(pairs) else []
             mean, _, n, low, high = interval(diffs, confidence)
+            comparison = Comparison(mean, low, high, n, "paired")
             rows.append({**row, "diff_mean": mean, "diff_ci_low": low, "diff_ci_high": high, "diff_n": n,
-                         "tied_with_best": _verdict(low, n, high)})
+                         "verdict": "chosen" if recipe == best else comparison.verdict})
     return pd.DataFrame(rows)
 
 
-def welch_difference(a: tuple[float, float, int], b: tuple[float, float, int],
-                     confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean a - mean b, low, high) from two summaries (mean, sample std, n): Welch's interval,
-    for where only the summaries are kept (docs/results pages). It does not pair seeds, so it is
-    wider than paired_vs_best's when seeds move both recipes alike. n < 2 on either side: NaN
-    interval; no spread on both sides: [difference, difference], as `interval` does."""
-    (mean_a, std_a, n_a), (mean_b, std_b, n_b) = a, b
-    difference = float(mean_a - mean_b)
-    if n_a < 2 or n_b < 2 or np.isnan(std_a) or np.isnan(std_b):
-        return difference, np.nan, np.nan
-    var_a, var_b = std_a ** 2 / n_a, std_b ** 2 / n_b
-    if var_a + var_b <= ZERO_SPREAD ** 2:
-        return difference, difference, difference
-    dof = (var_a + var_b) ** 2 / (var_a ** 2 / (n_a - 1) + var_b ** 2 / (n_b - 1))  # Welch-Satterthwaite
-    low, high = stats.t.interval(confidence, dof, loc=difference, scale=np.sqrt(var_a + var_b))
-    return difference, float(low), float(high)
-
-
 def against_published(runs: pd.DataFrame, published: dict, confidence: float = 0.95) -> pd.DataFrame:
-    """Ours minus the published figure, published = {(dataset, recipe): (metric, value)}.
-
-    The published value is a fixed number, so the interval is the one-sample t interval of
-    (ours - value) over our seeds. better: the interval lies entirely above 0, worse: entirely
-    below; otherwise the gap is within seed noise. With n < 2 both are None. verdict says it in
-    words: "better", "worse", "within noise", "unknown (1 run)" or "no runs"."""
+    """Ours minus the published figure, published = {(dataset, recipe): (metric, value)}: the
+    one-sample t interval of (ours - value) over our seeds, with the shared verdict ("above",
+    "below", "within noise", "no interval"; "no runs" without a figure)."""
     _check_unique(runs)
     rows = []
     for (dataset, recipe), (metric, value) in published.items():
         ours = runs[(runs.dataset == dataset) & (runs.recipe == recipe)]
         ours = ours[metric].dropna() if metric in ours.columns else pd.Series(dtype=float)
         mean, _, n, low, high = interval(ours - value, confidence)
-        better = None if n < 2 else bool(low > 0)
-        worse = None if n < 2 else bool(high < 0)
-        verdict = ("no runs" if n == 0 else "unknown (1 run)" if n == 1 else
-                   "better" if better else "worse" if worse else "within noise")
+        verdict = "no runs" if n == 0 else Comparison(mean, low, high, n, "against the published value").verdict
         rows.append({"dataset": dataset, "recipe": recipe, "metric": metric, "published": value,
                      "ours_mean": ours.mean() if n else np.nan, "diff_mean": mean, "diff_ci_low": low,
-                     "diff_ci_high": high, "n": n, "better": better, "worse": worse, "verdict": verdict})
+                     "diff_ci_high": high, "n": n, "verdict": verdict})
     return pd.DataFrame(rows)
 
 

@@ -6,22 +6,26 @@ import numpy as np
 import pandas as pd
 
 from smallvision.options.params import Params
+from smallvision.publish.compare import Comparison
 from smallvision.report.collect import Results
 from smallvision.report.escape import markdown_text
-from smallvision.report.stats import IDENTICAL, NOT_TEST_NOISE, describe
+from smallvision.report.stats import NOT_TEST_NOISE, describe
 
 
 def leaderboard_table(results: Results, dataset: str) -> pd.DataFrame:
-    """One row per recipe, best mean first, as people read it: the mean test accuracy and macro
-    F1 over seeds with their intervals, the paired difference to the best recipe (same seeds and
-    splits) and whether it is within the noise, and the seed's figure beside ours."""
-    rows = results.leaderboard[results.leaderboard.dataset == dataset]
-    rows = rows.sort_values(["accuracy", "recipe"], ascending=[False, True])
+    """One row per arm, best mean validation accuracy first, as people read it: the validation
+    accuracy that chooses, the mean test accuracy and macro F1 over seeds with their intervals,
+    the paired difference to the arm chosen on validation (same seeds and splits) and its verdict,
+    and the seed's figure beside ours."""
+    rows = results.leaderboard[results.leaderboard.dataset == dataset].set_index("recipe", drop=False)
+    rows = rows.loc[results.by_validation(dataset)]
     confidence = f"{results.confidence:.0%}"
     table = pd.DataFrame({
-        "recipe": rows.recipe,
-        f"accuracy (± {confidence} CI)": [interval_text(row, "accuracy") for row in rows.itertuples()],
-        "vs best": [versus_best(row) for row in rows.itertuples()],
+        "arm": rows.recipe,
+        "val accuracy": rows.val_accuracy.map(lambda v: "" if pd.isna(v) else f"{v:.3f}") if "val_accuracy" in rows
+        else "",
+        f"test accuracy (± {confidence} CI)": [interval_text(row, "accuracy") for row in rows.itertuples()],
+        "vs chosen": [versus_chosen(row) for row in rows.itertuples()],
         "macro F1": [interval_text(row, "macro_f1") for row in rows.itertuples()],
         "train s": rows.train_seconds.map(lambda v: f"{v:.1f}"),
         "parameters": rows.parameters.map(lambda v: f"{v:,.0f}"),
@@ -55,17 +59,13 @@ def interval_text(row, metric: str) -> str:
                     int(getattr(row, f"{metric}_n")))
 
 
-def versus_best(row) -> str:
-    """'best', or the paired difference to the best with 'tied' when its interval holds 0."""
-    if row.is_best:
-        return "best"
-    difference = f"{row.diff_mean:+.3f}"
-    if row.tied_with_best is None or pd.isna(row.tied_with_best):
-        return f"{difference} (1 paired run, no interval)"
-    half = (row.diff_ci_high - row.diff_ci_low) / 2
-    if half == 0:
-        return f"{difference} ({IDENTICAL})"
-    return f"{difference} ± {half:.3f}" + (", tied with best" if row.tied_with_best else "")
+def versus_chosen(row) -> str:
+    """'chosen', or the paired difference to the arm chosen on validation, in the shared vocabulary."""
+    if row.is_chosen:
+        return "chosen"
+    if pd.isna(row.diff_mean):
+        return ""
+    return Comparison(row.diff_mean, row.diff_ci_low, row.diff_ci_high, int(row.diff_n), "paired").text()
 
 
 def published_text(row) -> str:
@@ -75,10 +75,8 @@ def published_text(row) -> str:
 def versus_published(row) -> str:
     if not row.reference_metric or pd.isna(getattr(row, "published_diff", np.nan)):
         return ""
-    difference = f"{row.published_diff:+.3f}"
-    if pd.isna(row.published_diff_low):
-        return f"{difference} (1 run)"
-    return f"{difference} ± {(row.published_diff_high - row.published_diff_low) / 2:.3f} ({row.published_verdict})"
+    return Comparison(row.published_diff, row.published_diff_low, row.published_diff_high, int(row.published_n),
+                      "against the published value").text()
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -97,12 +95,15 @@ def dataset_line(results: Results, dataset: str) -> str:
 
 
 def best_line(results: Results, dataset: str) -> str:
-    best = results.best(dataset)
-    row = results.leaderboard.query("dataset == @dataset and recipe == @best").iloc[0]
-    tied = results.leaderboard.query("dataset == @dataset and recipe != @best and tied_with_best == True").recipe
-    line = f"Best mean: **{best}**, test accuracy {interval_text(row, 'accuracy')}."
+    chosen = results.chosen(dataset)
+    if chosen is None:
+        return "No arm chosen: no arm has a validation figure (no validation split); the table's order is by name."
+    row = results.leaderboard.query("dataset == @dataset and recipe == @chosen").iloc[0]
+    tied = results.leaderboard.query("dataset == @dataset and recipe != @chosen and verdict == 'within noise'").recipe
+    line = (f"Chosen on validation: **{chosen}** (mean validation accuracy {row.val_accuracy:.3f}), test accuracy "
+            f"{interval_text(row, 'accuracy')}.")
     if len(tied):
-        line += f" Within the noise of it (paired interval holds 0): {', '.join(tied)}."
+        line += f" Within the noise of it on test (paired interval holds 0): {', '.join(tied)}."
     return line
 
 
