@@ -13,13 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from smallvision.core.errors import DamagedFile, UserError
-from smallvision.core.io import checked_file, verify
-from smallvision.core.paths import BEST, RunPaths, rebuild_advice, run_name
+from smallvision.core.errors import UserError
+from smallvision.core.paths import BEST, RunPaths, run_name
 from smallvision.core.prepared import load_prepared
 from smallvision.inference import load_predictor
 from smallvision.models.classifier import ModelConfig, build_model
-from smallvision.models.weights import load_weights, save_weights
 from smallvision.options.recipes import LogRegRecipe, MajorityRecipe
 from smallvision.train.methods import fit
 from tests.conftest import run_stage, write_prepared
@@ -39,6 +37,10 @@ def flip_bytes(path: Path, count: int = 64) -> None:
 
 
 def test_a_checked_file_records_its_sha256_as_sha256sum_does_and_is_verified(tmp_path):
+    from smallvision.core.errors import DamagedFile
+    from smallvision.core.io import verify
+    from smallvision.models.weights import load_weights, save_weights
+
     path = tmp_path / "data/models/digits-cnn-s0" / BEST
     save_weights({"w": torch.arange(100.0)}, path)
     record = (tmp_path / "data/models/digits-cnn-s0/best.pt.sha256").read_text()
@@ -54,6 +56,8 @@ def test_a_checked_file_records_its_sha256_as_sha256sum_does_and_is_verified(tmp
 
 
 def test_the_advice_names_the_stage_that_wrote_the_folder(tmp_path):
+    from smallvision.core.paths import rebuild_advice
+
     assert rebuild_advice(Path("data/models/digits-cnn-s0/best.pt")) == "rebuild it with `dvc repro -f train@digits-cnn-s0`"
     assert rebuild_advice(tmp_path / "data/pretrained/digits-simclr-s1/backbone.pt").endswith(
         "`dvc repro -f pretrain@digits-simclr-s1`")
@@ -64,6 +68,10 @@ def test_the_advice_names_the_stage_that_wrote_the_folder(tmp_path):
 
 def test_a_file_that_matches_its_record_but_is_no_torch_file_is_named_without_torchs_advice(tmp_path):
     """torch's own message for it advises weights_only=False, which would run what a tampered file holds."""
+    from smallvision.core.errors import DamagedFile
+    from smallvision.core.io import checked_file
+    from smallvision.models.weights import load_weights
+
     path = tmp_path / "data/models/digits-cnn-s0" / BEST
     with checked_file(path) as handle:
         handle.write(b"not a torch file" * 10)
@@ -115,12 +123,14 @@ def test_the_scikit_learn_and_majority_models_are_checked_too(recipe, tmp_path):
     load_predictor(recipe, data, model_folder)  # intact: loads
     (saved,) = [path for path in model_folder.iterdir() if not path.name.endswith(".sha256")]
     flip_bytes(saved, count=4)
-    with pytest.raises(DamagedFile, match=rf"{saved.name} is damaged.*`dvc repro -f train@demo-{recipe.method}-s0`"):
+    with pytest.raises(UserError, match=rf"{saved.name} is damaged.*`dvc repro -f train@demo-{recipe.method}-s0`"):
         load_predictor(recipe, data, model_folder)
 
 
 def test_a_damaged_pretrained_backbone_stops_the_recipes_that_start_from_it(tmp_path):
     """SSL evaluation (and any recipe with model.backbone_init) loads the pretrained backbone.pt."""
+    from smallvision.models.weights import save_weights
+
     spec = {"backbone": {"name": "cnn", "widths": [8, 16]}}
     path = tmp_path / "data/pretrained/demo-simclr-s0/backbone.pt"
     save_weights(build_model(ModelConfig.model_validate(spec), 3, 16, 4).backbone.state_dict(), path)
