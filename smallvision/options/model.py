@@ -164,7 +164,9 @@ class HeadConfig(Strict):
 
 class ModelConfig(Strict):
     """`backbone_init`: a plain state dict of the backbone (e.g. from self-supervised
-    pretraining) loaded over its weights; `{dataset}` in the path becomes the dataset's name."""
+    pretraining) loaded over its weights; `{dataset}` in the path becomes the dataset's name. It
+    loads once its sha256 matches the record beside it (<file>.sha256, which pretraining writes;
+    for a file of one's own, `sha256sum FILE > FILE.sha256`)."""
 
     backbone: choice_of(BACKBONES, "name")  # type: ignore[valid-type]
     backbone_init: str | None = None
