@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+from smallvision.core.paths import run_name
 from tests.conftest import REPO, python_env, run
 from tests.test_train import PATHS, RUN, project, set_recipe  # noqa: F401  (fixture: params.yaml + a prepared dataset)
 
@@ -17,7 +18,7 @@ RECIPE = {"model": {"backbone": {"name": "flatten"}, "head": {"pool": "flatten",
 def train(folder, launcher: list[str]) -> dict:
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
-    run([*launcher, "-m", "stages.train", *map(str, RUN)], cwd=folder, env=env)
+    run([*launcher, "-m", "stages.train", run_name(*RUN)], cwd=folder, env=env)  # the stage takes the run's key
     return json.loads((folder / PATHS.log_dir / "train.json").read_text())
 
 
