@@ -370,11 +370,17 @@ def test_pokeapi_download_to_a_multilabel_dataset(tmp_path):
                "Mr-Mime", "Farfetch’d", "Magnemite"]
     cfg = DatasetConfig(root=str(sprites), image_size=16, classes=species, target="types", pokeapi=str(raw))
     summary = prepare_dataset("types", cfg, tmp_path / "prepared")
-    assert summary["task"] == "multilabel" and summary["classes"] == 18
+    # The labels are the types some kept species has (13 of PokeAPI's 18 here), in PokeAPI's order:
+    # over a type no image has, "no" is trivially right and would inflate every per-label figure.
+    present = {kind for entry in match_species(species, load_facts(raw), "test") for kind in entry["types"]}
+    types = [kind for kind in type_names(raw) if kind in present]
+    assert len(type_names(raw)) == 18 and len(types) == 13
+    assert summary["task"] == "multilabel" and summary["classes"] == 13
     data = load_prepared("types", folder=tmp_path / "prepared")
-    assert data.classes == type_names(raw) and data.multilabel
+    assert data.classes == types and data.multilabel
     labels, files = data["train"].labels, data.files["train"]
-    assert labels.dtype == np.uint8 and labels.shape == (len(files), 18)
+    assert labels.dtype == np.uint8 and labels.shape == (len(files), 13)
+    assert labels.any(0).all()  # every label kept is some training image's
     row = files.index(next(f for f in files if f.startswith("Bulbasaur/")))
     assert [data.classes[i] for i in np.flatnonzero(labels[row])] == ["Poison", "Grass"]
     for split in ("train", "val", "test"):  # stratified by species: each species in each split
