@@ -17,7 +17,7 @@ from smallvision.evaluate import evaluate_recipe
 from smallvision.models.metrics import multilabel_metrics
 from smallvision.models.retrieval import knn_scores
 from smallvision.options.params import EvaluateConfig, _recipe
-from smallvision.options.recipes import METHODS
+from smallvision.train.methods import fit
 from tests.conftest import REPO, class_image, multilabel_arrays, write_prepared
 
 TRAIN_DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
@@ -31,7 +31,7 @@ def run_recipe(tmp_path, monkeypatch, name, spec, data_folder):
     recipe = _recipe(name, {"train": TRAIN_DEFAULTS, "sklearn": {}}, spec)
     data = load_prepared("demo", folder=data_folder)
     paths = run_paths("demo", name, 0)
-    METHODS[recipe.method].fit(recipe, data, paths)
+    fit(recipe, data, paths)
     return evaluate_recipe(recipe, data, EvaluateConfig(timing_repeats=1), paths.model_dir, paths.log_dir,
                            tmp_path / "reports/eval/demo" / name)
 
@@ -79,7 +79,8 @@ def test_knn_recipe_reports_every_k(tmp_path, monkeypatch):
     metrics = run_recipe(tmp_path, monkeypatch, "retrieval", spec, folder)
     assert {"k1_accuracy", "k3_accuracy", "k5_macro_f1", "k3_val_accuracy"} <= set(metrics)
     assert metrics["k"] in (1, 3, 5) and metrics["accuracy"] == metrics[f"k{metrics['k']}_accuracy"]
-    curves = tmp_path / "reports/train/demo/retrieval/s0/plots/metrics"  # what dvc.yaml declares as plots
+    curves = tmp_path / run_paths("demo", "retrieval", 0).log_dir / "plots/metrics"  # what dvc.yaml declares as plots
+    assert curves == tmp_path / "reports/train/demo-retrieval-s0/plots/metrics"
     assert (curves / "val_accuracy.tsv").is_file(), sorted(curves.parent.rglob("*"))
     # Even a random convolutional network separates these classes for nearest neighbours.
     assert metrics["accuracy"] > 0.5
@@ -103,7 +104,7 @@ def test_knn_on_an_untrained_backbone_has_its_seeds_weights(tmp_path, monkeypatc
         spec = {"method": "knn", "model": {"backbone": {"name": "cnn", "widths": [4]}}}
         recipe = _recipe(name, {"train": TRAIN_DEFAULTS, "sklearn": {}}, spec).model_copy(update={"seed": seed})
         torch.rand(7)  # moves the global generator between runs
-        METHODS[recipe.method].fit(recipe, data, run_paths("demo", name, seed))
+        fit(recipe, data, run_paths("demo", name, seed))
         weights.append(torch.load(run_paths("demo", name, seed).model_dir / BEST, weights_only=True))
     convolution = next(key for key in weights[0] if key.endswith("weight"))
     assert torch.equal(weights[0][convolution], weights[1][convolution])
