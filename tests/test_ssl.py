@@ -22,6 +22,7 @@ from smallvision.data.prepare import prepare_dataset
 from smallvision.fit.augment import gaussian_blur, hue_shift, random_resized_crop
 from smallvision.models.classifier import ModelConfig, build_model
 from smallvision.options.dataset import DatasetConfig
+from smallvision.options.params import SSLRunConfig
 from smallvision.ssl.base import SSL_METHODS, Step
 from smallvision.ssl.config import BACKBONE_FILE, KnnConfig, load_ssl
 from smallvision.ssl.encoder import Encoder
@@ -60,6 +61,12 @@ def tiny_ssl(backbone=TINY_BACKBONE, epochs=1) -> dict:
 
 def run_paths(folder) -> RunPaths:
     return RunPaths(folder, folder / "log", folder / "resume")
+
+
+def ssl_runs(*arms: tuple[str, int], dataset: str = "demo") -> dict[str, SSLRunConfig]:
+    """params.yaml's `ssl.runs` for these (recipe, seed) pairs on one dataset, by key."""
+    runs = [SSLRunConfig(dataset=dataset, recipe=recipe, seed=seed) for recipe, seed in arms]
+    return {run.name: run for run in runs}
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +132,7 @@ def test_batchnorm_recalibration_measures_the_plain_images():
     left there before (the mean of equal batches' means is the mean of all), and the module's
     mode and momenta are restored."""
     torch.manual_seed(0)
-    encoder = Encoder(load_ssl(tiny_ssl(), {}).recipe("simclr").backbone, 3, 16, [0.5] * 3, [0.25] * 3)
+    encoder = Encoder(load_ssl(tiny_ssl(), {}, {}).recipe("simclr").backbone, 3, 16, [0.5] * 3, [0.25] * 3)
     first = next(m for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
     first.running_mean.fill_(5.0)  # as if left by augmented views
     images = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
@@ -144,7 +151,7 @@ def test_batchnorm_statistics_policies(bn_stats, demo, tmp_path):
     saves those of the plain training images; `train` those the augmented views left."""
     raw = tiny_ssl()
     raw["pretrain"]["bn_stats"] = bn_stats
-    trainer = Pretrainer(load_ssl(raw, {}).recipe("simclr"), demo, None, KnnConfig(k=[3]), run_paths(tmp_path))
+    trainer = Pretrainer(load_ssl(raw, {}, {}).recipe("simclr"), demo, None, KnnConfig(k=[3]), run_paths(tmp_path))
     name, first = next((name, module) for name, module in trainer.method.backbone.backbone.named_modules()
                        if isinstance(module, torch.nn.BatchNorm2d))
     initial = {key: value.clone() for key, value in first.state_dict().items()}
@@ -165,8 +172,9 @@ def test_every_method_pretrains_and_its_backbone_loads_into_a_finetune_recipe(me
     """The seed's BYOL failure made impossible: what pretrain saves is the backbone's plain
     state dict, and a fine-tune recipe built from the same backbone settings loads it. No method
     warns of deprecations on the way (lightly's DINO head did)."""
-    ssl = load_ssl(tiny_ssl(), {})
-    recipe = ssl.recipe(method)
+    key = f"demo-{method}-s0"
+    ssl = load_ssl(tiny_ssl(), ssl_runs((method, 0)), {})
+    recipe = ssl.run_recipe(key)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         summary = Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path)).run()
@@ -175,7 +183,7 @@ def test_every_method_pretrains_and_its_backbone_loads_into_a_finetune_recipe(me
     model = build_model(ModelConfig(backbone=TINY_BACKBONE, backbone_init=str(tmp_path / BACKBONE_FILE)),
                         demo.channels, demo.image_size, demo.num_classes)
     assert all(torch.equal(model.backbone.state_dict()[key], value) for key, value in saved.items())
-    finetune = ssl.evaluation_recipe(method, "finetune", str(tmp_path / BACKBONE_FILE))
+    finetune = ssl.evaluation_recipe(key, "finetune", str(tmp_path / BACKBONE_FILE))
     assert finetune.model.backbone_init.endswith(BACKBONE_FILE) and finetune.model.freeze == "none"
 
 
@@ -187,7 +195,7 @@ def test_pretraining_without_a_validation_split_monitors_the_spread_only(tmp_pat
                                            val_fraction=0.0), tmp_path / "prepared")
     data = load_prepared("noval", folder=tmp_path / "prepared")
     assert len(data["val"].labels) == 0
-    summary = Pretrainer(load_ssl(tiny_ssl(), {}).recipe("simclr"), data, None, KnnConfig(),
+    summary = Pretrainer(load_ssl(tiny_ssl(), {}, {}).recipe("simclr"), data, None, KnnConfig(),
                          run_paths(tmp_path / "run")).run()
     assert summary["final"]["embedding_spread"] > 0 and "val_knn_accuracy" not in summary["final"]
 
@@ -197,7 +205,7 @@ def test_pretraining_without_a_validation_split_monitors_the_spread_only(tmp_pat
 def test_real_backbones_round_trip(backbone, demo, tmp_path):
     """ResNet18 with the small-image stem from scratch, and continued pretraining of ImageNet
     EfficientNet-Lite0 (normalised with ImageNet statistics, as its fine-tune model is)."""
-    recipe = load_ssl(tiny_ssl(backbone), {}).recipe("byol")
+    recipe = load_ssl(tiny_ssl(backbone), {}, {}).recipe("byol")
     trainer = Pretrainer(recipe, demo, None, KnnConfig(k=[3]), run_paths(tmp_path))
     red_mean = 0.485 if "efficient" in backbone["name"] else demo["train"].images[:, 0].mean() / 255
     assert trainer.method.backbone.mean.flatten()[0].item() == pytest.approx(red_mean, abs=1e-3)
@@ -211,7 +219,7 @@ def test_extra_unlabeled_images_join_the_training_split(demo, tmp_path):
     make_image_folder(tmp_path / "unlabeled" / "nested", {"x": 5}, size=40)
     extra = load_extra_images(str(tmp_path / "unlabeled"), DatasetConfig(image_size=16, workers=1), "ssl.recipes.s")
     assert extra.shape == (5, 3, 16, 16) and extra.dtype == np.uint8
-    recipe = load_ssl(tiny_ssl(), {}).recipe("simclr")
+    recipe = load_ssl(tiny_ssl(), {}, {}).recipe("simclr")
     trainer = Pretrainer(recipe, demo, extra, KnnConfig(), run_paths(tmp_path))
     assert len(trainer.images) == len(demo["train"]) + 5
     with pytest.raises(UserError, match=r"ssl\.recipes\.s\.extra_images: no images found"):
@@ -227,46 +235,56 @@ def test_three_way_evaluation_of_a_multilabel_dataset(tmp_path, monkeypatch):
     images, labels = multilabel_arrays(count=80)
     write_prepared(tmp_path / "data/prepared/types", images, labels, ["a", "b", "c", "d"])
     data = load_prepared("types")
-    ssl = load_ssl({**tiny_ssl(), "evaluate": {"probe": {"epochs": 2}, "finetune": {"epochs": 1}}}, {})
-    pretrain(ssl.recipe("byol"), data, None, ssl.evaluate.knn, pretrain_paths("types", "byol", 0))
-    metrics = evaluate_pretrained("types", "byol", 0, ssl, data, 5, tmp_path / "out")
+    ssl = load_ssl({**tiny_ssl(), "evaluate": {"probe": {"epochs": 2}, "finetune": {"epochs": 1}}},
+                   ssl_runs(("byol", 0), dataset="types"), {})
+    pretrain(ssl.run_recipe("types-byol-s0"), data, None, ssl.evaluate.knn, pretrain_paths("types", "byol", 0))
+    metrics = evaluate_pretrained("types-byol-s0", ssl, data, 5, tmp_path / "out")
     assert {"knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy"} <= set(metrics)
+    # and on the validation split, what an SSL arm is chosen by
+    assert {"knn20_val_accuracy", "knn3_val_accuracy", "probe_val_accuracy", "finetune_val_accuracy"} <= set(metrics)
     assert json.loads((tmp_path / "out/metrics.json").read_text())["method"] == "byol"
 
 
 def test_ssl_params_errors_name_the_key():
-    with pytest.raises(UserError, match=r"ssl\.recipes\.x\.method: unknown SSL method 'simclrr'.*mean 'simclr'"):
-        load_ssl({"recipes": {"x": {"method": "simclrr"}}}, {})
-    with pytest.raises(UserError, match=r"ssl\.methods names 'byl'.*did you mean 'byol'"):
-        load_ssl({"methods": ["byl"], "recipes": {"byol": {"method": "byol"}}}, {})
-    with pytest.raises(UserError, match=r"ssl\.recipes\.b: unknown key 'temperature'"):
-        load_ssl({"recipes": {"b": {"method": "byol", "temperature": 0.1}}}, {})
-    with pytest.raises(UserError, match=r"ssl\.evaluate\.probe"):
-        load_ssl({"recipes": {"r": {"method": "none"}}, "evaluate": {"probe": {"epochs": 0}}}, {})
+    with pytest.raises(UserError, match=r"ssl\.yaml: recipes\.x\.method: unknown SSL method 'simclrr'.*mean 'simclr'"):
+        load_ssl({"recipes": {"x": {"method": "simclrr"}}}, {}, {})
+    with pytest.raises(UserError, match=r"params\.yaml: ssl\.runs\.demo-byl-s0: no SSL recipe 'byl'.*did you mean 'byol'"):
+        load_ssl({"recipes": {"byol": {"method": "byol"}}}, ssl_runs(("byl", 0)), {})
+    with pytest.raises(UserError, match=r"ssl\.yaml: recipes\.b: unknown key 'temperature'"):
+        load_ssl({"recipes": {"b": {"method": "byol", "temperature": 0.1}}}, {}, {})
+    with pytest.raises(UserError, match=r"ssl\.yaml: evaluate\.probe"):
+        load_ssl({"recipes": {"r": {"method": "none"}}, "evaluate": {"probe": {"epochs": 0}}}, {}, {})
     assert set(SSL_METHODS.names()) == set(METHODS)
-    with pytest.raises(UserError, match=r"ssl\.yaml: recipes\.b: seeds are set by ssl\.seeds in params\.yaml"):
-        load_ssl({"recipes": {"b": {"method": "byol", "seed": 1}}}, {})
-    with pytest.raises(UserError, match=r"seed 4 is not in ssl\.seeds of params\.yaml \(0, 1\)"):
-        load_ssl({"seeds": [0, 1], "recipes": {"b": {"method": "byol"}}}, {}).check_seed(4)
+    with pytest.raises(UserError, match=r"ssl\.yaml: recipes\.b: seeds are the runs' \(ssl\.runs in params\.yaml\)"):
+        load_ssl({"recipes": {"b": {"method": "byol", "seed": 1}}}, {}, {})
+    # Seeds are the runs': a stage naming a run that ssl.runs lacks, or a run keyed with another seed.
+    with pytest.raises(UserError, match=r"no SSL run 'demo-b-s4' under ssl\.runs in params\.yaml "
+                                        r"\(did you mean 'demo-b-s0'\?\)"):
+        load_ssl({"recipes": {"b": {"method": "byol"}}}, ssl_runs(("b", 0)), {}).run("demo-b-s4")
+    mislabelled = {"demo-b-s1": SSLRunConfig(dataset="demo", recipe="b", seed=0)}
+    with pytest.raises(UserError, match=r"ssl\.runs\.demo-b-s1: an SSL run is named <dataset>-<arm>-s<seed>: "
+                                        r"rename it to 'demo-b-s0'"):
+        load_ssl({"recipes": {"b": {"method": "byol"}}}, mislabelled, {})
     for fixed in ({"name": "flatten"}, {"name": "colour_histogram"}):
         with pytest.raises(UserError, match=f"backbone '{fixed['name']}' has no weights to pretrain"):
-            load_ssl({"recipes": {"b": {"method": "byol", "backbone": fixed}}}, {})
+            load_ssl({"recipes": {"b": {"method": "byol", "backbone": fixed}}}, {}, {})
 
 
 def test_seed_s_of_a_pretrained_recipe_starts_from_seed_s_of_its_baseline(demo, tmp_path):
     """The pairing the report's comparisons rest on: a `none` recipe's seed is its random
     initialisation, and pretraining with the same seed starts from exactly those weights."""
-    ssl = load_ssl(tiny_ssl(), {})
+    ssl = load_ssl(tiny_ssl(), ssl_runs(("none", 0), ("none", 1), ("simclr", 1)), {})
 
-    def initial_backbone(method: str, seed: int) -> dict:
-        trainer = Pretrainer(ssl.recipe(method, seed), demo, None, KnnConfig(), run_paths(tmp_path / f"{method}{seed}"))
+    def initial_backbone(key: str) -> dict:
+        trainer = Pretrainer(ssl.run_recipe(key), demo, None, KnnConfig(), run_paths(tmp_path / key))
         return trainer.method.backbone.state_dict()
 
-    baseline, pretrained = initial_backbone("none", 1), initial_backbone("simclr", 1)
-    other = initial_backbone("none", 0)
+    baseline, pretrained = initial_backbone("demo-none-s1"), initial_backbone("demo-simclr-s1")
+    other = initial_backbone("demo-none-s0")
     assert all(torch.equal(baseline[key], pretrained[key]) for key in baseline)
     assert not all(torch.equal(baseline[key], other[key]) for key in baseline)
-    probe = ssl.evaluation_recipe("simclr", "probe", BACKBONE_FILE, seed=1)
+    assert ssl.run_recipe("demo-simclr-s1") == ssl.recipe("simclr", 1)  # a run is its recipe at its seed
+    probe = ssl.evaluation_recipe("demo-simclr-s1", "probe", BACKBONE_FILE)
     assert probe.seed == 1  # the evaluations train with the pretraining's seed
 
 
@@ -274,7 +292,7 @@ def test_seed_s_of_a_pretrained_recipe_starts_from_seed_s_of_its_baseline(demo, 
 def test_the_predictor_trains_at_its_own_learning_rate_and_every_parameter_trains_once(method, demo, tmp_path):
     recipe = load_ssl({**tiny_ssl(), "pretrain": {**tiny_ssl()["pretrain"], "optimizer": {"name": "sgd", "lr": 0.05}},
                        "recipes": {"m": {"method": method, "prediction_lr_scale": 10,
-                                         **TINY_OVERRIDES.get(method, {})}}}, {}).recipe("m")
+                                         **TINY_OVERRIDES.get(method, {})}}}, {}, {}).recipe("m")
     pretrainer = Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path))
     method_module, optimizer = pretrainer.method, pretrainer.optimizer
     lr_of = {id(param): round(group["lr"], 9) for group in optimizer.param_groups for param in group["params"]}
@@ -293,7 +311,7 @@ def test_koleo_weight_adds_the_spread_of_the_student_s_backbone_features_of_the_
 
     def build(weight):
         recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": method, **TINY_OVERRIDES[method],
-                                                           "koleo_weight": weight}}}, {}).recipe("m")
+                                                           "koleo_weight": weight}}}, {}, {}).recipe("m")
         return Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path / str(weight))).method
 
     generator = torch.Generator().manual_seed(0)
@@ -308,7 +326,7 @@ def test_koleo_weight_adds_the_spread_of_the_student_s_backbone_features_of_the_
 
 
 def test_moco_memory_bank_larger_than_the_data_is_refused(demo, tmp_path):
-    recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": "moco", "memory_bank_size": 4096}}}, {}).recipe("m")
+    recipe = load_ssl({**tiny_ssl(), "recipes": {"m": {"method": "moco", "memory_bank_size": 4096}}}, {}, {}).recipe("m")
     with pytest.raises(UserError, match="memory_bank_size 4096 is not below"):
         Pretrainer(recipe, demo, None, KnnConfig(), run_paths(tmp_path))
 
@@ -320,7 +338,7 @@ def test_pretraining_saves_its_resume_state_as_the_training_loop_does(demo, tmp_
 
     saved = []
     monkeypatch.setattr(ResumableRun, "save", lambda self, done, state: saved.append((done, sorted(state))))
-    recipe = load_ssl(tiny_ssl(epochs=3), {}).recipe("simclr")
+    recipe = load_ssl(tiny_ssl(epochs=3), {}, {}).recipe("simclr")
     Pretrainer(recipe, demo, None, KnnConfig(k=[3]), run_paths(tmp_path / "every")).run()
     assert [done for done, _ in saved] == [1, 2]
     assert {"method", "optimizer", "schedule"} <= set(saved[0][1])
@@ -338,8 +356,10 @@ def project(tmp_path):
     """The repository's params.yaml and recipes.yaml, tiny SSL recipes (ssl.yaml) and one
     prepared dataset."""
     make_image_folder(tmp_path / "images", {"a": 16, "b": 16, "c": 16})
-    for name in ("params.yaml", "recipes.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "recipes.yaml", tmp_path / "recipes.yaml")
+    params = read_yaml(REPO / "params.yaml")
+    params["ssl"] = {"runs": ssl_runs_yaml(METHODS, seeds=(0,))}  # tiny_ssl's recipes are named by method
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "ssl.yaml").write_text(yaml.safe_dump(tiny_ssl(epochs=3)))
     prepare_dataset("demo", DatasetConfig(root=str(tmp_path / "images"), image_size=16, workers=1),
                     tmp_path / "data" / "prepared" / "demo")
@@ -350,7 +370,7 @@ def pretrain(project, method: str, kill_after: int | None = None):
     env = python_env()
     env["PYTHONPATH"] = str(REPO)
     runner = ["-m", "tests.kill_after", str(kill_after)] if kill_after else ["-m"]  # killed after that epoch
-    result = run(["python", *runner, "stages.pretrain", "demo", method, "0"], cwd=project, check=not kill_after,
+    result = run(["python", *runner, "stages.pretrain", f"demo-{method}-s0"], cwd=project, check=not kill_after,
                  env=env)
     return result, project / pretrain_paths("demo", method, 0).model_dir
 
@@ -390,6 +410,12 @@ def test_killed_pretraining_resumes_from_the_saved_epoch(project, tmp_path_facto
 SSL_RECIPES = ["simclr", "simsiam", "byol", "dino", "moco", "barlow_twins", "random"]  # every method, and none
 
 
+def ssl_runs_yaml(recipes, seeds) -> dict:
+    """params.yaml's `ssl.runs` for these SSL recipes on `demo`, each with these seeds."""
+    return {f"demo-{recipe}-s{seed}": {"dataset": "demo", "recipe": recipe, "seed": seed}
+            for recipe in recipes for seed in seeds}
+
+
 def tiny_ssl_project(tmp_path) -> Path:
     """A committed copy of the repo: one 64-image dataset, logreg as its run, and every SSL
     recipe of SSL_RECIPES at tiny settings."""
@@ -419,20 +445,21 @@ def test_every_method_through_the_stage_scripts(tmp_path):
     conftest's every_recipe does): pretrain, the three-way evaluation (whose probe and fine-tune
     load the backbone through model.backbone_init), and the report's SSL section."""
     repo = tiny_ssl_project(tmp_path)
-    edit_params(repo, lambda params, _: params["ssl"].update(methods=SSL_RECIPES))
-    for stage, *arguments in [("validate",), ("prepare", "demo"), ("train", "demo", "logreg", 0),
-                              ("evaluate", "demo", "logreg", 0)]:
+    edit_params(repo, lambda params, _: params["ssl"].update(runs=ssl_runs_yaml(SSL_RECIPES, seeds=(0,))))
+    for stage, *arguments in [("validate",), ("prepare", "demo"), ("train", "demo-logreg-s0"),
+                              ("evaluate", "demo-logreg-s0")]:
         run_stage(repo, stage, *arguments)
     for method in SSL_RECIPES:
-        run_stage(repo, "pretrain", "demo", method, 0)
-        run_stage(repo, "ssl_evaluate", "demo", method, 0)
+        run_stage(repo, "pretrain", f"demo-{method}-s0")
+        run_stage(repo, "ssl_evaluate", f"demo-{method}-s0")
     run_stage(repo, "report")
     for method in SSL_RECIPES:
-        metrics = json.loads((repo / f"reports/eval/demo/ssl-{method}/s0/metrics.json").read_text())
+        metrics = json.loads((repo / f"reports/eval/ssl-demo-{method}-s0/metrics.json").read_text())
         for key in ("knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy", "embedding_spread",
-                    "embedding_rank_start", "embedding_rank", "pretrain_images_per_second"):
+                    "embedding_rank_start", "embedding_rank", "pretrain_images_per_second",
+                    "knn20_val_accuracy", "knn3_val_accuracy", "probe_val_accuracy", "finetune_val_accuracy"):
             assert key in metrics, (method, key)
-        state = torch.load(repo / f"data/pretrained/demo/{method}/s0/backbone.pt", weights_only=True)
+        state = torch.load(repo / f"data/pretrained/demo-{method}-s0/backbone.pt", weights_only=True)
         assert all(isinstance(value, torch.Tensor) for value in state.values())
     page = (repo / "reports/index.html").read_text()
     assert "Self-supervised pretraining" in page and "barlow_twins" in page
@@ -444,21 +471,24 @@ def test_pretrain_evaluate_and_report_through_dvc_exp_run(tmp_path):
     seeds; a third seed then leaves every stage of the first two up to date."""
     repo = tiny_ssl_project(tmp_path)
     assert "pretrain" not in run(["dvc", "stage", "list"], cwd=repo).stdout  # opt-in: none by default
-    result = run(["dvc", "exp", "run", "-S", "ssl.methods=[simclr,random]", "-S", "ssl.seeds=[0,1]"], cwd=repo)
-    assert {f"{stage}@demo-{method}-{seed}" for stage in ("pretrain", "ssl_evaluate")
+    settings = [f"+ssl.runs.{key}={{dataset: demo, recipe: {run_['recipe']}, seed: {run_['seed']}}}"
+                for key, run_ in ssl_runs_yaml(["simclr", "random"], seeds=(0, 1)).items()]
+    result = run(["dvc", "exp", "run", *(part for setting in settings for part in ("-S", setting))], cwd=repo)
+    assert {f"{stage}@demo-{method}-s{seed}" for stage in ("pretrain", "ssl_evaluate")
             for method in ("simclr", "random") for seed in (0, 1)} | {"report"} <= stages_run(result.stdout)
-    first, other = (torch.load(repo / f"data/pretrained/demo/random/s{seed}/backbone.pt", weights_only=True)
+    first, other = (torch.load(repo / f"data/pretrained/demo-random-s{seed}/backbone.pt", weights_only=True)
                     for seed in (0, 1))
     assert not all(torch.equal(first[key], other[key]) for key in first)  # seed 1 is another initialisation
     assert "| simclr | simclr | cnn (none) | 0, 1 |" in (repo / "reports/README.md").read_text()
 
     # The README's "two more seeds" form: what `dvc exp run` would rerun is what `dvc status` lists.
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["ssl"]["seeds"] = [0, 1, 2]
+    params["ssl"]["runs"].update(ssl_runs_yaml(["simclr", "random"], seeds=(2,)))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stale = {name.split(":")[-1] for name in json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout)}
     assert {name for name in stale if name.startswith(("pretrain", "ssl_evaluate"))} == \
-        {"pretrain@demo-simclr-2", "pretrain@demo-random-2", "ssl_evaluate@demo-simclr-2", "ssl_evaluate@demo-random-2"}
+        {"pretrain@demo-simclr-s2", "pretrain@demo-random-s2", "ssl_evaluate@demo-simclr-s2",
+         "ssl_evaluate@demo-random-s2"}
 
 
 def test_pretraining_refuses_a_whitening_stem_it_could_not_fit():
