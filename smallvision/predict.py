@@ -1,9 +1,10 @@
-"""Predict the classes of image files with a recipe the pipeline trained.
+"""Predict the classes of image files with an arm the pipeline trained.
 
-  python -m smallvision.predict IMAGE... [--dataset D] [--recipe R] [--seed S] [--top 5] [--json]
+  python -m smallvision.predict IMAGE... [--dataset D] [--arm A] [--seed S] [--top 5] [--json]
 
-The dataset defaults to the first one `runs` uses, the recipe to that dataset's most accurate
-one by mean over seeds (reports/metrics.json), the seed to that recipe's most accurate run.
+The dataset defaults to the first one `runs` uses, the arm to the one chosen on validation
+(highest mean validation accuracy over seeds, reports/metrics.json; never the test split's),
+the seed to that arm's best run on validation.
 Images are decoded exactly as prepare decoded the dataset. For a Pokémon dataset with PokeAPI
 CSVs (`pokeapi:`), the top class comes with its Pokédex facts."""
 
@@ -17,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from smallvision.core.errors import UserError, exits_cleanly
-from smallvision.data.images import BadImage, load_image
 from smallvision.core.io import read_json
 from smallvision.core.paths import REPORT, eval_dir, model_dir
 from smallvision.core.prepared import load_prepared
 from smallvision.core.registry import did_you_mean
+from smallvision.data.images import BadImage, load_image
 from smallvision.inference import load_predictor
 from smallvision.options.params import load_params
+from smallvision.publish.compare import chosen
 from smallvision.report.facts import dataset_facts, fact_lines
 
 
@@ -32,8 +34,8 @@ def parse(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--dataset")
-    parser.add_argument("--recipe")
-    parser.add_argument("--seed", type=int, help="which seed's model (default: the recipe's most accurate seed)")
+    parser.add_argument("--arm", help="a run's arm (a recipe's name, or an arm of a track; default: chosen on validation)")
+    parser.add_argument("--seed", type=int, help="which seed's model (default: the arm's best seed on validation)")
     parser.add_argument("--top", type=positive_int, default=5, metavar="N",
                         help="how many classes to show per image (default 5; more than the dataset has shows them all)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -53,28 +55,34 @@ def positive_int(text: str) -> int:
     return value
 
 
-def best_recipe(dataset: str) -> str:
-    """The recipe with the highest mean test accuracy over its seeds (reports/metrics.json)."""
+def chosen_arm(dataset: str) -> str:
+    """The arm chosen on validation: the highest mean validation accuracy over its seeds
+    (reports/metrics.json)."""
     path = REPORT / "metrics.json"
     if not path.exists():
-        raise UserError(f"no results yet ({path} is missing): run `dvc repro`, or name a trained recipe with --recipe")
-    recipes = read_json(path).get(dataset)
-    if not recipes:
+        raise UserError(f"no results yet ({path} is missing): run `dvc repro`, or name a trained arm with --arm")
+    arms = read_json(path).get(dataset)
+    if not arms:
         raise UserError(f"{path} has no results for dataset '{dataset}': run `dvc repro`")
-    return max(recipes, key=lambda name: recipes[name].get("accuracy", 0))
+    name = chosen({arm: figures.get("val_accuracy") for arm, figures in arms.items()})
+    if name is None:
+        raise UserError(f"no arm on '{dataset}' has a validation figure (it has no validation split), so none is "
+                        f"chosen: name one with --arm ({', '.join(arms)})")
+    return name
 
 
-def best_seed(params, dataset: str, recipe: str) -> int:
-    """The seed whose run of this recipe scored the highest test accuracy (the lowest seed on a tie)."""
-    seeds = params.seeds_of(dataset, recipe)
+def best_seed(params, dataset: str, arm: str) -> int:
+    """The seed whose run of this arm scored the highest validation accuracy (else test accuracy, for
+    a dataset without a validation split; the lowest seed on a tie)."""
+    seeds = params.seeds_of(dataset, arm)
     if not seeds:
-        raise UserError(f"no run of recipe '{recipe}' on dataset '{dataset}' under runs in params.yaml"
-                        f"{did_you_mean(recipe, params.recipes_on(dataset))}")
-    scored = {seed: read_json(path)["accuracy"] for seed in seeds
-              if (path := eval_dir(dataset, recipe, seed) / "metrics.json").exists()}
-    if not scored:
-        raise UserError(f"recipe '{recipe}' has no evaluated run on '{dataset}': run `dvc repro`, or name one with --seed")
-    return max(sorted(scored), key=lambda seed: scored[seed])
+        raise UserError(f"no run of arm '{arm}' on dataset '{dataset}' under runs in params.yaml"
+                        f"{did_you_mean(arm, params.arms_on(dataset))}")
+    runs = {seed: read_json(path) for seed in seeds if (path := eval_dir(dataset, arm, seed) / "metrics.json").exists()}
+    if not runs:
+        raise UserError(f"arm '{arm}' has no evaluated run on '{dataset}': run `dvc repro`, or name one with --seed")
+    key = "val_accuracy" if all("val_accuracy" in figures for figures in runs.values()) else "accuracy"
+    return max(sorted(runs), key=lambda seed: runs[seed][key])
 
 
 def decode(paths: list[Path], cfg) -> np.ndarray:
@@ -93,20 +101,18 @@ def predict(args) -> list[dict]:
     params = load_params()
     dataset = args.dataset or params.run_datasets[0]
     cfg = params.dataset(dataset)
-    recipe_name = args.recipe or best_recipe(dataset)
-    if recipe_name not in params.recipes:
-        raise UserError(f"no recipe '{recipe_name}' in recipes.yaml{did_you_mean(recipe_name, params.recipes)}")
-    seed = best_seed(params, dataset, recipe_name) if args.seed is None else args.seed
+    arm = args.arm or chosen_arm(dataset)
+    seed = best_seed(params, dataset, arm) if args.seed is None else args.seed
     images = decode(args.images, cfg)
     data = load_prepared(dataset)
-    predictor = load_predictor(params.recipe(recipe_name, seed), data, model_dir(dataset, recipe_name, seed),
+    predictor = load_predictor(params.arm_recipe(dataset, arm, seed), data, model_dir(dataset, arm, seed),
                                params.evaluate.test_size_scale)  # as the evaluation scored it
     scores = predictor.scores(images)
     facts = dataset_facts(cfg, data.classes)
     results = []
     for path, row in zip(args.images, scores):
         top = np.argsort(-row)[: min(args.top, len(row))]
-        result = {"image": str(path), "dataset": dataset, "recipe": recipe_name, "seed": seed,
+        result = {"image": str(path), "dataset": dataset, "arm": arm, "seed": seed,
                   "top": [{"class": data.classes[i], "probability": round(float(row[i]), 4)} for i in top]}
         if facts:
             result["facts"] = facts[data.classes[top[0]]]
@@ -116,7 +122,7 @@ def predict(args) -> list[dict]:
 
 def show(results: list[dict]) -> None:
     for result in results:
-        print(f"{result['image']}  ({result['recipe']}, seed {result['seed']}, on {result['dataset']})")
+        print(f"{result['image']}  ({result['arm']}, seed {result['seed']}, on {result['dataset']})")
         for rank, entry in enumerate(result["top"], 1):
             print(f"  {rank}. {entry['class']:<24} {entry['probability']:.4f}")
         if "facts" in result:

@@ -1,12 +1,13 @@
-"""Evaluate one pretrained backbone three ways on its dataset's test split.
+"""Evaluate one pretrained backbone three ways on its dataset's test split (and, for choosing
+among SSL arms, on its validation split).
 
 kNN on frozen features; a linear probe (frozen backbone, features embedded once) and a full
 fine-tune, both run by the one training loop as recipes whose `model.backbone_init` is the
 pretrained file. Every evaluation loads the backbone the way any recipe would, so a backbone
 that a fine-tune recipe cannot load fails here, at once.
 
-reports/eval/<dataset>/ssl-<recipe>/s<seed>/metrics.json   knn<k>_accuracy, probe_*, finetune_*, pretraining figures
-data/ssl_eval/<dataset>/<recipe>/s<seed>/{probe,finetune}   the two runs' weights and logs
+reports/eval/ssl-<key>/metrics.json   knn<k>_accuracy, probe_*, finetune_* (and *_val_accuracy), pretraining figures
+data/ssl_eval/<key>/{probe,finetune}   the two runs' weights and logs (key: <dataset>-<arm>-s<seed>, of ssl.runs)
 
 The probe and the fine-tune train with the pretraining's seed.
 """

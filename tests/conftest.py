@@ -248,7 +248,7 @@ def every_recipe(tmp_path_factory):
     run_stage(repo, "prepare", "tiny")
     for run_ in params["runs"].values():
         for stage in ("train", "evaluate"):
-            run_stage(repo, stage, run_["dataset"], run_["recipe"], run_["seed"])
+            run_stage(repo, stage, f"{run_['dataset']}-{run_['recipe']}-s{run_['seed']}")
     run_stage(repo, "report")
     return repo, params
 

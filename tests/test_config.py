@@ -54,6 +54,30 @@ def test_unknown_recipe_in_a_run(tmp_path):
     assert "runs.digits-effnet_fintune-s0" in message and "did you mean 'effnet_finetune'" in message
 
 
+def arm_run(**entry) -> dict:
+    key = f"digits-{entry.get('arm', entry['recipe'])}-s0"
+    return {key: {"dataset": "digits", **entry, "seed": 0, "defaults": "train"}}
+
+
+def test_an_arm_sets_a_few_keys_of_its_recipe_and_names_itself(tmp_path):
+    """An arm is a recipe with keys `set` over it, merged as a recipe is over its defaults: what the
+    run trains has them, the recipe itself is unchanged, and a bad key is named in params.yaml."""
+    params = copy.deepcopy(BASE)
+    params["runs"] = {**arm_run(recipe="cnn", arm="cnn_long", set={"epochs": 30, "optimizer": {"lr": 0.01}}),
+                      **arm_run(recipe="cnn")}
+    loaded = load_params(write_params(tmp_path, params))
+    arm = loaded.run_recipe("digits-cnn_long-s0")
+    assert (arm.epochs, arm.optimizer.lr) == (30, 0.01)
+    assert arm.optimizer.weight_decay == RECIPES["cnn"]["optimizer"]["weight_decay"]  # merged key by key
+    assert loaded.recipe("cnn").epochs == RECIPES["cnn"]["epochs"] == loaded.run_recipe("digits-cnn-s0").epochs
+    assert loaded.recipe_of("digits", "cnn_long") == "cnn"
+    message = check(tmp_path, lambda p, r: p.update(runs=arm_run(recipe="cnn", arm="x", set={"epoch": 3})))
+    assert message.startswith("params.yaml: runs.digits-x-s0.set") and "'epoch'" in message and "did you mean 'epochs'" in message
+    assert "needs a name of its own" in check(tmp_path, lambda p, r: p.update(runs=arm_run(recipe="cnn", set={"epochs": 3})))
+    assert "may not set its recipe's seed" in check(
+        tmp_path, lambda p, r: p.update(runs=arm_run(recipe="cnn", arm="x", set={"seed": 3})))
+
+
 def test_run_name_and_defaults_must_match_the_run(tmp_path):
     def misnamed(params, recipes):
         params["runs"] = {"run3": {"dataset": "digits", "recipe": "cnn", "seed": 1, "defaults": "train"}}
@@ -118,10 +142,12 @@ def test_an_ssl_recipe_s_published_figure_is_the_ssl_seed_figure_only(tmp_path):
     from smallvision.report.ssl import ssl_seed_figure
 
     path = write_params(tmp_path, BASE)
-    reference = {"source": "seed SSL report", "results": {"digits": {"accuracy": 0.3}}}
+    reference = {"report": "000_1d13db0482041163.txt", "section": "3.2.2 SimCLR Experiment", "experiment": "SimCLR",
+                 "results": {"digits": {"finetune_accuracy": 0.3}}}
     (tmp_path / "catalogue.yaml").write_text(yaml.safe_dump({"simclr": {"reference": reference}}))
     params = load_params(path)
-    assert ssl_seed_figure(params, "digits") == {"value": 0.3, "source": "seed SSL report"}
+    assert ssl_seed_figure(params, "digits") == {
+        "value": 0.3, "source": 'SimCLR (000_1d13db0482041163.txt, "3.2.2 SimCLR Experiment")'}
     assert seed_figure(params, "digits") is None
 
 
@@ -227,62 +253,101 @@ def test_dvc_set_param_rewrites_one_line(tmp_path, path, override):
     assert key.rsplit(".", 1)[1] + ": " + value in changed[0][1]
 
 
-def test_study_listing_counts_runs_and_pretrainings():
-    """`profile --list`: a line a study, its counts under their headers however long its name,
-    and an SSL study's pretrainings counted (each SSL recipe on each dataset with each seed)."""
+def test_track_listing_counts_arms_runs_and_ssl_runs():
+    """`profile --list`: a line a track, its counts under their headers however long its name:
+    its arms, its runs (each arm with each of its seeds) and its SSL runs."""
     header, *lines = profile.listing()
     rows = {line.split()[0]: line for line in lines}
-    assert set(rows) == {path.stem for path in (REPO / "studies").glob("*.yaml")}
+    assert set(rows) == {path.stem for path in (REPO / "tracks").glob("*.yaml")}
     runs_end, ssl_end = header.index("runs") + len("runs"), header.index("ssl") + len("ssl")
     for name, line in rows.items():
-        declared = yaml.safe_load((REPO / "studies" / f"{name}.yaml").read_text())
-        methods = (declared.get("ssl") or {}).get("methods") or []
-        assert line[:runs_end].split()[-1].isdigit(), line
-        pretrainings = len(methods) * len(declared["datasets"]) * len(declared.get("seeds", [0]))
-        assert line[:ssl_end].split()[-1] == str(pretrainings), line
-    assert int(rows["pokemon150_ssl"][:ssl_end].split()[-1]) > 0
+        declared = yaml.safe_load((REPO / "tracks" / f"{name}.yaml").read_text())
+        seeds = declared.get("seeds", [0])
+        runs = sum(len(arm.get("seeds", seeds)) for arm in (declared.get("arms") or {}).values())
+        ssl_runs = sum(len(arm.get("seeds", seeds)) for arm in (declared.get("ssl_arms") or {}).values())
+        assert line[:runs_end].split()[-1] == str(runs), line
+        assert line[:ssl_end].split()[-1] == str(ssl_runs), line
+    assert int(rows["pokemon150"][:ssl_end].split()[-1]) > 0
 
 
-@pytest.mark.parametrize("study", sorted(path.stem for path in (REPO / "studies").glob("*.yaml")))
-def test_every_study_gives_valid_params(tmp_path, monkeypatch, study):
-    """A study naming a missing recipe or a bad dataset key fails here, not hours into its run."""
+@pytest.mark.parametrize("track", sorted(path.stem for path in (REPO / "tracks").glob("*.yaml")))
+def test_every_track_gives_valid_params(tmp_path, monkeypatch, track):
+    """A track naming a missing recipe, a bad dataset key or an arm setting a key its recipe does
+    not take fails here, not hours into its run; each arm runs once per seed, keyed by its name."""
+    from smallvision.ssl.config import load_ssl_params
+
     for name in ("params.yaml", "recipes.yaml", "catalogue.yaml", "ssl.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
-    for folder in set(re.findall(r"\$(\w+)", (REPO / "studies" / f"{study}.yaml").read_text())):  # the folders it names
+    for folder in set(re.findall(r"\$(\w+)", (REPO / "tracks" / f"{track}.yaml").read_text())):  # the folders it names
         monkeypatch.setenv(folder, str(tmp_path / folder.lower()))
     monkeypatch.chdir(REPO)
-    profile.apply(profile.read_study(study), tmp_path / "params.yaml")
-    params = load_params(tmp_path / "params.yaml")
-    declared = yaml.safe_load((REPO / "studies" / f"{study}.yaml").read_text())
-    assert {run.dataset for run in params.runs.values()} == set(declared["runs"])
-    assert {run.seed for run in params.runs.values()} == set(declared["seeds"])
-    if declared.get("ssl"):  # its SSL recipes pretrain once per seed of the study
-        assert params.ssl.seeds == declared["seeds"]
-    profile.apply(profile.read_study(study, seeds=[0, 1]), tmp_path / "params.yaml")  # --seeds 0 1
-    assert load_params(tmp_path / "params.yaml").ssl.seeds == ([0, 1] if declared.get("ssl") else [0])
+    profile.apply(profile.read_track(track), tmp_path / "params.yaml")
+    params, ssl = load_params(tmp_path / "params.yaml"), load_ssl_params(tmp_path / "params.yaml")
+    declared = yaml.safe_load((REPO / "tracks" / f"{track}.yaml").read_text())
+    for section, runs in (("arms", params.runs), ("ssl_arms", ssl.runs)):
+        expected = {f"{arm['dataset']}-{name}-s{seed}" for name, arm in (declared.get(section) or {}).items()
+                    for seed in arm.get("seeds", declared["seeds"])}
+        assert set(runs) == expected
+    for key, run in params.runs.items():  # an arm's set keys reach what it trains
+        for option, value in run.set.items():
+            if not isinstance(value, dict):
+                assert getattr(params.run_recipe(key), option) == value, (key, option)
+    params.catalogue  # every catalogue entry names a recipe, and is valid
+    profile.apply(profile.read_track(track, seeds=[0, 1]), tmp_path / "params.yaml")  # --seeds 0 1
+    assert {run.seed for run in load_params(tmp_path / "params.yaml").runs.values()} <= {0, 1}
 
 
-def test_a_studys_test_size_reaches_params_and_is_not_inherited_by_the_next(tmp_path, monkeypatch):
-    """`evaluate.test_size_scale` is a study's design: applied, it changes that one line of
-    params.yaml; a study without it sets the default back; other evaluate keys are not a study's."""
+def test_a_track_may_run_some_of_its_arms(tmp_path, monkeypatch):
+    """`profile TRACK --arms a b`: only those arms' runs; an arm the track lacks is named."""
     for name in ("params.yaml", "recipes.yaml", "catalogue.yaml", "ssl.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
-    (tmp_path / "studies").mkdir()
+    monkeypatch.chdir(REPO)
+    profile.apply(profile.read_track("default", arms=["cnn", "majority"]), tmp_path / "params.yaml")
+    assert set(load_params(tmp_path / "params.yaml").runs) == {"digits-cnn-s0", "digits-majority-s0"}
+    with pytest.raises(UserError, match="has no arm 'cnnn' \\(did you mean 'cnn'\\?\\)"):
+        profile.read_track("default", arms=["cnnn"])
+
+
+def test_a_track_arm_names_its_dataset_recipe_role_and_a_parent_that_is_an_arm(tmp_path, monkeypatch):
+    (tmp_path / "tracks").mkdir()
     base = {"seeds": [0], "sources": {"digits": {"kind": "sklearn_digits"}},
-            "datasets": {"digits": {"root": "data/raw/digits"}}, "runs": {"digits": ["cnn"]}}
-    for name, study in {"larger": {**base, "evaluate": {"test_size_scale": 1.25}}, "plain": base,
-                        "bad": {**base, "evaluate": {"batch_size": 8}}}.items():
-        (tmp_path / "studies" / f"{name}.yaml").write_text(yaml.safe_dump(study))
+            "datasets": {"digits": {"root": "data/raw/digits"}}}
+    bad = {"no_role": {"dataset": "digits", "recipe": "cnn"},
+           "orphan": {"dataset": "digits", "recipe": "cnn", "role": "ours", "parent": "nowhere"},
+           "seed_silent": {"dataset": "digits", "recipe": "cnn", "role": "seed"}}
     monkeypatch.chdir(tmp_path)
-    profile.apply(profile.read_study("plain"))
+    for name, arm in bad.items():
+        (tmp_path / "tracks" / f"{name}.yaml").write_text(yaml.safe_dump({**base, "arms": {name: arm}}))
+    with pytest.raises(UserError, match="`role` is missing"):
+        profile.read_track("no_role")
+    with pytest.raises(UserError, match="parent 'nowhere' is not an arm"):
+        profile.read_track("orphan")
+    with pytest.raises(UserError, match="says what differs from the report's"):
+        profile.read_track("seed_silent")
+
+
+def test_a_tracks_test_size_reaches_params_and_is_not_inherited_by_the_next(tmp_path, monkeypatch):
+    """`evaluate.test_size_scale` is a track's design: applied, it changes that one line of
+    params.yaml; a track without it sets the default back; other evaluate keys are not a track's."""
+    for name in ("params.yaml", "recipes.yaml", "catalogue.yaml", "ssl.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "tracks").mkdir()
+    base = {"seeds": [0], "sources": {"digits": {"kind": "sklearn_digits"}},
+            "datasets": {"digits": {"root": "data/raw/digits"}},
+            "arms": {"cnn": {"dataset": "digits", "recipe": "cnn", "role": "ours"}}}
+    for name, track in {"larger": {**base, "evaluate": {"test_size_scale": 1.25}}, "plain": base,
+                        "bad": {**base, "evaluate": {"batch_size": 8}}}.items():
+        (tmp_path / "tracks" / f"{name}.yaml").write_text(yaml.safe_dump(track))
+    monkeypatch.chdir(tmp_path)
+    profile.apply(profile.read_track("plain"))
     before = (tmp_path / "params.yaml").read_text().splitlines()
-    profile.apply(profile.read_study("larger"))
+    profile.apply(profile.read_track("larger"))
     after = (tmp_path / "params.yaml").read_text().splitlines()
     changed = [(old, new) for old, new in zip(before, after) if old != new]
     assert len(before) == len(after) and len(changed) == 1, changed
     assert changed[0][1].startswith("  test_size_scale: 1.25 ") and "# test at this multiple" in changed[0][1]
     assert load_params(tmp_path / "params.yaml").evaluate.test_size_scale == 1.25
-    profile.apply(profile.read_study("plain"))
+    profile.apply(profile.read_track("plain"))
     assert load_params(tmp_path / "params.yaml").evaluate.test_size_scale == 1.0
-    with pytest.raises(UserError, match="evaluate.batch_size is not a study's to set"):
-        profile.read_study("bad")
+    with pytest.raises(UserError, match="evaluate.batch_size is not a track's to set"):
+        profile.read_track("bad")

@@ -113,6 +113,29 @@ def test_a_code_folder_a_stage_depends_on_holds_only_code_it_runs(stage):
     assert not unrun, f"dvc.yaml: stage {stage} depends on folders holding code it never runs: {', '.join(unrun)}"
 
 
+def code_deps(stage: str) -> set[str]:
+    definition = stage_definitions()[stage]
+    return {dep for dep in definition.get("deps", []) if isinstance(dep, str) and dep.startswith(("smallvision", "stages"))}
+
+
+def test_preparing_reads_no_training_code():
+    """prepare's closure stops at the torch-free options: an edit to the training loop, the models or
+    the evaluation cannot re-prepare (re-decode) a dataset. The options name no implementation
+    (tests/test_imports.py), so this holds by construction, not by a hand-kept list."""
+    deps, code = deps_and_code("prepare")
+    assert not any(part in str(path) for path in code for part in ("/train/", "/models/", "/fit/", "inference"))
+    assert {"smallvision/train", "smallvision/models", "smallvision/fit"}.isdisjoint(deps)
+
+
+def test_a_stages_code_deps_are_its_own_packages_and_the_shared_ones():
+    """A few folder lines a stage, not a hand-kept list of modules: 51 code lines in all (the
+    layout before the options package had 116)."""
+    lines = sum(len(code_deps(stage)) for stage in stage_definitions())
+    assert lines <= 58, lines
+    for stage in ("prepare", "train", "evaluate", "pretrain", "ssl_evaluate"):
+        assert {"smallvision/core", "smallvision/options"} <= code_deps(stage), stage
+
+
 def test_the_closure_follows_lazy_imports_and_builders():
     """The walker itself: an import inside a function and a registry's "module:attr" count."""
     modules = {"smallvision": None, "smallvision.a": None, "smallvision.b": None, "smallvision.c": None}

@@ -51,7 +51,7 @@ def test_every_recipe_produces_metrics(every_recipe):
         assert metrics["tiny"][recipe]["accuracy"] > 0.5, recipe
     for recipe in {"cars_retrieval_knn", "effnet_knn"} & set(ours):  # the latter untrained: ImageNet features of squares
         assert {"k2_accuracy", "k3_accuracy", "k4_accuracy", "k"} <= set(metrics["tiny"][recipe]), recipe
-    evaluation = repo / "reports/eval/tiny" / ours[0] / "s0"
+    evaluation = repo / "reports/eval" / f"tiny-{ours[0]}-s0"
     assert (evaluation / "predictions.csv").read_text().startswith("file,actual,predicted,correct,confidence,top5")
     assert len((evaluation / "per_class.csv").read_text().splitlines()) == 5
     page = (repo / "reports/index.html").read_text()
@@ -107,7 +107,7 @@ def test_freezing_policy_really_froze(every_recipe, name, monkeypatch):
     data = load_prepared("tiny", folder=repo / "data/prepared/tiny")
     seed_everything(recipe.seed)
     initial = build_for_data(recipe, data)
-    trained = torch.load(repo / "data/models/tiny" / name / "s0" / BEST, weights_only=True)
+    trained = torch.load(repo / "data/models" / f"tiny-{name}-s0" / BEST, weights_only=True)
     frozen = {n for n, p in initial.named_parameters() if not p.requires_grad}
     trainable = {n for n, p in initial.named_parameters() if p.requires_grad}
     assert frozen and trainable
@@ -179,9 +179,25 @@ def test_changing_the_test_size_retrains_nothing(pipeline):
     assert {f"evaluate@tiny-{recipe}-s0" for recipe in PIPELINE_RECIPES} <= ran
     assert {stage.split("@")[0] for stage in ran} <= {"validate", "evaluate", "report"}, ran
     for recipe in PIPELINE_RECIPES:
-        assert "test_size" not in json.loads((repo / f"reports/eval/tiny/{recipe}/s0/metrics.json").read_text())
+        assert "test_size" not in json.loads((repo / f"reports/eval/tiny-{recipe}-s0/metrics.json").read_text())
     # predict scores as the evaluation did, and says nothing of it on stdout, where its --json goes
-    first = next(csv.DictReader((repo / "reports/eval/tiny/logreg/s0/predictions.csv").open()))
+    first = next(csv.DictReader((repo / "reports/eval/tiny-logreg-s0/predictions.csv").open()))
     image = f"{load_params(repo / 'params.yaml').dataset('tiny').root}/{first['file']}"
-    out = run(["python", "-m", "smallvision.predict", image, "--recipe", "logreg", "--json"], cwd=repo)
-    assert json.loads(out.stdout)[0]["recipe"] == "logreg"
+    out = run(["python", "-m", "smallvision.predict", image, "--arm", "logreg", "--json"], cwd=repo)
+    assert json.loads(out.stdout)[0]["arm"] == "logreg"
+
+
+@PIPELINE
+def test_an_edit_to_the_training_loop_leaves_every_prepared_dataset_up_to_date(pipeline):
+    """DVC itself: after an edit to smallvision/train/loop.py, `dvc status` lists the training
+    stages but not prepare (its code deps are its own package and the torch-free options)."""
+    repo, _, _ = pipeline
+    loop = repo / "smallvision/train/loop.py"
+    original = loop.read_text()
+    loop.write_text(original + "\n# an edit\n")
+    try:
+        status = run(["dvc", "status"], cwd=repo).stdout
+        assert "train@tiny-mlp-s0" in status
+        assert "prepare@tiny" not in status, status
+    finally:
+        loop.write_text(original)

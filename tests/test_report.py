@@ -70,21 +70,22 @@ def test_report_renders_in_chromium(every_recipe, tmp_path):
 @PIPELINE
 def test_predict_prints_top_classes_and_fails_clearly(pipeline, tmp_path):
     repo, _, _ = pipeline
-    predictions = pd.read_csv(repo / "reports/eval/tiny/logreg/s0/predictions.csv")
+    predictions = pd.read_csv(repo / "reports/eval/tiny-logreg-s0/predictions.csv")
     metrics = json.loads((repo / "reports/metrics.json").read_text())["tiny"]
     params = json.loads(json.dumps(pipeline[1]))
     image = params["datasets"]["tiny"]["root"] + "/" + predictions.file[0]
     env = python_env()
-    out = run(["python", "-m", "smallvision.predict", image, "--recipe", "logreg", "--json"], cwd=repo, env=env)
+    out = run(["python", "-m", "smallvision.predict", image, "--arm", "logreg", "--json"], cwd=repo, env=env)
     result = json.loads(out.stdout)[0]
     # predict decodes the file as prepare did, so it agrees with the evaluation's prediction
     assert result["top"][0]["class"] == predictions.predicted[0] and len(result["top"]) == 4 and result["seed"] == 0
     text = run(["python", "-m", "smallvision.predict", image], cwd=repo, env=env).stdout
-    assert max(metrics, key=lambda r: metrics[r]["accuracy"]) in text
+    chosen = max(sorted(metrics), key=lambda arm: metrics[arm]["val_accuracy"])  # on validation, never on test
+    assert f"({chosen}, seed " in text
     (tmp_path / "notes.txt").write_text("not an image")
     for args, message in (([str(tmp_path / "notes.txt")], "cannot decode"),
                           ([str(tmp_path / "missing.png")], "no such file"),
-                          ([image, "--recipe", "no_such_recipe"], "no recipe 'no_such_recipe'")):
+                          ([image, "--arm", "no_such_arm"], "no run of arm 'no_such_arm'")):
         failed = run(["python", "-m", "smallvision.predict", *args], cwd=repo, env=env, check=False)
         assert failed.returncode == 2 and message in failed.stderr and len(failed.stderr.splitlines()) == 1
 
@@ -117,7 +118,7 @@ def test_sprites_report_with_gradcam_and_facts(tmp_path):
     assert "time to seed&#39;s 0.700 (val; the seed took 133 min)" in page.replace("'", "&#39;")
     assert {"reach_target", "reach_n"} <= set(metrics["effnet_probe"])
     assert (repo / "reports/figures/sprites_gradcam.png").exists()
-    predictions = pd.read_csv(repo / "reports/eval/sprites/effnet_probe/s0/predictions.csv")
+    predictions = pd.read_csv(repo / "reports/eval/sprites-effnet_probe-s0/predictions.csv")
     right = predictions[predictions.correct].head(3)
     out = run(["python", "-m", "smallvision.predict", *[str(sprites / f) for f in right.file], "--json"],
               cwd=repo, env=python_env())

@@ -71,7 +71,7 @@ def seeded(tmp_path_factory):
 
 @SEEDED
 def test_seeds_are_summarised_with_scipy_intervals(seeded):
-    per_seed = [json.loads((seeded / f"reports/eval/tiny/mlp/s{seed}/metrics.json").read_text()) for seed in (0, 1)]
+    per_seed = [json.loads((seeded / f"reports/eval/tiny-mlp-s{seed}/metrics.json").read_text()) for seed in (0, 1)]
     assert per_seed[0]["log_loss"] != per_seed[1]["log_loss"]  # two seeds, two different runs
     summary = json.loads((seeded / "reports/metrics.json").read_text())["tiny"]["mlp"]
     for metric in ("accuracy", "macro_f1"):
@@ -152,7 +152,7 @@ def stale(repo) -> set[str]:
 @SEEDED
 def test_unknown_recipe_stops_before_anything_is_written(seeded):
     before = sorted(p for p in (seeded / "data").rglob("*")) + sorted(p for p in (seeded / "reports").rglob("*"))
-    direct = run(["python", "-m", "stages.train", "tiny", "mlpp", "0"], cwd=seeded, check=False)
+    direct = run(["python", "-m", "stages.train", "tiny-mlpp-s0"], cwd=seeded, check=False)
     assert direct.returncode == 2 and "no run 'tiny-mlpp-s0'" in direct.stderr and "did you mean" in direct.stderr
     typo = run(["dvc", "exp", "run", "-S", "+runs.tiny-mlpp-s0={dataset: tiny, recipe: mlpp, seed: 0, defaults: train}"],
                cwd=seeded, check=False)

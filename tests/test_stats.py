@@ -124,8 +124,6 @@ def test_paired_vs_chosen():
     assert same.verdict == "identical over seeds"
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: paired_vs_chosen selects by_seed[[recipe, best]], the same "
-                   "column twice for the chosen arm, so its diff_n counts each seed twice (6 of 3 seeds)")
 def test_the_chosen_arm_pairs_its_own_seeds_once():
     assert row(stats.paired_vs_chosen(frame(a=A, b=B)), "a").diff_n == 3
 

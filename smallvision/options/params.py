@@ -257,6 +257,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         arm = _recipe(run.arm, defaults, overrides, where=f"runs.{key}.set", file=PARAMS_FILE) if run.set \
             else recipes[run.recipe]
         arms[key] = arm.model_copy(update={"seed": run.seed})
+    for key, run in top.ssl.runs.items():
+        if run.dataset not in datasets:
+            raise UserError(f"{PARAMS_FILE}: ssl.runs.{key}: no dataset '{run.dataset}' under datasets"
+                            f"{did_you_mean(run.dataset, datasets)}")
     return Params(top.runs, top.launcher, top.sources, datasets, recipes, arms, top.evaluate, top.report, top.ssl,
                   path.parent)
 

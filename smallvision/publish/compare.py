@@ -43,7 +43,7 @@ def welch_difference(a: tuple[float, float, int], b: tuple[float, float, int],
                      confidence: float = 0.95) -> tuple[float, float, float]:
     """(mean a - mean b, low, high) from two summaries (mean, sample std, n): Welch's interval,
     for where only the summaries are kept (docs/results pages). It does not pair seeds, so it is
-    wider than paired_vs_best's when seeds move both recipes alike. n < 2 on either side: NaN
+    wider than a paired comparison's when seeds move both recipes alike. n < 2 on either side: NaN
     interval; no spread on both sides: [difference, difference], as `interval` does."""
     (mean_a, std_a, n_a), (mean_b, std_b, n_b) = a, b
     difference = float(mean_a - mean_b)

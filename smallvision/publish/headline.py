@@ -85,4 +85,4 @@ def render_headline(pages: dict[str, Page]) -> str:
     lines += ["", *(f"{'Tracks' if len(names) > 1 else 'Track'} {', '.join(names)} ran on {device}."
                     for device, names in devices.items())]
     lines += [""] + [f"[{name}]: docs/results/{name}.md" for name in pages]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n")

@@ -128,16 +128,18 @@ class SeedFigure(NamedTuple):
 def seed_figure(params: Params, dataset: str, ssl: bool = False) -> SeedFigure | None:
     """The best accuracy any seed experiment published on this dataset (or the one it stands in
     for), whichever recipes run here: the figure to beat. `ssl`: among the SSL recipes' entries
-    (a fine-tune after pretraining without labels), else among the supervised recipes'."""
+    (their `finetune_accuracy`, a fine-tune after pretraining without labels), else among the
+    supervised recipes' (`accuracy`)."""
     names = {dataset, params.dataset(dataset).seed_dataset}
+    metric = "finetune_accuracy" if ssl else "accuracy"
     figures = []
     for recipe, about in params.catalogue.items():
         if (recipe in params.recipes) == ssl:
             continue
         reference = about.reference
         results = reference.results if reference else {}
-        figures += [SeedFigure(results[name]["accuracy"], reference.source, reference.train_minutes)
-                    for name in names if "accuracy" in results.get(name, {})]
+        figures += [SeedFigure(results[name][metric], reference.source, reference.train_minutes)
+                    for name in names if metric in results.get(name, {})]
     return max(figures, key=lambda figure: figure.accuracy, default=None)
 
 

@@ -74,7 +74,7 @@ def paired_vs_chosen(runs: pd.DataFrame, metric: str = "accuracy", confidence: f
                 rows.append({**row, "diff_mean": np.nan, "diff_ci_low": np.nan, "diff_ci_high": np.nan, "diff_n": 0,
                              "verdict": ""})
                 continue
-            pairs = by_seed[[recipe, best]].dropna() if recipe in by_seed else by_seed[[]]
+            pairs = by_seed[list(dict.fromkeys([recipe, best]))].dropna() if recipe in by_seed else by_seed[[]]
             diffs = pairs[recipe] - pairs[best] if len(pairs) else []
             mean, _, n, low, high = interval(diffs, confidence)
             comparison = Comparison(mean, low, high, n, "paired")
