@@ -60,20 +60,21 @@ def test_every_recipe_produces_metrics(every_recipe):
     assert f"| {ours[0]} |" in (repo / "reports/README.md").read_text()
 
 
-def declared_outputs(stage: str, run_: dict) -> list[str]:
+def declared_outputs(stage: str, key: str, run_: dict) -> list[str]:
     """The paths dvc.yaml's foreach stage declares (outs, metrics, plots) for one run."""
     declared = stage_definitions()[stage]
     paths = [next(iter(entry)) if isinstance(entry, dict) else entry
              for kind in ("outs", "metrics", "plots") for entry in declared.get(kind, [])]
-    return [re.sub(r"\$\{item\.(\w+)\}", lambda key: str(run_[key.group(1)]), path) for path in paths]
+    return [re.sub(r"\$\{item\.(\w+)\}", lambda name: str(run_[name.group(1)]), path.replace("${key}", key))
+            for path in paths]
 
 
 @EVERY_RECIPE
 def test_every_recipe_writes_each_output_dvc_yaml_declares(every_recipe):
     """What `dvc repro` would refuse if it were missing, checked for runs made outside DVC."""
     repo, params = every_recipe
-    missing = [path for run_ in params["runs"].values() for stage in ("train", "evaluate")
-               for path in declared_outputs(stage, run_) if not (repo / path).exists()]
+    missing = [path for key, run_ in params["runs"].items() for stage in ("train", "evaluate")
+               for path in declared_outputs(stage, key, run_) if not (repo / path).exists()]
     assert not missing
 
 
