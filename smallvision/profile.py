@@ -44,7 +44,7 @@ WITH_FALLBACK = re.compile(r"\$(\w+)\|(.+)")  # `$VAR|fallback`: VAR's folder wh
 DVC_WIDTH = 80  # the line width of DVC's YAML writer: written as it would, a -S rewrite changes one line
 TRACK_KEYS = {"about", "report", "data", "headline", "estimate", "seeds", "sources", "datasets", "arms", "ssl_arms",
               "evaluate"}
-ARM_KEYS = {"dataset", "recipe", "set", "role", "parent", "question", "differs", "seeds", "retrains_on"}
+ARM_KEYS = {"dataset", "recipe", "set", "role", "parent", "question", "differs", "seeds", "per_class"}
 ROLES = ("baseline", "seed", "ours")  # the trivial baseline, a seed report's experiment, our own
 # The evaluation settings that are a track's design: each track sets them, to its value or the
 # default, so that a track applied after another does not inherit them.
@@ -103,6 +103,11 @@ def check_track(track: dict, path: Path) -> None:
                 raise UserError(f"{where}: parent {arm['parent']!r} is not an arm{did_you_mean(arm['parent'], every)}")
             if arm["role"] == "seed" and "differs" not in arm:
                 raise UserError(f"{where}: a seed experiment says what differs from the report's (`differs`)")
+            per_class = arm.get("per_class", [])
+            if section == "ssl_arms" and per_class:
+                raise UserError(f"{where}: per_class applies to supervised arms (an SSL arm pretrains on the whole split)")
+            if not isinstance(per_class, list) or not all(isinstance(k, int) and k >= 1 for k in per_class):
+                raise UserError(f"{where}: per_class is a list of whole numbers of images per class, e.g. [1, 5, 20]")
 
 
 def on_folder(track: dict, folder: str, name: str | None, image_size: int | None) -> dict:
@@ -146,7 +151,8 @@ def unset_fallbacks(value) -> list[tuple[str, str]]:
 def run_entries(track: dict, section: str, methods: dict[str, str]) -> dict[str, dict]:
     """The runs of the track's `arms` (or `ssl_arms`): one entry per arm x seed, as params.yaml's
     `runs` (or `ssl.runs`) holds them. `methods` maps each recipe to its method, which says whose
-    defaults it takes (supervised runs)."""
+    defaults it takes (supervised runs). An arm with `per_class: [1, 5, ...]` also runs on that
+    many training images of each class, as arms <arm>_k1, <arm>_k5, ... (a data-efficiency curve)."""
     runs = {}
     for name, arm in (track.get(section) or {}).items():
         recipe = arm["recipe"]
@@ -154,16 +160,20 @@ def run_entries(track: dict, section: str, methods: dict[str, str]) -> dict[str,
             source = "recipes.yaml" if section == "arms" else "ssl.yaml's recipes"
             raise UserError(f"track: {section}.{name} names recipe '{recipe}', which is not in {source}"
                             f"{did_you_mean(recipe, methods)}")
-        for seed in arm.get("seeds", track.get("seeds", [0])):
-            entry = {"dataset": arm["dataset"], "recipe": recipe}
-            if name != recipe or arm.get("set"):
-                entry["arm"] = name
-            if arm.get("set"):
-                entry["set"] = arm["set"]
-            entry["seed"] = seed
-            if section == "arms":
-                entry["defaults"] = defaults_block(methods[recipe])
-            runs[run_name(arm["dataset"], name, seed)] = entry
+        for per_class in [None, *arm.get("per_class", [])]:
+            label = name if per_class is None else f"{name}_k{per_class}"
+            for seed in arm.get("seeds", track.get("seeds", [0])):
+                entry = {"dataset": arm["dataset"], "recipe": recipe}
+                if label != recipe or arm.get("set"):
+                    entry["arm"] = label
+                if arm.get("set"):
+                    entry["set"] = arm["set"]
+                entry["seed"] = seed
+                if per_class is not None:
+                    entry["train_per_class"] = per_class
+                if section == "arms":
+                    entry["defaults"] = defaults_block(methods[recipe])
+                runs[run_name(arm["dataset"], label, seed)] = entry
     return runs
 
 
@@ -256,7 +266,8 @@ def listing() -> list[str]:
     for path in paths:
         track = yaml.safe_load(path.read_text()) or {}
         seeds = len(track.get("seeds", [0]))
-        counts = {section: sum(len(arm.get("seeds", [None] * seeds)) for arm in (track.get(section) or {}).values())
+        counts = {section: sum(len(arm.get("seeds", [None] * seeds)) * (1 + len(arm.get("per_class", [])))
+                               for arm in (track.get(section) or {}).values())
                   for section in ("arms", "ssl_arms")}
         estimate = track.get("estimate") or {}
         arms = len(track.get("arms") or {}) + len(track.get("ssl_arms") or {})

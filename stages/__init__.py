@@ -18,6 +18,7 @@ class Run:
     arm: str
     seed: int
     recipe_config: object  # the arm's recipe merged with its defaults and its `set`, for this seed
+    train_per_class: int | None = None  # a training subset of so many images a class (see PreparedData)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -29,4 +30,4 @@ def run_arguments(doc: str, params) -> Run:
     is written, so a typo leaves no folder behind)."""
     key = arguments(doc, "run").run
     run = params.run(key)
-    return Run(run.dataset, run.arm, run.seed, params.run_recipe(key))
+    return Run(run.dataset, run.arm, run.seed, params.run_recipe(key), run.train_per_class)

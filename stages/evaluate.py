@@ -12,7 +12,7 @@ from stages import run_arguments
 def main() -> None:
     params = load_params()
     run = run_arguments(__doc__, params)
-    data = load_prepared(run.dataset)  # kNN recipes index the training split
+    data = load_prepared(run.dataset).with_train_per_class(run.train_per_class, run.seed)  # kNN indexes it
     evaluate_recipe(run.recipe_config, data, params.evaluate, model_dir(*run.key), train_log_dir(*run.key),
                     eval_dir(*run.key))
 

@@ -12,7 +12,7 @@ from stages import run_arguments
 @exits_cleanly
 def main() -> None:
     run = run_arguments(__doc__, load_params())
-    data = load_prepared(run.dataset)
+    data = load_prepared(run.dataset).with_train_per_class(run.train_per_class, run.seed)
     summary = fit(run.recipe_config, data, run_paths(*run.key))
     if summary is not None:  # None: a non-main torchrun process, whose rank 0 reports
         log(f"trained {run.arm} on {run.dataset} (seed {run.seed}) in {summary['train_seconds']:.1f}s")

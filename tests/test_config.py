@@ -263,7 +263,8 @@ def test_track_listing_counts_arms_runs_and_ssl_runs():
     for name, line in rows.items():
         declared = yaml.safe_load((REPO / "tracks" / f"{name}.yaml").read_text())
         seeds = declared.get("seeds", [0])
-        runs = sum(len(arm.get("seeds", seeds)) for arm in (declared.get("arms") or {}).values())
+        runs = sum(len(arm.get("seeds", seeds)) * (1 + len(arm.get("per_class", [])))
+                   for arm in (declared.get("arms") or {}).values())
         ssl_runs = sum(len(arm.get("seeds", seeds)) for arm in (declared.get("ssl_arms") or {}).values())
         assert line[:runs_end].split()[-1] == str(runs), line
         assert line[:ssl_end].split()[-1] == str(ssl_runs), line
@@ -285,9 +286,12 @@ def test_every_track_gives_valid_params(tmp_path, monkeypatch, track):
     params, ssl = load_params(tmp_path / "params.yaml"), load_ssl_params(tmp_path / "params.yaml")
     declared = yaml.safe_load((REPO / "tracks" / f"{track}.yaml").read_text())
     for section, runs in (("arms", params.runs), ("ssl_arms", ssl.runs)):
-        expected = {f"{arm['dataset']}-{name}-s{seed}" for name, arm in (declared.get(section) or {}).items()
+        expected = {f"{arm['dataset']}-{name}{suffix}-s{seed}" for name, arm in (declared.get(section) or {}).items()
+                    for suffix in ["", *(f"_k{k}" for k in arm.get("per_class", []))]
                     for seed in arm.get("seeds", declared["seeds"])}
         assert set(runs) == expected
+    for run in params.runs.values():  # a curve's point trains on so many images a class: its name says how many
+        assert (run.train_per_class is None) == ("_k" not in run.arm) or run.arm.rsplit("_k", 1)[1] == str(run.train_per_class)
     for key, run in params.runs.items():  # an arm's set keys reach what it trains
         for option, value in run.set.items():
             if not isinstance(value, dict):

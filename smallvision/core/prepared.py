@@ -74,6 +74,26 @@ class PreparedData:
     def __getitem__(self, split: str) -> Split:
         return self.splits[split]
 
+    def with_train_per_class(self, per_class: int | None, seed: int) -> PreparedData:
+        """The same data with its training split cut to `per_class` images of each class (all of a
+        smaller class), drawn with `seed`: each seed of a data-efficiency run trains on its own draw,
+        so the interval over seeds covers which images were drawn. The validation and test splits
+        stay as they are. None: the data unchanged."""
+        if per_class is None:
+            return self
+        if self.multilabel:
+            raise UserError(f"dataset '{self.name}' is multi-label: a training subset of so many images per class "
+                            "is not defined for it (remove train_per_class from its runs)")
+        train = self.splits["train"]
+        rng = np.random.default_rng(seed)
+        kept = np.sort(np.concatenate([rng.permutation(np.flatnonzero(train.labels == label))[:per_class]
+                                       for label in range(self.num_classes)]))
+        files = dict(self.files)
+        if "train" in files:
+            files["train"] = [files["train"][i] for i in kept]
+        splits = {**self.splits, "train": Split(train.images[kept], train.labels[kept])}
+        return PreparedData(self.name, self.classes, splits, files)
+
 
 def prepared_path(dataset: str) -> Path:
     return PREPARED_DIR / dataset

@@ -59,6 +59,9 @@ class Arm(Strict):
     arm: str | None = None
     set: dict = {}
     seed: int = Field(ge=0)
+    # Train on so many images of each class of the training split, drawn with the run's seed (a data-
+    # efficiency curve); validation and test are the dataset's whole splits. None: the whole split.
+    train_per_class: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _arm_named(self):
@@ -92,6 +95,12 @@ class SSLRunConfig(Arm):
     """One entry of `ssl.runs`: an arm of ssl.yaml's recipes pretrained on a dataset's training
     split without labels, then evaluated (kNN, probe, fine-tune). A baseline's seed is its random
     initialisation, so seed s of a from-scratch arm starts from baseline seed s (paired)."""
+
+    @model_validator(mode="after")
+    def _on_the_whole_split(self):
+        if self.train_per_class is not None:
+            raise ValueError("train_per_class applies to the supervised runs (runs), not to SSL pretraining")
+        return self
 
 
 class SSLRuns(Strict):

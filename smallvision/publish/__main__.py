@@ -14,13 +14,14 @@ import re
 from pathlib import Path
 
 from smallvision.core.errors import UserError, exits_cleanly
+from smallvision.publish import curves
 from smallvision.publish.blocks import update_block
 from smallvision.publish.catalogue import render_recipes
 from smallvision.publish.compare import between
 from smallvision.publish.headline import render_headline
 from smallvision.publish.index import render_index
 from smallvision.publish.model import Page, read_page, write_page
-from smallvision.publish.page import render
+from smallvision.publish.page import render, split_heads
 from smallvision.publish.ssl import render_ssl_verdicts
 
 DOCS = Path("docs")
@@ -40,6 +41,8 @@ def redraw() -> None:
     for folder, pages in ((RESULTS, current), (ARCHIVE, archived)):
         for name, page in pages.items():
             (folder / f"{name}.md").write_text(render(page))
+            for dataset in split_heads(page):
+                curves.draw(page, dataset, page.on_split(dataset, "supervised"), folder)
     (RESULTS / "README.md").write_text(render_index(current, archived))
     (DOCS / "recipes.md").write_text(render_recipes())
     print(f"wrote {len(current)} track page(s), {len(archived)} archived page(s), {RESULTS / 'README.md'}, "

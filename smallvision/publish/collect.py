@@ -97,9 +97,12 @@ def supervised_arms(params: Params, spec: dict, workspace: Path) -> list[Arm]:
                 for metric, value in figures.items():
                     if metric in KEPT or metric.startswith("retrieval_"):
                         per_seed.setdefault(metric, {})[str(seed)] = value
+            curve = name.rsplit("_k", 1)[0] if run.train_per_class else None
+            about = about or (spec.get("arms") or {}).get(curve, {})
             arms.append(Arm(name, dataset, recipe, "supervised", about.get("role", "ours"), about.get("question", ""),
-                            about.get("parent"), about.get("differs", ""), run.set, per_seed,
-                            references(params, recipe, dataset)))
+                            about.get("parent") if not curve else None, about.get("differs", ""), run.set, per_seed,
+                            references(params, recipe, dataset), train_per_class=run.train_per_class,
+                            curve=curve or (name if about.get("per_class") else None)))
     return arms
 
 

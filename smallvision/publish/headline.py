@@ -42,7 +42,7 @@ def data_cell(page: Page) -> str:
 def supervised_row(page: Page, dataset: str) -> str:
     metric = headline_metric(page, dataset)
     chosen = page.chosen(dataset)
-    compared = len([arm for arm in page.on_split(dataset, "supervised") if arm.role != "baseline"])
+    compared = len(page.candidates(dataset))
     return (f"| [{page.track}] | {data_cell(page)} | {LABELS.get(metric, metric)} | {published(page, dataset, metric)} | "
             f"{ours(page, chosen, metric)} | {baseline(page, dataset, metric)} | {compared} |")
 
@@ -53,7 +53,7 @@ def ssl_row(page: Page, dataset: str) -> str | None:
     chosen = page.chosen(dataset, "ssl")
     if chosen is None:
         return None
-    compared = len([arm for arm in page.on_split(dataset, "ssl") if arm.role != "baseline"])
+    compared = len(page.candidates(dataset, "ssl"))
     share = ""
     if chosen.parent:
         parent = page.arm(chosen.parent)

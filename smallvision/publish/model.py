@@ -47,6 +47,8 @@ class Arm:
     about: dict = field(default_factory=dict)  # e.g. an SSL arm's method, backbone and initial weights
     # metric -> {mean, low, high, n}: an archived arm whose page kept summaries, not each seed's figure
     summaries: dict[str, dict[str, float]] = field(default_factory=dict)
+    train_per_class: int | None = None  # trained on so many images of each class (a data-efficiency point)
+    curve: str | None = None  # the arm whose data-efficiency curve this point is on (its name without _k<k>)
 
     @property
     def seeds(self) -> list[int]:
@@ -112,11 +114,16 @@ class Page:
         split = self.splits[dataset].test_split
         return [arm for arm in self.arms if self.split_of(arm) == split and (kind is None or arm.kind == kind)]
 
+    def candidates(self, dataset: str, kind: str = "supervised") -> list[Arm]:
+        """The arms a split's result may be chosen from: every arm tested on `dataset`'s images but
+        the trivial baseline and the points of a data-efficiency curve (trained on a subset)."""
+        return [arm for arm in self.on_split(dataset, kind) if arm.role != "baseline" and arm.train_per_class is None]
+
     def chosen(self, dataset: str, kind: str = "supervised") -> Arm | None:
         """The arm chosen on validation among the non-baseline arms of `kind` tested on `dataset`'s
         images: the highest mean validation accuracy (an SSL arm's: its fine-tune's)."""
         metric = CHOOSE_BY if kind == "supervised" else "finetune_val_accuracy"
-        candidates = {arm.name: arm.mean(metric) for arm in self.on_split(dataset, kind) if arm.role != "baseline"}
+        candidates = {arm.name: arm.mean(metric) for arm in self.candidates(dataset, kind)}
         name = chosen(candidates)
         return self.arm(name) if name else None
 

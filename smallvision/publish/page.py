@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from smallvision.publish import curves
 from smallvision.publish.compare import between
 from smallvision.publish.model import ROLES, Arm, Page
 from smallvision.report.stats import describe
@@ -206,25 +207,30 @@ def headline_metric(page: Page, dataset: str) -> str:
     return "binary_accuracy" if page.splits[dataset].multilabel else "accuracy"
 
 
+def split_heads(page: Page) -> list[str]:
+    """One dataset for each test split (the first by name): the sections of the page."""
+    heads: dict[str, str] = {}
+    for dataset in sorted(page.splits, key=lambda name: (page.splits[name].test_split, name)):
+        heads.setdefault(page.splits[dataset].test_split, dataset)
+    return list(heads.values())
+
+
 def render(page: Page) -> str:
     lines = header(page) + data_section(page)
     lines += [f"± is the half-width of the {page.confidence:.0%} Student-t interval over seeds. {NOT_TEST_NOISE}", ""]
-    done: set[str] = set()
-    for dataset in sorted(page.splits, key=lambda name: (page.splits[name].test_split, name)):
-        split = page.splits[dataset].test_split
-        if split in done:
-            continue
-        done.add(split)
+    for dataset in split_heads(page):
         supervised = page.on_split(dataset, "supervised")
         ssl = page.on_split(dataset, "ssl")
         lines += split_heading(page, dataset, supervised + ssl)
         if supervised:
             metric = headline_metric(page, dataset)
             chosen = page.chosen(dataset)
-            lines += [chosen_line(page, supervised, chosen, metric), ""]
-            lines += supervised_table(page, supervised, chosen, metric)
-            lines += retrieval(page, sorted(supervised, key=lambda arm: arm is not chosen))
-            lines += shares(page, supervised)
+            whole = [arm for arm in supervised if arm.train_per_class is None]  # a curve's points: their own table
+            lines += [chosen_line(page, whole, chosen, metric), ""]
+            lines += supervised_table(page, whole, chosen, metric)
+            lines += curves.section(page, dataset, supervised)
+            lines += retrieval(page, sorted(whole, key=lambda arm: arm is not chosen))
+            lines += shares(page, whole)
         if ssl:
             lines += ssl_table(page, ssl)
         lines += questions(page, supervised + ssl)

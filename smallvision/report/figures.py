@@ -218,3 +218,21 @@ def learning_curves_band(band: pd.DataFrame, dataset: str, metrics: tuple[str, .
     fig.suptitle(f"Learning curves: {dataset} (mean over seeds, band: {confidence:.0%} interval)")
     fig.tight_layout()
     return fig
+
+
+def data_efficiency(points: pd.DataFrame, dataset: str) -> plt.Figure | None:
+    """Test accuracy against training images per class (log axis), one line per approach with its
+    interval band over seeds. `points`: curve, per_class, accuracy, accuracy_ci_low, accuracy_ci_high."""
+    if points.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, curve in points.sort_values("per_class").groupby("curve", sort=True):
+        ax.plot(curve.per_class, curve.accuracy, marker="o", label=name)
+        ax.fill_between(curve.per_class, curve.accuracy_ci_low.fillna(curve.accuracy),
+                        curve.accuracy_ci_high.fillna(curve.accuracy), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images per class (log scale; the last point: the whole split)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{dataset}: data efficiency")
+    ax.legend(fontsize=8)
+    return fig

@@ -33,6 +33,8 @@ CAPTIONS = {  # by figure file suffix
     "confusion": "Confusion matrix of the chosen arm's best seed (rows: true class, share of the row).",
     "worst_classes": "The classes the chosen arm gets least right (per-class F1).",
     "mistakes": "The chosen arm's most confident mistakes on test images.",
+    "data_efficiency": "Data efficiency: each approach's test accuracy against the training images per class it saw "
+                       "(drawn afresh for each seed; validation and test fixed), with its interval band over seeds.",
     "gradcam": "Grad-CAM: where the best CNN-type recipe looked (red: the regions that drove its prediction).",
 }
 

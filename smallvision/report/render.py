@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from smallvision.core.io import write_json
 from smallvision.core.paths import REPORT, model_dir
@@ -78,9 +79,31 @@ def save_figures(results: Results, params: Params, folder: Path) -> tuple[dict, 
         save(figures.misclassified_gallery(test["test"].images, results.predictions[key], 12,
                                            f"{dataset}: most confident mistakes of {best}"),
              f"{dataset}_mistakes.png", dataset)
+        save(figures.data_efficiency(curve_points(results, params, dataset), dataset), f"{dataset}_data_efficiency.png",
+             dataset)
         samples[dataset] = shown_sample(results, params, dataset, len(test["test"]))
         save(gradcam_figure(params, dataset, test, samples[dataset]), f"{dataset}_gradcam.png", dataset)
     return files, samples
+
+
+def curve_points(results: Results, params: Params, dataset: str) -> pd.DataFrame:
+    """The dataset's data-efficiency points: each run with `train_per_class` (arm <curve>_k<k>) and,
+    at its whole split's mean images per class, the curve's own arm."""
+    per_class = {run.arm: run.train_per_class for run in params.runs.values() if run.dataset == dataset}
+    curves = {arm.rsplit("_k", 1)[0] for arm, k in per_class.items() if k}
+    if not curves:
+        return pd.DataFrame()
+    rows = results.leaderboard[results.leaderboard.dataset == dataset]
+    train = load_prepared(dataset, splits=("train",))
+    whole = len(train["train"]) / train.num_classes
+    points = []
+    for row in rows.itertuples():
+        k = per_class.get(row.recipe)
+        curve = row.recipe.rsplit("_k", 1)[0] if k else row.recipe
+        if curve in curves:
+            points.append({"curve": curve, "per_class": k or whole, "accuracy": row.accuracy,
+                           "accuracy_ci_low": row.accuracy_ci_low, "accuracy_ci_high": row.accuracy_ci_high})
+    return pd.DataFrame(points)
 
 
 def shown_sample(results: Results, params: Params, dataset: str, test_size: int) -> dict:
