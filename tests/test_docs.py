@@ -232,7 +232,11 @@ def printed_forms(value: float) -> set[str]:
 
 def references() -> list[tuple[str, dict]]:
     catalogue = read_yaml_file(REPO / "catalogue.yaml")
-    return [(name, entry["reference"]) for name, entry in catalogue.items() if (entry or {}).get("reference")]
+    found = []
+    for name, entry in catalogue.items():
+        reference = (entry or {}).get("reference") or []
+        found += [(name, ref) for ref in (reference if isinstance(reference, list) else [reference])]
+    return found
 
 
 def test_a_reference_without_its_report_and_section_is_refused(tmp_path):
@@ -248,7 +252,7 @@ def test_a_reference_without_its_report_and_section_is_refused(tmp_path):
 
 
 @pytest.mark.skipif(not SEEDS.exists(), reason="../shared/seeds (the seed reports) is not here")
-@pytest.mark.parametrize("name, reference", references(), ids=[name for name, _ in references()])
+@pytest.mark.parametrize("name, reference", references(), ids=[f"{name}-{ref['section']}" for name, ref in references()])
 def test_every_published_figure_is_printed_in_its_reports_section(name, reference):
     """The section heading is in the report as printed, and every figure stands in the report in
     one of its printed forms (a figure typed from memory fails here)."""

@@ -166,10 +166,15 @@ class RawParams(Strict):
 
 
 class CatalogueEntry(Strict):
-    """catalogue.yaml: what a recipe is, and what its seed experiment published."""
+    """catalogue.yaml: what a recipe is, and what its seed experiment published (`reference`; a list
+    where its figures stand in several sections of the report, e.g. one retrieval run per k)."""
 
     notes: str = ""
-    reference: Reference | None = None
+    reference: Reference | list[Reference] | None = None
+
+    @property
+    def references(self) -> list[Reference]:
+        return self.reference if isinstance(self.reference, list) else [self.reference] if self.reference else []
 
 
 @dataclass

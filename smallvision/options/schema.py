@@ -151,6 +151,8 @@ def readable_loc(data: Any, loc: tuple) -> list:
             node = node[part]
         elif isinstance(node, dict) and (part in node.values() or loc[index + 1:index + 2] and loc[index + 1] in node):
             continue  # a discriminator's value (given, or its default), not a key
+        elif isinstance(node, (dict, list)) and isinstance(part, str) and part[:1].isupper() or str(part).startswith("list["):
+            continue  # a plain union's member (Reference | list[Reference]): pydantic names it by its type
         else:
             node = None
         parts.append(part)

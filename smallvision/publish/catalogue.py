@@ -39,13 +39,14 @@ def setting(recipe: dict) -> str:
     return ", ".join(parts)
 
 
-def published(reference: dict | None) -> str:
-    """'cars196: accuracy 0.8363 (002_b8e9….txt, "2.3 Third Experiment")'."""
-    if not reference:
-        return ""
-    figures = "; ".join(f"{dataset}: " + ", ".join(f"{metric.replace('_', ' ')} {value:g}" for metric, value in m.items())
-                        for dataset, m in reference.get("results", {}).items())
-    return f"{figures} ({reference['report']}, \"{reference['section']}\")"
+def published(reference: dict | list | None) -> str:
+    """'cars196: accuracy 0.8363 (002_b8e9….txt, "2.3 Third Experiment")', one per reference."""
+    texts = []
+    for ref in reference if isinstance(reference, list) else [reference] if reference else []:
+        figures = "; ".join(f"{dataset}: " + ", ".join(f"{metric.replace('_', ' ')} {value:g}" for metric, value in m.items())
+                            for dataset, m in ref.get("results", {}).items())
+        texts.append(f"{figures} ({ref['report']}, \"{ref['section']}\")")
+    return "; ".join(texts)
 
 
 def cell(text: str) -> str:

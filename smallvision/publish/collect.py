@@ -135,12 +135,12 @@ def complete_run(log_dir: Path) -> None:
 
 def references(params: Params, recipe: str, dataset: str) -> list[Reference]:
     """What the report published for this recipe on this dataset (or the seed dataset it stands in for)."""
-    ref = params.about(recipe).reference
-    if ref is None:
-        return []
-    published = ref.results.get(dataset) or ref.results.get(params.dataset(dataset).seed_dataset or "") or {}
-    return [Reference(ref.report, ref.section, ref.experiment, metric, value, ref.measured_on, ref.printed)
-            for metric, value in published.items()]
+    found = []
+    for ref in params.about(recipe).references:
+        published = ref.results.get(dataset) or ref.results.get(params.dataset(dataset).seed_dataset or "") or {}
+        found += [Reference(ref.report, ref.section, ref.experiment, metric, value, ref.measured_on, ref.printed)
+                  for metric, value in published.items()]
+    return found
 
 
 def split_of(params: Params, dataset: str, workspace: Path) -> Split:

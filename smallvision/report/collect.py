@@ -136,10 +136,8 @@ def seed_figure(params: Params, dataset: str, ssl: bool = False) -> SeedFigure |
     for recipe, about in params.catalogue.items():
         if (recipe in params.recipes) == ssl:
             continue
-        reference = about.reference
-        results = reference.results if reference else {}
-        figures += [SeedFigure(results[name][metric], reference.source, reference.train_minutes)
-                    for name in names if metric in results.get(name, {})]
+        figures += [SeedFigure(reference.results[name][metric], reference.source, reference.train_minutes)
+                    for reference in about.references for name in names if metric in reference.results.get(name, {})]
     return max(figures, key=lambda figure: figure.accuracy, default=None)
 
 
@@ -173,13 +171,14 @@ def reach_published(runs: pd.DataFrame, history: pd.DataFrame, published: dict[s
 def reference_columns(about, dataset: str, seed_dataset: str | None) -> dict:
     """The seed's published figure for this recipe on this dataset (or on the seed dataset it
     stands in for): the first of COMPARABLE it reports, to set beside ours for the same metric."""
-    ref = about.reference
-    published = None if ref is None else ref.results.get(dataset, ref.results.get(seed_dataset or ""))
-    metric = next((m for m in COMPARABLE if published and m in published), None)
-    if metric is None:
-        return {"reference_metric": "", "reference_value": np.nan, "reference": ""}
-    figures = ", ".join(f"{k} {v:g}" for k, v in published.items())
-    return {"reference_metric": metric, "reference_value": published[metric], "reference": f"{ref.source}: {figures}"}
+    for ref in about.references:
+        published = ref.results.get(dataset, ref.results.get(seed_dataset or "")) or {}
+        metric = next((m for m in COMPARABLE if m in published), None)
+        if metric is not None:
+            figures = ", ".join(f"{k} {v:g}" for k, v in published.items())
+            return {"reference_metric": metric, "reference_value": published[metric],
+                    "reference": f"{ref.source}: {figures}"}
+    return {"reference_metric": "", "reference_value": np.nan, "reference": ""}
 
 
 def read_history(dataset: str, recipe: str, seed: int) -> pd.DataFrame:
