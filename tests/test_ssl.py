@@ -359,6 +359,7 @@ def project(tmp_path):
     shutil.copy(REPO / "recipes.yaml", tmp_path / "recipes.yaml")
     params = read_yaml(REPO / "params.yaml")
     params["ssl"] = {"runs": ssl_runs_yaml(METHODS, seeds=(0,))}  # tiny_ssl's recipes are named by method
+    params["datasets"]["demo"] = {"root": str(tmp_path / "images"), "image_size": 16}  # what the SSL runs name
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "ssl.yaml").write_text(yaml.safe_dump(tiny_ssl(epochs=3)))
     prepare_dataset("demo", DatasetConfig(root=str(tmp_path / "images"), image_size=16, workers=1),

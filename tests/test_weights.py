@@ -91,7 +91,7 @@ def test_a_damaged_best_pt_stops_evaluate_and_predict_with_the_file_and_the_reru
             if stage == "evaluate":
                 run_stage(project, "evaluate", *argv)
             else:
-                predict(project, ["images/a/000.png", "--dataset", "demo", "--recipe", "tiny", "--seed", "0"])
+                predict(project, ["images/a/000.png", "--dataset", "demo", "--arm", "tiny", "--seed", "0"])
         assert exit_.value.code == 2
         message = capsys.readouterr().err
         assert f"{PATHS.model_dir / BEST} is damaged" in message and f"`dvc repro -f train@{key}`" in message, stage

@@ -61,6 +61,8 @@ def page_from_run(track: str, workspace: Path) -> Page:
     seeds = sorted({run.seed for run in params.runs.values()} | {run.seed for run in params.ssl.runs.values()})
     command = reproduce_command(track, seeds, spec, workspace)
     check_params_reproduce(track, seeds, workspace)
+    # What the reports published is today's catalogue's (a figure corrected since the run is corrected on the page).
+    params.catalogue = load_params().catalogue
     arms = supervised_arms(params, spec, workspace) + ssl_arms(params, spec, workspace)
     datasets = {arm.dataset for arm in arms}
     return Page(track=track, about=spec.get("about", ""), status="current", command=command, metadata=meta,
