@@ -57,7 +57,8 @@ def page_from_run(track: str, workspace: Path) -> Page:
     if meta.get("params_md5") != hashlib.md5(params_file.read_bytes()).hexdigest():
         raise UserError(f"{workspace / 'reports'} was made from another params.yaml (params_md5 differs): run `dvc "
                         "repro` there first")
-    spec = read_track(workspace / TRACKS / f"{track}.yaml")
+    # What the track says of its arms (roles, questions, its data) is today's track file's; what ran is the run's.
+    spec = read_track(TRACKS / f"{track}.yaml")
     seeds = sorted({run.seed for run in params.runs.values()} | {run.seed for run in params.ssl.runs.values()})
     command = reproduce_command(track, seeds, spec, workspace)
     check_params_reproduce(track, seeds, workspace)
