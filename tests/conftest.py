@@ -263,3 +263,16 @@ def pipeline(tmp_path_factory):
     repo, params = tiny_project(tmp_path_factory, PIPELINE_RECIPES)
     first = run(["dvc", "repro"], cwd=repo)
     return repo, params, first
+
+
+def refusal(tmp_path: Path, change) -> str:
+    """The message of the UserError that load_params raises on the repository's params.yaml and
+    recipes.yaml after change(params, recipes)."""
+    from smallvision.core.errors import UserError
+    from smallvision.options.params import load_params
+
+    params, recipes = read_yaml(REPO / "params.yaml"), read_yaml(REPO / "recipes.yaml")
+    change(params, recipes)
+    with pytest.raises(UserError) as err:
+        load_params(write_params(tmp_path, params, recipes))
+    return str(err.value)

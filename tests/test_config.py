@@ -13,19 +13,10 @@ import yaml
 from smallvision import profile
 from smallvision.core.errors import UserError
 from smallvision.options.params import load_params
-from tests.conftest import REPO, read_yaml, run, write_params
+from tests.conftest import REPO, read_yaml, refusal, run, write_params
 
 BASE = read_yaml(REPO / "params.yaml")
 RECIPES = read_yaml(REPO / "recipes.yaml")
-
-
-def check(tmp_path, change) -> str:
-    """The message of the UserError that load_params raises after change(params, recipes)."""
-    params, recipes = copy.deepcopy(BASE), copy.deepcopy(RECIPES)
-    change(params, recipes)
-    with pytest.raises(UserError) as err:
-        load_params(write_params(tmp_path, params, recipes))
-    return str(err.value)
 
 
 def test_default_params_are_valid():
@@ -42,7 +33,7 @@ def test_default_params_are_valid():
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path):
-    message = check(tmp_path, lambda p, r: r["cnn"]["optimizer"].update(lrr=0.1))
+    message = refusal(tmp_path, lambda p, r: r["cnn"]["optimizer"].update(lrr=0.1))
     assert message.startswith("recipes.yaml: cnn.optimizer") and "'lrr'" in message and "did you mean 'lr'" in message
 
 
@@ -50,7 +41,7 @@ def test_unknown_recipe_in_a_run(tmp_path):
     def typo(params, recipes):
         params["runs"] = {"digits-effnet_fintune-s0": {"dataset": "digits", "recipe": "effnet_fintune", "seed": 0,
                                                        "defaults": "train"}}
-    message = check(tmp_path, typo)
+    message = refusal(tmp_path, typo)
     assert "runs.digits-effnet_fintune-s0" in message and "did you mean 'effnet_finetune'" in message
 
 
@@ -71,30 +62,30 @@ def test_an_arm_sets_a_few_keys_of_its_recipe_and_names_itself(tmp_path):
     assert arm.optimizer.weight_decay == RECIPES["cnn"]["optimizer"]["weight_decay"]  # merged key by key
     assert loaded.recipe("cnn").epochs == RECIPES["cnn"]["epochs"] == loaded.run_recipe("digits-cnn-s0").epochs
     assert loaded.recipe_of("digits", "cnn_long") == "cnn"
-    message = check(tmp_path, lambda p, r: p.update(runs=arm_run(recipe="cnn", arm="x", set={"epoch": 3})))
+    message = refusal(tmp_path, lambda p, r: p.update(runs=arm_run(recipe="cnn", arm="x", set={"epoch": 3})))
     assert message.startswith("params.yaml: runs.digits-x-s0.set") and "'epoch'" in message and "did you mean 'epochs'" in message
-    assert "needs a name of its own" in check(tmp_path, lambda p, r: p.update(runs=arm_run(recipe="cnn", set={"epochs": 3})))
-    assert "may not set its recipe's seed" in check(
+    assert "needs a name of its own" in refusal(tmp_path, lambda p, r: p.update(runs=arm_run(recipe="cnn", set={"epochs": 3})))
+    assert "may not set its recipe's seed" in refusal(
         tmp_path, lambda p, r: p.update(runs=arm_run(recipe="cnn", arm="x", set={"seed": 3})))
 
 
 def test_run_name_and_defaults_must_match_the_run(tmp_path):
     def misnamed(params, recipes):
         params["runs"] = {"run3": {"dataset": "digits", "recipe": "cnn", "seed": 1, "defaults": "train"}}
-    assert "rename it to 'digits-cnn-s1'" in check(tmp_path, misnamed)
+    assert "rename it to 'digits-cnn-s1'" in refusal(tmp_path, misnamed)
 
     def wrong_defaults(params, recipes):
         params["runs"] = {"digits-logreg-s0": {"dataset": "digits", "recipe": "logreg", "seed": 0, "defaults": "train"}}
-    assert "set defaults: sklearn" in check(tmp_path, wrong_defaults)
+    assert "set defaults: sklearn" in refusal(tmp_path, wrong_defaults)
 
 
 def test_seeds_belong_to_runs_not_recipes(tmp_path):
-    message = check(tmp_path, lambda p, r: r["cnn"].update(seed=1))
+    message = refusal(tmp_path, lambda p, r: r["cnn"].update(seed=1))
     assert "seeds are set per run" in message
 
 
 def test_wrong_type_names_the_key(tmp_path):
-    message = check(tmp_path, lambda p, r: r["mlp"].update(epochs="ten"))
+    message = refusal(tmp_path, lambda p, r: r["mlp"].update(epochs="ten"))
     assert message.startswith("recipes.yaml: mlp.epochs:") and "'ten'" in message
 
 
@@ -107,24 +98,24 @@ def test_bare_on_and_off_are_the_words_not_booleans(tmp_path):
 
 
 def test_out_of_range_value(tmp_path):
-    message = check(tmp_path, lambda p, r: p["datasets"]["digits"].update(val_fraction=0.9))
+    message = refusal(tmp_path, lambda p, r: p["datasets"]["digits"].update(val_fraction=0.9))
     assert "datasets.digits.val_fraction" in message and "0.9" in message
 
 
 def test_error_in_defaults_is_attributed_to_the_defaults_block(tmp_path):
-    message = check(tmp_path, lambda p, r: p["train"]["optimizer"].update(lr=0))
+    message = refusal(tmp_path, lambda p, r: p["train"]["optimizer"].update(lr=0))
     assert "train.optimizer.lr" in message
 
 
 def test_unknown_registry_name_suggests(tmp_path):
-    message = check(tmp_path, lambda p, r: r["cnn"]["model"]["backbone"].update(name="cnnn"))
+    message = refusal(tmp_path, lambda p, r: r["cnn"]["model"]["backbone"].update(name="cnnn"))
     assert "cnn.model.backbone" in message and "did you mean 'cnn'" in message
-    message = check(tmp_path, lambda p, r: r["cnn"].update(scheduler={"name": "cosin"}))
+    message = refusal(tmp_path, lambda p, r: r["cnn"].update(scheduler={"name": "cosin"}))
     assert "did you mean 'cosine'" in message
 
 
 def test_dataset_root_must_be_a_defined_source(tmp_path):
-    message = check(tmp_path, lambda p, r: p["datasets"]["digits"].update(root="data/raw/digit"))
+    message = refusal(tmp_path, lambda p, r: p["datasets"]["digits"].update(root="data/raw/digit"))
     assert "datasets.digits.root" in message and "did you mean 'digits'" in message
 
 
@@ -290,10 +281,11 @@ def test_every_track_gives_valid_params(tmp_path, monkeypatch, track):
                     for suffix in ["", *(f"_k{k}" for k in arm.get("per_class", []))]
                     for seed in arm.get("seeds", declared["seeds"])}
         assert set(runs) == expected
-    for run in params.runs.values():  # a curve's point trains on so many images a class: its name says how many
-        assert (run.train_per_class is None) == ("_k" not in run.arm) or run.arm.rsplit("_k", 1)[1] == str(run.train_per_class)
-    for key, run in params.runs.items():  # an arm's set keys reach what it trains
-        for option, value in run.set.items():
+    for entry in params.runs.values():  # a curve's point trains on so many images a class: its name says how many
+        if entry.train_per_class is not None:
+            assert entry.arm.endswith(f"_k{entry.train_per_class}")
+    for key, entry in params.runs.items():  # an arm's set keys reach what it trains
+        for option, value in entry.set.items():
             if not isinstance(value, dict):
                 assert getattr(params.run_recipe(key), option) == value, (key, option)
     params.catalogue  # every catalogue entry names a recipe, and is valid

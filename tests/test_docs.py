@@ -9,7 +9,6 @@ import importlib.util
 import json
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -4,7 +4,6 @@ losses to a run marked complete; `head: {dropout: 0.3}` built no dropout layer).
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
@@ -12,21 +11,11 @@ from pydantic import ValidationError
 
 from smallvision.core.errors import UserError
 from smallvision.options.model import ModelConfig
-from smallvision.options.params import load_params
 from smallvision.ssl.config import load_ssl
-from tests.conftest import REPO, read_yaml, write_params
+from tests.conftest import REPO, read_yaml, refusal
 
 BASE = read_yaml(REPO / "params.yaml")
 RECIPES = read_yaml(REPO / "recipes.yaml")
-
-
-def refusal(tmp_path, change) -> str:
-    """The message of the UserError that load_params raises after change(params, recipes)."""
-    params, recipes = copy.deepcopy(BASE), copy.deepcopy(RECIPES)
-    change(params, recipes)
-    with pytest.raises(UserError) as err:
-        load_params(write_params(tmp_path, params, recipes))
-    return str(err.value)
 
 
 @pytest.mark.parametrize("key, value, expected", [

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from smallvision.core.errors import UserError, exits_cleanly
-from smallvision.data.images import load_image
 from smallvision.core.prepared import load_prepared
+from smallvision.data.images import load_image
 from smallvision.data.prepare import prepare_dataset
 from smallvision.options.dataset import DatasetConfig
 from tests.conftest import make_image_folder

@@ -104,7 +104,7 @@ def test_a_damaged_best_pt_stops_evaluate_and_predict_with_the_file_and_the_reru
     assert message.startswith(f"error: {PATHS.model_dir / BEST} is damaged") and "weights_only" not in message
 
 
-def predict(project: Path, argv: list[str]) -> None:
+def predict(project: Path, argv: list[str]) -> None:  # noqa: F811 (the fixture's name, as a path)
     from smallvision.predict import main
 
     with pytest.MonkeyPatch.context() as patch:
