@@ -17,11 +17,11 @@ import numpy as np
 from PIL import Image
 
 from smallvision.core.errors import UserError
-from smallvision.data.images import BadImage, load_image, square_array
 from smallvision.core.io import atomic_dir
 from smallvision.core.prepared import SPLITS, save_prepared
 from smallvision.core.progress import log, progress
 from smallvision.data.derive import image_editor
+from smallvision.data.images import BadImage, load_image, square_array
 from smallvision.data.scan import FolderListing, is_arrays_root, scan_folder
 from smallvision.data.selection import Selection, select_examples
 from smallvision.options.dataset import DatasetConfig

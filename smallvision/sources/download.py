@@ -14,9 +14,9 @@ import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from smallvision.core.errors import UserError
-from smallvision.data.images import is_image_file
 from smallvision.core.io import atomic_file
 from smallvision.core.progress import progress
+from smallvision.data.images import is_image_file
 
 USER_AGENT = "smallvision (https://github.com/smallvision)"
 CHUNK_BYTES = 1 << 20
