@@ -144,9 +144,6 @@ def test_the_closure_follows_lazy_imports_and_builders():
                                                        "smallvision.c"}
 
 
-# The committed dvc.lock still holds the stages of the layout before runs were keyed
-# <dataset>-<arm>-s<seed> (train@digits-cnn, ...) until it is regenerated from a fresh clone.
-@pytest.mark.xfail(reason="dvc.lock not yet regenerated after the runs were renamed", strict=False)
 def test_dvc_lock_holds_only_the_stages_of_dvc_yaml():
     """A stage removed from dvc.yaml (or a run from params.yaml) must leave dvc.lock too: its entry
     would be taken for a result of the current pipeline. The stages as DVC expands them."""
