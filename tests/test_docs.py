@@ -179,6 +179,14 @@ def test_results_pages_and_their_index_match_their_data():
         assert page.status == "archived" and (REPO / "tracks" / f"{page.superseded_by}.yaml").exists()
 
 
+def test_every_link_of_the_results_pages_leads_to_a_file():
+    """An archived study answered by a track whose run is not published yet names the track's file,
+    not a page that does not exist."""
+    for page in [RESULTS / "README.md", *RESULTS.glob("*.md"), *(RESULTS / "archive").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page} links to {target}, which does not exist"
+
+
 def test_every_current_page_carries_its_trivial_baseline_on_each_test_split():
     for name, page in current_pages().items():
         for dataset in page.splits:
