@@ -383,3 +383,9 @@ def test_a_results_page_needs_params_its_command_rebuilds(tmp_path, monkeypatch)
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("launcher: python", "launcher: python3"))
     with pytest.raises(UserError, match="is not what `python -m smallvision.profile default --seeds 0` writes"):
         check_params_reproduce("default", [0], repo)
+    # a run of some arms only: its page's command names them, and the full command does not rebuild it
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("launcher: python3", "launcher: python"))
+    profile.apply(profile.read_track("default", seeds=[0], arms=["majority", "logreg"]), repo / "params.yaml")
+    check_params_reproduce("default", [0], repo, ["majority", "logreg"])
+    with pytest.raises(UserError, match="is not what `python -m smallvision.profile default --seeds 0` writes"):
+        check_params_reproduce("default", [0], repo)

@@ -1,7 +1,7 @@
 """A track's page from a finished run: each arm's figures seed by seed from the run's evaluation
 files, the splits from its prepared data, the provenance from its report, what the seed report
 published from catalogue.yaml, and the arms' roles and questions from the track. A page is made
-only when the run is complete and its command (profile TRACK --seeds ..., at the run's commit)
+only when the run is complete and its command (profile TRACK --seeds ... [--arms ...], at the run's commit)
 rebuilds the run's params.yaml."""
 
 from __future__ import annotations
@@ -60,15 +60,30 @@ def page_from_run(track: str, workspace: Path) -> Page:
     # What the track says of its arms (roles, questions, its data) is today's track file's; what ran is the run's.
     spec = read_track(TRACKS / f"{track}.yaml")
     seeds = sorted({run.seed for run in params.runs.values()} | {run.seed for run in params.ssl.runs.values()})
-    command = reproduce_command(track, seeds, spec, workspace)
-    check_params_reproduce(track, seeds, workspace)
     # What the reports published is today's catalogue's (a figure corrected since the run is corrected on the page).
     params.catalogue = load_params().catalogue
     arms = supervised_arms(params, spec, workspace) + ssl_arms(params, spec, workspace)
+    declared = track_arms(read_track(workspace / TRACKS / f"{track}.yaml"))
+    ran = {arm.curve or arm.name for arm in arms}
+    only = [name for name in declared if name in ran] if set(declared) - ran else None
+    command = reproduce_command(track, seeds, spec, workspace, only)
+    check_params_reproduce(track, seeds, workspace, only)
+    notes = [f"Not on this page: the track's arms {', '.join(f'`{name}`' for name in declared if name not in ran)}, "
+             "which this run left out (`--arms` in the command above).", ""] if only else []
     datasets = {arm.dataset for arm in arms}
     return Page(track=track, about=spec.get("about", ""), status="current", command=command, metadata=meta,
                 confidence=params.report.confidence, splits={name: split_of(params, name, workspace) for name in datasets},
-                arms=arms, report=spec.get("report"), data=spec.get("data") or {}, headline=headline_rows(spec))
+                arms=arms, report=spec.get("report"), data=spec.get("data") or {}, headline=headline_rows(spec),
+                notes=notes)
+
+
+def track_arms(spec: dict) -> list[str]:
+    return [*(spec.get("arms") or {}), *(spec.get("ssl_arms") or {})]
+
+
+def profile_arguments(seeds: list[int], only: list[str] | None) -> list[str]:
+    """The profile command's options that rebuild a run: its seeds, and its arms when it ran only some."""
+    return ["--seeds", *map(str, seeds), *(["--arms", *only] if only else [])]
 
 
 def read_track(path: Path) -> dict:
@@ -156,18 +171,18 @@ def split_of(params: Params, dataset: str, workspace: Path) -> Split:
                  len(files["test"]), fingerprint, labels.ndim == 2)
 
 
-def reproduce_command(track: str, seeds: list[int], spec: dict, workspace: Path) -> str:
+def reproduce_command(track: str, seeds: list[int], spec: dict, workspace: Path, only: list[str] | None = None) -> str:
     """The commands that rerun the track with these seeds; its folders named by environment
     variables ($VAR|fallback in the track) left as placeholders."""
     text = (workspace / TRACKS / f"{track}.yaml").read_text()
     names = dict.fromkeys(re.findall(r"\$(\w+)\|", "\n".join(line.split("#")[0] for line in text.splitlines())))
     folders = "".join(f"{name}=/path/to/{name} " for name in names)
-    return (f"{folders}python -m smallvision.profile {track} --seeds {' '.join(map(str, seeds))} && dvc repro && "
+    return (f"{folders}python -m smallvision.profile {track} {' '.join(profile_arguments(seeds, only))} && dvc repro && "
             f"python -m smallvision.publish results {track}")
 
 
-def check_params_reproduce(track: str, seeds: list[int], workspace: Path) -> None:
-    """The page's command must rebuild the run's params.yaml: `profile TRACK --seeds ...` at the
+def check_params_reproduce(track: str, seeds: list[int], workspace: Path, only: list[str] | None = None) -> None:
+    """The page's command must rebuild the run's params.yaml: `profile TRACK --seeds ... [--arms ...]` at the
     run's commit, from its committed params.yaml, with this shell's folder variables, writes it
     byte for byte. Else the page would claim a command that does not reproduce the run."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,14 +192,14 @@ def check_params_reproduce(track: str, seeds: list[int], workspace: Path) -> Non
             raise UserError(f"{workspace} is not a git checkout of smallvision: a page's run must be one") from None
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
-        command = [shutil.which("python") or "python", "-m", "smallvision.profile", track, "--seeds", *map(str, seeds)]
+        command = [shutil.which("python") or "python", "-m", "smallvision.profile", track, *profile_arguments(seeds, only)]
         result = subprocess.run(command, cwd=tmp, capture_output=True, text=True,
                                 env={**os.environ, "PYTHONPATH": tmp, "PYTHONDONTWRITEBYTECODE": "1"})
         if result.returncode:
             raise UserError(f"`{' '.join(command[1:])}` failed at the run's commit: {result.stderr.strip()}")
         expected = (Path(tmp) / "params.yaml").read_text()
     if expected != (workspace / "params.yaml").read_text():
-        raise UserError(f"{workspace / 'params.yaml'} is not what `python -m smallvision.profile {track} --seeds "
-                        f"{' '.join(map(str, seeds))}` writes at the run's commit, so the page's command would not "
+        raise UserError(f"{workspace / 'params.yaml'} is not what `python -m smallvision.profile {track} "
+                        f"{' '.join(profile_arguments(seeds, only))}` writes at the run's commit, so the page's command would not "
                         "reproduce the run: set the track's folder variables as for the run, or apply the track "
                         "again and rerun `dvc repro`")
