@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from smallvision.core.errors import UserError
 from smallvision.core.paths import BEST, RunPaths, run_name
@@ -64,6 +68,37 @@ def test_the_advice_names_the_stage_that_wrote_the_folder(tmp_path):
     assert rebuild_advice(Path("data/ssl_eval/digits-simclr-s0/probe/best.pt")).endswith(
         "`dvc repro -f ssl_evaluate@digits-simclr-s0`")
     assert "sha256sum mine.pt > mine.pt.sha256" in rebuild_advice(Path("elsewhere/mine.pt"))
+
+
+def test_the_advice_for_a_file_shared_with_dvcs_cache_repairs_it_with_dvc_itself(tmp_path, monkeypatch):
+    """With cache.type hardlink, bytes damaged in place damage DVC's cached copy too, and a forced rerun
+    that writes the same bytes links that copy back: the advice's commands, run as given, must end with
+    an intact file."""
+    from smallvision.core.paths import rebuild_advice
+
+    def dvc(*arguments):
+        result = subprocess.run([sys.executable, "-m", "dvc", *arguments], cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr + result.stdout
+
+    folder, intact = "data/models/toy-cnn-s0", bytes(range(256)) * 64
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    dvc("init", "-q")
+    dvc("config", "cache.type", "hardlink,copy")
+    write = f"import os; os.makedirs('{folder}', exist_ok=True); open('{folder}/best.pt', 'wb').write(bytes(range(256)) * 64)"
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": {  # a run's stage, as in dvc.yaml
+        "foreach": ["toy-cnn-s0"], "do": {"cmd": f"{sys.executable} -c \"{write}\"", "outs": [f"{folder}/best.pt"]}}}}))
+    dvc("repro", "-q")
+    weights = tmp_path / folder / "best.pt"
+    weights.chmod(0o644)
+    with weights.open("r+b") as handle:  # damaged in place, as a failing disk or a hand would
+        handle.write(b"\xff" * 64)
+    monkeypatch.chdir(tmp_path)
+    commands = re.findall(r"`([^`]+)`", rebuild_advice(Path(folder) / "best.pt"))
+    assert "samefile" in commands[0] and commands[-1] == "dvc repro -f train@toy-cnn-s0", commands
+    for command in commands:
+        subprocess.run(command.replace("dvc ", f"{sys.executable} -m dvc ", 1), shell=True, cwd=tmp_path, check=True,
+                       capture_output=True)
+    assert weights.read_bytes() == intact
 
 
 def test_a_file_that_matches_its_record_but_is_no_torch_file_is_named_without_torchs_advice(tmp_path):

@@ -92,10 +92,19 @@ def rebuild_advice(path: str | Path) -> str:
         size = len(folder.parts)
         for start in range(len(parts) - size - 1):  # the run's key, then at least a file name
             if parts[start:start + size] == folder.parts:
-                return f"rebuild it with `dvc repro -f {stage}@{parts[start + size]}`"
+                return shared_cache_advice(path) + f"rebuild it with `dvc repro -f {stage}@{parts[start + size]}`"
     name = Path(path).name
     return (f"replace it with an intact copy; for a file of your own, record its checksum beside it "
             f"(`sha256sum {name} > {name}.sha256` in its folder)")
+
+
+def shared_cache_advice(path: str | Path) -> str:
+    """A file with more than one link shares its bytes with DVC's cache (cache.type hardlink): the
+    cache's copy is damaged with it, and a rerun that writes the same bytes would link it back."""
+    if not Path(path).exists() or Path(path).stat().st_nlink < 2:
+        return ""
+    return (f"it is a hard link into DVC's cache, whose copy is damaged with it, so first delete both "
+            f"(`find .dvc/cache -samefile {path} -delete && rm -f {path}`), then ")
 
 
 def run_complete(log_dir: Path) -> bool:
