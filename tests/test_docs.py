@@ -157,6 +157,15 @@ def archived_pages() -> dict:
     return {path.stem: read_page(path) for path in sorted((RESULTS / "archive").glob("*.json"))}
 
 
+def test_every_way_back_the_readme_gives_restores_the_outputs_too():
+    """`git checkout` of the params files alone leaves the workspace's outputs those of the abandoned
+    variant; `dvc checkout` brings back the ones dvc.lock names."""
+    text = " ".join(README.read_text().split())
+    advice = re.findall(r"`(git checkout [^`]*)`", text)
+    assert advice, "README.md no longer says how to go back"
+    assert all("&& dvc checkout" in command for command in advice), advice
+
+
 def test_readme_headline_block_matches_results():
     assert generated_block(README.read_text(), "headline", README) == render_headline(current_pages()), \
         "README.md's results table differs from docs/results/*.json: run `python -m smallvision.publish`"
