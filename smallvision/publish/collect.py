@@ -41,7 +41,7 @@ KEPT = ("accuracy", "macro_f1", "balanced_accuracy", "binary_accuracy", "micro_r
         "train_seconds", "k2_accuracy", "k3_accuracy", "k4_accuracy")
 SSL_KEPT = ("knn20_accuracy", "knn3_accuracy", "probe_accuracy", "finetune_accuracy", "finetune_macro_f1",
             "knn20_val_accuracy", "knn3_val_accuracy", "probe_val_accuracy", "finetune_val_accuracy",
-            "pretrain_seconds", "finetune_seconds", "embedding_rank_start", "embedding_rank_end")
+            "pretrain_seconds", "finetune_seconds", "embedding_rank_start", "embedding_rank")
 
 
 def page_from_run(track: str, workspace: Path) -> Page:

@@ -185,10 +185,12 @@ def ssl_table(page: Page, arms: list[Arm]) -> list[str]:
     names = {arm.name: arm for arm in page.arms}
     lines = ["Self-supervised arms: each pretrained without labels on the training split, then judged by cosine kNN "
              "on frozen features, a linear probe and a full fine-tune; *vs parent* is the paired difference to the "
-             "arm it started from (the same backbone as initialised: SSL's own share).", "",
+             "arm it started from (the same backbone as initialised: SSL's own share); *rank*: the effective rank of "
+             "the validation embeddings before and after pretraining (a collapse shows as a fall to a few dimensions).",
+             "",
              "| arm | role | backbone, start | seeds | " + " | ".join(label for label, _ in SSL_MEASURES)
-             + " | fine-tune vs parent | kNN@20 vs parent | published (report) |",
-             "|---|---|---|---|" + "---|" * len(SSL_MEASURES) + "---|---|---|"]
+             + " | fine-tune vs parent | kNN@20 vs parent | rank | published (report) |",
+             "|---|---|---|---|" + "---|" * len(SSL_MEASURES) + "---|---|---|---|"]
     for arm in sorted(arms, key=lambda arm: (arm.role != "baseline", arm.name)):
         parent = names.get(arm.parent) if arm.parent else None
         start = {"none": "random init", "imagenet": "ImageNet"}.get(arm.about.get("weights"), arm.about.get("weights", ""))
@@ -197,8 +199,17 @@ def ssl_table(page: Page, arms: list[Arm]) -> list[str]:
         lines.append(f"| `{arm.name}` | {ROLES[arm.role]} | {arm.about.get('backbone', '')}, {start} | "
                      f"{', '.join(map(str, arm.seeds))} | " + " | ".join(cells) + " | "
                      f"{versus(arm, parent, 'finetune_accuracy', conf)} | {versus(arm, parent, 'knn20_accuracy', conf)} | "
-                     f"{refs} |")
+                     f"{rank_change(arm)} | {refs} |")
     return lines + [""]
+
+
+def rank_change(arm: Arm) -> str:
+    """Mean effective rank of the embeddings before -> after pretraining; blank for a page that kept none."""
+    start, end = arm.figures("embedding_rank_start"), arm.figures("embedding_rank")
+    if not start or not end:
+        return ""
+    mean = lambda figures: sum(figures.values()) / len(figures)  # noqa: E731
+    return f"{mean(start):.0f} → {mean(end):.0f}"
 
 
 def headline_metric(page: Page, dataset: str) -> str:
