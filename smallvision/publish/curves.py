@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from smallvision.publish.compare import between
 from smallvision.publish.model import Arm, Page
 from smallvision.report.stats import describe
 
@@ -28,10 +29,11 @@ def sizes(points: dict[str, dict]) -> list[int | str]:
     return numbers + ([WHOLE] if any(WHOLE in curve for curve in points.values()) else [])
 
 
-def crossovers(points: dict[str, dict[int | str, Arm]], metric: str = "accuracy") -> list[str]:
+def crossovers(points: dict[str, dict[int | str, Arm]], metric: str = "accuracy", confidence: float = 0.95) -> list[str]:
     """'`finetune` passes `probe` at 5 images per class': for each ordered pair of curves, the
     smallest size from which the first's mean stays above the second's at every larger size, where
-    it was below it at the size before."""
+    it was below it at the size before; with the difference there, paired over seeds, which says
+    whether the passing is within the noise."""
     lines = []
     for first, ours in points.items():
         for second, theirs in points.items():
@@ -42,8 +44,11 @@ def crossovers(points: dict[str, dict[int | str, Arm]], metric: str = "accuracy"
             if not above or above[0] or not above[-1]:
                 continue
             start = max(i for i, flag in enumerate(above) if not flag) + 1
-            lines.append(f"- `{first}` passes `{second}` at {shared[start]} image(s) per class (below it at "
-                         f"{shared[start - 1]}, above from there on, by mean test {metric.replace('_', ' ')})")
+            at, before = shared[start], shared[start - 1]
+            where = "the whole training split" if at == WHOLE else f"{at} image(s) per class"
+            there = between(ours[at].figures(metric), theirs[at].figures(metric), confidence).text()
+            lines.append(f"- `{first}` passes `{second}` at {where} (below it at {before}, above from there on, by mean "
+                         f"test {metric.replace('_', ' ')}; the difference there: {there})")
     return lines
 
 
@@ -68,7 +73,7 @@ def section(page: Page, dataset: str, arms: list[Arm]) -> list[str]:
             arm = curve.get(k)
             cells.append(describe(*arm.summary("accuracy", page.confidence)) if arm else "")
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
-    found = crossovers(points)
+    found = crossovers(points, confidence=page.confidence)
     lines += [""] + (["Where one curve passes another:", "", *found] if found else
                      ["No curve passes another: their order is the same at every size."]) + [""]
     return lines

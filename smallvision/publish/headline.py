@@ -70,19 +70,23 @@ def render_headline(pages: dict[str, Page]) -> str:
              "| track | data | measure | published (the report) | ours: chosen on validation, test mean ± 95% CI "
              "| trivial baseline | arms compared on this test split |",
              "|---|---|---|---|---|---|---:|"]
-    for page in pages.values():
+    cited = {}  # the pages a row cites: the machines line and the links name only those
+    for name, page in pages.items():
         for row in page.headline:
             if row["dataset"] not in page.splits:
                 continue
+            cited[name] = page
             lines.append(supervised_row(page, row["dataset"]))
             ssl = ssl_row(page, row["dataset"])
             if ssl:
                 lines.append(ssl)
+    if not cited:
+        lines.append("| (no track with a seed report has a published page yet) | | | | | | |")
     devices: dict[str, list[str]] = {}
-    for name, page in pages.items():
+    for name, page in cited.items():
         meta = page.metadata
         devices.setdefault(meta["device"] + (f" ({meta['cpu']})" if meta.get("cpu") else ""), []).append(name)
     lines += ["", *(f"{'Tracks' if len(names) > 1 else 'Track'} {', '.join(names)} ran on {device}."
                     for device, names in devices.items())]
-    lines += [""] + [f"[{name}]: docs/results/{name}.md" for name in pages]
+    lines += [""] + [f"[{name}]: docs/results/{name}.md" for name in cited]
     return "\n".join(lines).rstrip("\n")
