@@ -4,6 +4,7 @@ there has ended."""
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +104,9 @@ def shared_cache_advice(path: str | Path) -> str:
     cache's copy is damaged with it, and a rerun that writes the same bytes would link it back."""
     if not Path(path).exists() or Path(path).stat().st_nlink < 2:
         return ""
+    quoted = shlex.quote(str(path))
     return (f"it is a hard link into DVC's cache, whose copy is damaged with it, so first delete both "
-            f"(`find .dvc/cache -samefile {path} -delete && rm -f {path}`), then ")
+            f"(`find .dvc/cache -samefile {quoted} -delete && rm -f {quoted}`), then ")
 
 
 def run_complete(log_dir: Path) -> bool:
