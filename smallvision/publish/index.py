@@ -44,6 +44,8 @@ def arm_row(page: Page, arm: Arm, link: str) -> str:
     metric = main_metric(arm)
     mean, low, high, n = arm.summary(metric, page.confidence)
     question = arm.question.replace("|", "\\|").replace("\n", " ")
+    if arm.curve == arm.name:
+        question += " (its curve by images per class: on the page)"
     return (f"| [{page.track}]({link}) | `{arm.name}` | {arm.dataset} | {question} | {describe(mean, low, high, n)}"
             f"{' (fine-tune)' if arm.kind == 'ssl' else ''} | {lineage(page, arm)} | {status(page, arm)} |")
 
@@ -67,8 +69,8 @@ def render_index(current: dict[str, Page], archived: dict[str, Page]) -> str:
              "## Tracks", "",
              "| track | arm | dataset | question | test accuracy, mean ± 95% CI | vs parent | status |",
              "|---|---|---|---|---|---|---|"]
-    for name, page in current.items():
-        lines += [arm_row(page, arm, f"{name}.md") for arm in page.arms]
+    for name, page in current.items():  # a curve's points stay on its page: the index keeps its whole-split arm
+        lines += [arm_row(page, arm, f"{name}.md") for arm in page.arms if arm.train_per_class is None]
     if archived:
         lines += ["", "## Archive", "",
                   "The studies run before the tracks, each a question of its day, kept as their pages recorded them. "
