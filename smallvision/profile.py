@@ -64,7 +64,7 @@ def read_track(name: str, seeds: list[int] | None = None, arms: list[str] | None
     if seeds is not None:
         track["seeds"] = seeds
     if arms is not None:
-        every = {**(track.get("arms") or {}), **(track.get("ssl_arms") or {})}
+        every = track_arms(track)
         for arm in arms:
             if arm not in every:
                 raise UserError(f"--arms {arm}: {path} has no arm '{arm}'{did_you_mean(arm, every)}; "
@@ -72,6 +72,11 @@ def read_track(name: str, seeds: list[int] | None = None, arms: list[str] | None
         for section in ("arms", "ssl_arms"):
             track[section] = {key: arm for key, arm in (track.get(section) or {}).items() if key in arms}
     return track
+
+
+def track_arms(track: dict) -> dict[str, dict]:
+    """Every arm of a track by name, supervised and SSL."""
+    return {**(track.get("arms") or {}), **(track.get("ssl_arms") or {})}
 
 
 def check_track(track: dict, path: Path) -> None:
@@ -83,7 +88,7 @@ def check_track(track: dict, path: Path) -> None:
     if unknown:
         raise UserError(f"{path}: evaluate.{', evaluate.'.join(sorted(unknown))} is not a track's to set; "
                         f"a track may set evaluate.{', evaluate.'.join(TRACK_EVALUATE_KEYS)}")
-    every = {**(track.get("arms") or {}), **(track.get("ssl_arms") or {})}
+    every = track_arms(track)
     for section in ("arms", "ssl_arms"):
         for name, arm in (track.get(section) or {}).items():
             where = f"{path}: {section}.{name}"

@@ -31,6 +31,7 @@ from smallvision.core.paths import (
     train_log_dir,
 )
 from smallvision.options.params import Params, load_params
+from smallvision.profile import track_arms
 from smallvision.publish.model import Arm, Page, Reference, Split
 
 TRACKS = Path("tracks")
@@ -63,7 +64,7 @@ def page_from_run(track: str, workspace: Path) -> Page:
     # What the reports published is today's catalogue's (a figure corrected since the run is corrected on the page).
     params.catalogue = load_params().catalogue
     arms = supervised_arms(params, spec, workspace) + ssl_arms(params, spec, workspace)
-    declared = track_arms(read_track(workspace / TRACKS / f"{track}.yaml"))
+    declared = list(track_arms(read_track(workspace / TRACKS / f"{track}.yaml")))
     ran = {arm.curve or arm.name for arm in arms}
     only = [name for name in declared if name in ran] if set(declared) - ran else None
     command = reproduce_command(track, seeds, spec, workspace, only)
@@ -75,10 +76,6 @@ def page_from_run(track: str, workspace: Path) -> Page:
                 confidence=params.report.confidence, splits={name: split_of(params, name, workspace) for name in datasets},
                 arms=arms, report=spec.get("report"), data=spec.get("data") or {}, headline=headline_rows(spec),
                 notes=notes)
-
-
-def track_arms(spec: dict) -> list[str]:
-    return [*(spec.get("arms") or {}), *(spec.get("ssl_arms") or {})]
 
 
 def profile_arguments(seeds: list[int], only: list[str] | None) -> list[str]:

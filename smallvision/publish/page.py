@@ -205,11 +205,9 @@ def ssl_table(page: Page, arms: list[Arm]) -> list[str]:
 
 def rank_change(arm: Arm) -> str:
     """Mean effective rank of the embeddings before -> after pretraining; blank for a page that kept none."""
-    start, end = arm.figures("embedding_rank_start"), arm.figures("embedding_rank")
-    if not start or not end:
+    if not arm.figures("embedding_rank_start") or not arm.figures("embedding_rank"):
         return ""
-    mean = lambda figures: sum(figures.values()) / len(figures)  # noqa: E731
-    return f"{mean(start):.0f} → {mean(end):.0f}"
+    return f"{arm.mean('embedding_rank_start'):.0f} → {arm.mean('embedding_rank'):.0f}"
 
 
 def headline_metric(page: Page, dataset: str) -> str:
