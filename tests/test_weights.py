@@ -59,8 +59,10 @@ def test_a_checked_file_records_its_sha256_as_sha256sum_does_and_is_verified(tmp
         load_weights(path)
 
 
-def test_the_advice_names_the_stage_that_wrote_the_folder(tmp_path):
+def test_the_advice_names_the_stage_that_wrote_the_folder(tmp_path, monkeypatch):
     from smallvision.core.paths import rebuild_advice
+
+    monkeypatch.chdir(tmp_path)  # not a workspace whose `dvc repro` linked data/models/... into its cache
 
     assert rebuild_advice(Path("data/models/digits-cnn-s0/best.pt")) == "rebuild it with `dvc repro -f train@digits-cnn-s0`"
     assert rebuild_advice(tmp_path / "data/pretrained/digits-simclr-s1/backbone.pt").endswith(
